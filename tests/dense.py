@@ -1,0 +1,81 @@
+"""Independent reference: the full GKSL generator of Eq. (15) as a dense 4^N x 4^N
+complex matrix in the S^z product basis, built from explicit operators, exponentiated
+with scipy.  Only for tests (N <= 4)."""
+import numpy as np
+from scipy.linalg import expm
+
+SZ = np.diag([1.0, -1.0]).astype(complex)       # basis (up, down), up = S^z = +1
+SP = np.array([[0, 2], [0, 0]], dtype=complex)  # S+ = Sx + i Sy, maps down -> up
+SM = SP.conj().T
+I2 = np.eye(2, dtype=complex)
+
+
+def embed(op, i, N):
+    out = np.ones((1, 1), dtype=complex)
+    for k in range(N):
+        out = np.kron(out, op if k == i else I2)
+    return out
+
+
+def hamiltonian(real):
+    N = real.N
+    H = sum(-0.5 * real.nu[i] * embed(SZ, i, N) for i in range(N))
+    for i in range(N):
+        for j in range(N):
+            if i != j:
+                H = H + real.J[i, j] * embed(SZ, i, N) @ embed(SZ, j, N)
+                if real.params.flipflop:
+                    H = H + real.K[i, j] * embed(SP, i, N) @ embed(SM, j, N)
+    return H
+
+
+def generator(real):
+    """L with d vec(rho)/dt = L vec(rho), vec = row-major flattening (vec(A X B) = (A kron B^T) vec X)."""
+    N = real.N
+    d = 2**N
+    Id = np.eye(d)
+    H = hamiltonian(real)
+    L = -1j * (np.kron(H, Id) - np.kron(Id, H.T))
+
+    def sandwich(A, B):     # X -> A X B
+        return np.kron(A, B.T)
+
+    for i in range(N):
+        sp, sm, sz = embed(SP, i, N), embed(SM, i, N), embed(SZ, i, N)
+        Y, f = real.Y[i], real.f[i]
+        L += Y * f * (sandwich(sp, sm) + sandwich(sm, sp) - 4 * np.eye(d * d))
+        L += Y * (sandwich(sp, sm) + sandwich(sz, Id) + sandwich(Id, sz) - 2 * np.eye(d * d))
+    return L
+
+
+def initial_state(real):
+    rho = np.ones((1, 1), dtype=complex)
+    for r in real.initial_density_matrices():
+        rho = np.kron(rho, r)
+    return rho
+
+
+def evolve(real, times):
+    """rho(t) for each t, shape (T, 2^N, 2^N)."""
+    L = generator(real)
+    d = 2**real.N
+    v0 = initial_state(real).reshape(-1)
+    return np.array([(expm(L * t) @ v0).reshape(d, d) for t in times])
+
+
+def reduced(rho, keep, N):
+    """Partial trace of rho (..., 2^N, 2^N) keeping the sites ``keep`` in the given order."""
+    lead = rho.shape[:-2]
+    r = rho.reshape(lead + (2,) * (2 * N))
+    nl = len(lead)
+    traced = [k for k in range(N) if k not in keep]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    ket = [letters[k] for k in range(N)]
+    bra = [letters[k].upper() for k in range(N)]
+    for k in traced:
+        bra[k] = ket[k]
+    lead_s = "".join(letters[20 + m] for m in range(nl)) if nl else ""
+    out = lead_s + "".join(ket[k] for k in keep) + "".join(bra[k] for k in keep)
+    res = np.einsum(lead_s + "".join(ket) + "".join(bra) + "->" + out, r)
+    dk = 2 ** len(keep)
+    return res.reshape(lead + (dk, dk))
