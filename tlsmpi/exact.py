@@ -45,10 +45,15 @@ def propagate_populations(omega, t, p_up, Y, f):
     R = r_up + r_down
     z = 2 * Y - 1j * omega                                   # N = [[z, r_up], [r_down, -z]]
     kappa = np.sqrt(z * z + r_up * r_down + 0j)
+    a = np.exp((kappa - R / 2) * t)          # |a|, |b| <= 1: Re kappa in [0, R/2]
     b = np.exp(-(kappa + R / 2) * t)
-    a_plus_b = np.exp((kappa - R / 2) * t) + b
+    a_plus_b = a + b
+    # (a - b) / (2 kappa), with b expm1(2 kappa t) where |kappa t| is small (no cancellation)
+    x = 2 * kappa * t
+    small = np.abs(x) < 1
     with np.errstate(invalid="ignore", divide="ignore"):
-        sinhc = np.where(kappa == 0, t * b, b * np.expm1(2 * kappa * t) / (2 * kappa))
+        a_minus_b = np.where(small, b * np.expm1(np.where(small, x, 0)), a - b)
+        sinhc = np.where(kappa == 0, t * b, a_minus_b / (2 * kappa))
     p_down = 1 - p_up
     v_up = 0.5 * a_plus_b * p_up + sinhc * (z * p_up + r_up * p_down)
     v_down = 0.5 * a_plus_b * p_down + sinhc * (r_down * p_up - z * p_down)
