@@ -1,0 +1,247 @@
+"""Half-system entanglement entropy S_E(t) = -Tr rho_A ln rho_A (paper Eq. 29) from Engine 1.
+
+Two routes (docs/entropy.md):
+
+* factorized (any dynamics): rho_A(t) element by element from DESIGN.md section 4,
+
+      <s_A|rho_A|s'_A> = prod_{i in C} rho0_i[s_i, s'_i] e^{(i nu_i d_i/2 - Gc_i) t}
+                         x prod_{k in A\\C} [e^{M_k t} p_k]_{s_k} x prod_{j not in A} 1^T e^{M_j t} p_j,
+
+  with w_j = 2 sum_{i in C} J_ij d_i.  Everything except the coherent factors depends on the
+  element only through its coherence pattern d in {0, +-2}^|A|, so the site factors are
+  computed once per pattern (3^|A| patterns, halved by Hermiticity) and the 4^|A| elements
+  are gathered from those tables; the spectrum of each rho_A comes from eigvalsh.
+* pure (unitary dynamics only): |psi(t)> = sum_s prod_i psi_i[s_i] e^{-i E(s) t} |s>, with
+  E(s) = -1/2 sum_i nu_i s_i + sum_{i != j} J_ij s_i s_j; the squared Schmidt values are the
+  eigenvalues of the Gram matrix of psi reshaped to (2^|A|, 2^(N-|A|)), smaller side.
+
+Basis of rho_A: sites in the order given, index sum_k a_k 2^(|A|-1-k), a = 0 for up
+(S^z = +1), as in tests/dense.reduced.
+"""
+from dataclasses import dataclass
+import functools
+
+import numpy as np
+
+from .exact import coherences, rates
+from .observables import entropy_vn
+
+#: Complex numbers per large temporary (64 MB); times are processed in chunks below it.
+BUDGET = 2**22
+
+#: Cost model of the two routes, seconds per unit of work, measured with
+#: ``python -m tlsmpi.bench entropy`` on the development machine (one core).
+COST = dict(site=60e-9,     # one (pattern, site, time) propagator entry, two complex exps
+            gather=10e-9,   # one gathered complex factor of an element of rho_A
+            phase=30e-9,    # one amplitude of |psi(t)> (complex exp)
+            copy=5e-9,      # one amplitude moved by the transpose to (A, B) order
+            mac=0.2e-9,     # one complex multiply-add of the Gram matrix
+            eig=0.3e-9,     # eigvalsh of a D x D Hermitian matrix, per D^3
+            call=40e-6)     # Python and numpy overhead per bipartition and time chunk
+
+
+def _chunks(T, per_time):
+    """Slices of range(T) with about BUDGET / per_time times each."""
+    step = max(1, BUDGET // max(per_time, 1))
+    return [slice(a, min(a + step, T)) for a in range(0, T, step)]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The upper triangle (a <= b) of a 2^n x 2^n matrix grouped by coherence pattern.
+
+    patterns[p, k] = d_k / 2 in {0, +1, -1} for the representative patterns (first
+    nonzero entry +1; -d gives the conjugate transpose); element e = (rows[e], cols[e]) has
+    pattern pidx[e]; flat[k, e] indexes the factor of site k in a table (P, n, 4) whose last
+    axis is the site code 2 a_k + b_k (0, 3 populations; 1, 2 coherences d_k = +2, -2).
+    """
+    rows: np.ndarray
+    cols: np.ndarray
+    patterns: np.ndarray
+    pidx: np.ndarray
+    flat: np.ndarray
+
+
+@functools.lru_cache(maxsize=2)
+def _layout(n):
+    rows, cols = np.triu_indices(2**n)
+    shifts = np.arange(n - 1, -1, -1)
+    a = ((rows[:, None] >> shifts) & 1).astype(np.int8)
+    b = ((cols[:, None] >> shifts) & 1).astype(np.int8)
+    d = b - a                                          # d_k / 2: s = +1 for a = 0
+    key = (d % 3).astype(np.int64) @ 3**shifts
+    _, first, pidx = np.unique(key, return_index=True, return_inverse=True)
+    pidx = pidx.reshape(-1)
+    flat = (pidx[None, :] * n + np.arange(n)[:, None]) * 4 + (2 * a + b).T
+    return _Layout(rows, cols, d[first], pidx, flat)
+
+
+def _modes(omega, t, p_up, Y, f):
+    """exp(M t) p of one site for many omega in spectral form (DESIGN.md section 4).
+
+    M = -R/2 + N with N^2 = kappa^2 (exact.propagate_populations), so
+    exp(M t) = e^{(kappa - R/2) t} (1 + N/kappa)/2 + e^{-(kappa + R/2) t} (1 - N/kappa)/2
+    and all the time dependence is in two exponentials.  Returns e_plus, e_minus of shape
+    (T, len(omega)) and x = N p / kappa of shape (2, len(omega)); N/kappa := 0 where kappa = 0
+    (then M = 0).  Both branches of the square root give the same result.
+    """
+    r_down, r_up = rates(Y, f)
+    R = r_up + r_down
+    z = 2 * Y - 1j * np.asarray(omega, dtype=float)        # N = [[z, r_up], [r_down, -z]]
+    kappa = np.sqrt(z * z + r_up * r_down)
+    inv = np.divide(1.0, kappa, out=np.zeros_like(kappa), where=kappa != 0)
+    p_down = 1 - p_up
+    x = np.stack([(z * p_up + r_up * p_down) * inv, (r_down * p_up - z * p_down) * inv])
+    e_plus = np.exp(np.multiply.outer(t, kappa - R / 2))
+    e_minus = np.exp(np.multiply.outer(t, -kappa - R / 2))
+    return e_plus, e_minus, x
+
+
+class _Site:
+    """Per-site constants of one realization for the factorized route."""
+
+    def __init__(self, real):
+        self.p_up = real.initial_density_matrices()[:, 0, 0].real
+        self.Y, self.f = real.Y, real.f
+
+    def trace(self, j, omega, t):
+        """1^T exp(M_j t) p_j, shape (T, len(omega))."""
+        e_plus, e_minus, x = _modes(omega, t, self.p_up[j], self.Y[j], self.f[j])
+        s = x[0] + x[1]
+        return 0.5 * ((1 + s) * e_plus + (1 - s) * e_minus)
+
+    def populations(self, k, omega, t):
+        """exp(M_k t) p_k, shape (2, T, len(omega))."""
+        e_plus, e_minus, x = _modes(omega, t, self.p_up[k], self.Y[k], self.f[k])
+        p = np.array([self.p_up[k], 1 - self.p_up[k]])[:, None, None]
+        x = x[:, None, :]
+        return 0.5 * ((p + x) * e_plus + (p - x) * e_minus)
+
+
+def _rdm_chunks(real, t, A):
+    """Yield (slice of t, rho_A on those times), the factorized route (DESIGN.md section 4)."""
+    A = np.asarray(A, dtype=int)
+    N, n = real.N, len(A)
+    if n == 0 or len(set(A.tolist())) != n or A.min() < 0 or A.max() >= N:
+        raise ValueError(f"subsystem {A.tolist()}: need distinct TLS indices in [0, {N})")
+    B = np.setdiff1d(np.arange(N), A)
+    lay, D = _layout(n), 2**n
+    P = lay.patterns
+    omega = 4.0 * P @ real.J[A]            # (patterns, N): w_j = 2 sum_{i in C} J_ij d_i
+    incoherent = [np.flatnonzero(P[:, k] == 0) for k in range(n)]
+    site = _Site(real)
+    c = coherences(real, t)[A]             # rho0[up, down] e^{(i nu - Gc) t}: d = +2
+    per_time = max(len(P) * 4 * n, len(P) * len(B), 2 * D * D)
+    for sl in _chunks(len(t), per_time):
+        tc = t[sl]
+        outside = np.ones((len(tc), len(P)), dtype=complex)
+        for j in B:
+            outside *= site.trace(j, omega[:, j], tc)
+        W = np.empty((len(tc), len(P), n, 4), dtype=complex)
+        for k, i in enumerate(A):
+            inc = incoherent[k]
+            v = site.populations(i, omega[inc, i], tc)
+            W[:, inc, k, 0], W[:, inc, k, 3] = v
+            W[:, :, k, 1] = c[k, sl, None]
+            W[:, :, k, 2] = c[k, sl, None].conj()
+        W = W.reshape(len(tc), -1)
+        vals = np.take(outside, lay.pidx, axis=1)
+        for k in range(n):
+            vals *= np.take(W, lay.flat[k], axis=1)
+        rho = np.empty((len(tc), D, D), dtype=complex)
+        rho[:, lay.cols, lay.rows] = vals.conj()
+        rho[:, lay.rows, lay.cols] = vals
+        yield sl, rho
+
+
+def subsystem_rdm(real, times, A):
+    """rho_A(t), shape (T, 2^|A|, 2^|A|), for the TLSs ``A`` in the given order, with or
+    without dissipation (DESIGN.md section 4).  Memory O(T 4^|A|): for the entropy alone
+    use `half_system_entropy`, which works chunk by chunk."""
+    t = np.asarray(times, dtype=float)
+    return np.concatenate([rho for _, rho in _rdm_chunks(real, t, A)])
+
+
+def _factorized_entropies(real, t, bubbles):
+    """S_E(t) of each bipartition, shape (T, n_bubbles), through rho_A."""
+    S = np.empty((len(t), len(bubbles)))
+    for b, A in enumerate(bubbles):
+        for sl, rho in _rdm_chunks(real, t, A):
+            S[sl, b] = entropy_vn(rho)
+    return S
+
+
+def _product_amplitudes(real):
+    """prod_i psi_i[s_i] for all 2^N configurations, site 0 most significant."""
+    psi = np.ones(1, dtype=complex)
+    for amp in real.initial_states():
+        psi = np.multiply.outer(psi, amp).reshape(-1)
+    return psi
+
+
+def _energies(real):
+    """E(s) = -1/2 sum_i nu_i s_i + sum_{i != j} J_ij s_i s_j for all 2^N configurations."""
+    N = real.N
+    shifts = np.arange(N - 1, -1, -1)
+    E = np.empty(2**N)
+    step = 2**16
+    for start in range(0, 2**N, step):
+        idx = np.arange(start, min(start + step, 2**N))
+        s = 1.0 - 2.0 * ((idx[:, None] >> shifts) & 1)
+        E[idx] = -0.5 * s @ real.nu + np.einsum("ci,ci->c", s @ real.J, s)
+    return E
+
+
+def _pure_entropies(real, t, bubbles):
+    """S_E(t) of each bipartition, shape (T, n_bubbles), from the Schmidt values of |psi(t)>."""
+    if np.any(real.Y):
+        raise ValueError("the pure-state route needs unitary dynamics (all Y = 0)")
+    N = real.N
+    amp, E = _product_amplitudes(real), _energies(real)
+    S = np.empty((len(t), len(bubbles)))
+    for sl in _chunks(len(t), 2 * 2**N):
+        psi = (amp * np.exp(-1j * np.multiply.outer(t[sl], E))).reshape((-1,) + (2,) * N)
+        for b, A in enumerate(bubbles):
+            B = np.setdiff1d(np.arange(N), A)
+            M = psi.transpose([0, *(1 + np.asarray(A)), *(1 + B)]).reshape(len(psi), 2**len(A), -1)
+            if len(A) > len(B):
+                M = M.swapaxes(-1, -2)
+            S[sl, b] = entropy_vn(M @ M.conj().swapaxes(-1, -2))
+    return S
+
+
+def route_costs(N, n, T, n_bubbles=1):
+    """Estimated seconds of the two routes for n_bubbles bipartitions |A| = n of N TLSs at
+    T times (model COST above; the pure route only applies to unitary dynamics)."""
+    c, m, D = COST, N - n, 2**n
+    patterns = (3**n + 1) // 2
+    elements = D * (D + 1) // 2
+    chunks = len(_chunks(T, max(patterns * 4 * n, patterns * m, 2 * D * D)))
+    factorized = (c["site"] * patterns * (m + n / 3) + c["gather"] * elements * (n + 1)
+                  + c["eig"] * D**3) * T + c["call"] * N * chunks
+    small, large = sorted((D, 2**m))
+    pure_chunks = len(_chunks(T, 2 * 2**N))
+    pure = ((c["phase"] / n_bubbles + c["copy"]) * 2**N + c["mac"] * small**2 * large
+            + c["eig"] * small**3) * T + c["call"] * pure_chunks
+    return dict(factorized=factorized * n_bubbles, pure=pure * n_bubbles)
+
+
+def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=False):
+    """Mean of S_E(t) (Eq. 29) over the bipartitions ``bubbles`` (rows of TLS indices, e.g.
+    ``real.bubbles()``), shape (T,); with ``per_bipartition`` the (T, n_bubbles) values.
+
+    ``route``: "factorized" (any dynamics), "pure" (unitary only) or "auto" (the cheaper of
+    the two by `route_costs` when all Y = 0, else factorized).
+    """
+    t = np.asarray(times, dtype=float)
+    bubbles = np.atleast_2d(np.asarray(bubbles, dtype=int))
+    if route == "auto":
+        route = "factorized"
+        if not np.any(real.Y):
+            cost = route_costs(real.N, bubbles.shape[1], len(t), len(bubbles))
+            route = min(cost, key=cost.get)
+    compute = {"factorized": _factorized_entropies, "pure": _pure_entropies}.get(route)
+    if compute is None:
+        raise ValueError(f"route = {route!r}: choose 'auto', 'factorized' or 'pure'")
+    S = compute(real, t, bubbles)
+    return S if per_bipartition else S.mean(axis=1)
