@@ -87,12 +87,17 @@ def _modes(omega, t, p_up, Y, f):
     """
     r_down, r_up = rates(Y, f)
     R = r_up + r_down
-    z = 2 * Y - 1j * np.asarray(omega, dtype=float)        # N = [[z, r_up], [r_down, -z]]
+    omega = np.asarray(omega, dtype=float)
+    z = 2 * Y - 1j * omega                                 # N = [[z, r_up], [r_down, -z]]
     kappa = np.sqrt(z * z + r_up * r_down)
     inv = np.divide(1.0, kappa, out=np.zeros_like(kappa), where=kappa != 0)
     p_down = 1 - p_up
     x = np.stack([(z * p_up + r_up * p_down) * inv, (r_down * p_up - z * p_down) * inv])
-    e_plus = np.exp(np.multiply.outer(t, kappa - R / 2))
+    # kappa - R/2 without cancellation: kappa^2 - R^2/4 = -omega (omega + 4iY); it is 0 at
+    # omega = 0 (trace preservation), where kappa - R/2 would carry a rounding error ~eps R
+    lam_plus = np.divide(-omega * (omega + 4j * Y), kappa + R / 2,
+                         out=np.zeros_like(kappa), where=kappa + R / 2 != 0)
+    e_plus = np.exp(np.multiply.outer(t, lam_plus))
     e_minus = np.exp(np.multiply.outer(t, -kappa - R / 2))
     return e_plus, e_minus, x
 
