@@ -48,7 +48,7 @@ case "$cmd" in
     run)
         setup; mpi_env
         if [ $# -eq 0 ]; then set -- --out default.h5 --overwrite; fi
-        exec mpirun -n 2 "$VENV/bin/python" -m mpi4py -m tlsmpi.run "$@" ;;
+        exec mpirun -n 2 "$VENV/bin/python" -m tlsmpi.run "$@" ;;
     test)
         setup; mpi_env
         exec "$VENV/bin/python" -m pytest "$@" ;;

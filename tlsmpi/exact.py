@@ -45,8 +45,12 @@ def propagate_populations(omega, t, p_up, Y, f):
     R = r_up + r_down
     z = 2 * Y - 1j * omega                                   # N = [[z, r_up], [r_down, -z]]
     kappa = np.sqrt(z * z + r_up * r_down + 0j)
-    a = np.exp((kappa - R / 2) * t)          # |a|, |b| <= 1: Re kappa in [0, R/2]
-    b = np.exp(-(kappa + R / 2) * t)
+    # kappa - R/2 = -omega (omega + 4iY) / (kappa + R/2): no cancellation at omega -> 0
+    s = kappa + R / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lam = np.where(s == 0, 0, -omega * (omega + 4j * Y) / s)
+    a = np.exp(lam * t)                     # |a|, |b| <= 1: Re kappa in [0, R/2]
+    b = np.exp(-s * t)
     a_plus_b = a + b
     # (a - b) / (2 kappa), with b expm1(2 kappa t) where |kappa t| is small (no cancellation)
     x = 2 * kappa * t

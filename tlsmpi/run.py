@@ -1,4 +1,4 @@
-"""Ensemble runner: ``mpirun -n P python -m mpi4py -m tlsmpi.run [CONFIG.toml] [options]``.
+"""Ensemble runner: ``mpirun -n P python -m tlsmpi.run [CONFIG.toml] [options]``.
 
 Disorder realizations (for every case of the sweep) are dealt out cyclically to
 groups of ``engine.ranks_per_realization`` ranks; realization r of every case is
@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 
@@ -77,8 +78,11 @@ def check_output(args, cfg):
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise ConfigError(f"--out {out}: directory {directory} does not exist; create it first")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out}: directory {directory} is not writable; choose another --out")
+    try:                                   # the real test (os.access is blind for root)
+        tempfile.TemporaryFile(dir=directory).close()
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write in {directory} ({err.strerror}); "
+                          "choose another --out") from None
     exists = os.path.exists(out)
     if exists and os.path.isdir(out):
         raise ConfigError(f"--out {out} is a directory: give a file name")
@@ -173,6 +177,11 @@ def run_item(engine, params, cfg, times, r, group_comm):
     return real, results, None, time.perf_counter() - t0
 
 
+def resume_command(args):
+    words = ["python -m tlsmpi.run", args.config or ""] + [f"--set {o}" for o in args.overrides]
+    return " ".join(w for w in words + ["--out", args.out, "--resume"] if w)
+
+
 def execute(args, cfg, comm):
     """The main loop; returns the exit status."""
     engine = engine_module(cfg.engine)
@@ -233,8 +242,7 @@ def execute(args, cfg, comm):
         if total_flags[0]:
             run.close()
             log.info(f"stopped by signal after {done_before + int(total_flags[1])}/{total} "
-                     f"realizations; the file is consistent. Resume with: "
-                     f"python -m tlsmpi.run {args.config or ''} --out {args.out} --resume")
+                     f"realizations; the file is consistent. Resume with: {resume_command(args)}")
             return EXIT_STOPPED
     complete = run.finalize()
     run.close()
@@ -246,10 +254,23 @@ def execute(args, cfg, comm):
 
 
 def main(argv=None):
+    """Run and return the exit status.  Any unexpected exception on any rank aborts the
+    whole MPI job (no rank is left waiting in a collective), so plain
+    ``mpirun python -m tlsmpi.run`` is safe without ``-m mpi4py``."""
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     setup_logging(comm.rank)
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(comm, sys.argv[1:] if argv is None else argv)
+    except Exception:
+        log.error(f"rank {comm.rank} crashed:\n{traceback.format_exc()}")
+        if comm.size > 1:
+            sys.stdout.flush(); sys.stderr.flush()
+            comm.Abort(EXIT_CRASH)
+        return EXIT_CRASH
+
+
+def _main(comm, argv):
     error = None
     try:
         args, cfg, extra = prepare(argv)

@@ -1,0 +1,208 @@
+"""Reliability: bad input, kills and resume, stop signals, crashes, failed realizations."""
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from tlsmpi.results import Run
+
+from conftest import ROOT, mpi_env, run_tlsmpi
+
+TINY = ["--set", "model.N=5", "--set", "ensemble.realizations=3", "--set", "time.n_times=5"]
+
+
+def snapshot(directory):
+    return {p: hashlib.sha256(open(os.path.join(directory, p), "rb").read()).hexdigest()
+            for p in sorted(os.listdir(directory))}
+
+
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("existing")
+    res = run_tlsmpi(["--out", d / "old.h5", *TINY])
+    assert res.returncode == 0, res.stderr
+    return d
+
+
+BAD_CONFIGS = {
+    "syntax.toml": "[model\nN = 3\n",
+    "unknown_key.toml": "[model]\nN = 4\nwidth = 2\n",
+    "unknown_section.toml": "[physics]\nN = 4\n",
+    "wrong_type.toml": "[model]\nN = \"ten\"\n",
+    "float_N.toml": "[model]\nN = 4.5\n",
+    "N_too_small.toml": "[model]\nN = 1\n",
+    "negative.toml": "[model]\neta = -1.0\n",
+    "nan.toml": "[model]\nepsilon = nan\n",
+    "inf.toml": "[model]\nT_K = inf\n",
+    "zero_realizations.toml": "[ensemble]\nrealizations = 0\n",
+    "time_decreasing.toml": "[time]\nvalues = [0.0, 2.0, 1.0]\n",
+    "time_reversed.toml": "[time]\nt_min = 10.0\nt_max = 1.0\n",
+    "bad_engine.toml": "[engine]\nname = \"dense\"\n",
+    "flipflop_exact.toml": "[model]\nflipflop = 0.1\n",
+    "entropy_too_large.toml": "[model]\nN = 40\n[observables]\nentropy = true\n",
+    "nothing_to_compute.toml": "[observables]\nconcurrence = false\n",
+    "bad_sweep.toml": "[sweep]\nepsilon = []\n",
+    "sweep_unknown.toml": "[sweep]\nseed = [1, 2]\n",
+    "bad_material.toml": "[model]\nmaterial = \"glass\"\n",
+    "ranks_exact.toml": "[engine]\nranks_per_realization = 2\n",
+    "bipartitions.toml": "[model]\nN = 4\n[observables]\nbipartitions = 9\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
+def test_bad_config_file(name, existing_run, tmp_path):
+    cfg = tmp_path / name
+    cfg.write_text(BAD_CONFIGS[name])
+    before = snapshot(existing_run)
+    res = run_tlsmpi([cfg, "--out", existing_run / "new.h5"])
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tlsmpi: error:"), res.stderr
+    assert snapshot(existing_run) == before
+
+
+def bad_cli_cases(d):
+    corrupt = d / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(2000))
+    foreign = d / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = np.arange(3)
+    return {
+        "missing config": ([d / "nope.toml"], "does not exist"),
+        "config is a directory": ([d], "cannot be read"),
+        "existing output": (["--out", d / "old.h5"], "exists"),
+        "resume missing": (["--out", d / "missing.h5", "--resume"], "does not exist"),
+        "resume corrupt": (["--out", corrupt, "--resume"], "not a readable HDF5"),
+        "resume foreign": (["--out", foreign, "--resume"], "not a tlsmpi run file"),
+        "resume other config": (["--out", d / "old.h5", "--resume", "--set", "model.N=6"],
+                                "different configuration"),
+        "resume other seed": (["--out", d / "old.h5", "--resume", *TINY, "--set", "ensemble.seed=9"],
+                              "seed"),
+        "unwritable directory": (["--out", "/proc/tlsmpi.h5"], "cannot write"),
+        "no directory": (["--out", d / "nodir" / "x.h5"], "does not exist"),
+        "bad --set": (["--set", "N=4"], "section.key=value"),
+        "unknown option": (["--frobnicate"], "unknown option"),
+    }
+
+
+def test_bad_command_lines(existing_run):
+    d = existing_run
+    for name, (args, words) in bad_cli_cases(d).items():
+        before = snapshot(d)
+        res = run_tlsmpi(args)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2, name
+        assert len(lines) == 1 and words in lines[0], (name, res.stderr)
+        assert snapshot(d) == before, name
+
+
+# -- kills, signals and resume -------------------------------------------------------------
+
+WORK = ["--set", "model.N=36", "--set", "ensemble.realizations=24", "--set", "time.n_times=40",
+        "--set", "sweep.epsilon=[0.0, 1.0]", "--set", "output.checkpoint_seconds=0.2"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    res = run_tlsmpi(["--out", out, *WORK], ranks=2)
+    assert res.returncode == 0, res.stderr
+    return read_all(out)
+
+
+def read_all(path):
+    with h5py.File(path, "r") as f:
+        return {f"{c}/{k}": f[c][k][...] for c in f if c.startswith("case_")
+                for k in ("concurrence", "concurrence_mean", "concurrence_sem", "status", "disorder/nu")}
+
+
+def start(args, ranks=2):
+    cmd = ["mpirun", "-n", str(ranks), sys.executable, "-m", "tlsmpi.run", *map(str, args)]
+    return subprocess.Popen(cmd, env=mpi_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key], equal_nan=True), key
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(tmp_path, reference):
+    rng = random.Random(1234)
+    for trial in range(5):
+        out = tmp_path / f"kill{trial}.h5"
+        proc = start(["--out", out, *WORK])
+        time.sleep(rng.uniform(0.5, 3.5))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if out.exists():
+            Run(out)                        # a killed file always opens
+            res = run_tlsmpi(["--out", out, "--resume", *WORK], ranks=2)
+        else:                               # killed while the file was being created
+            res = run_tlsmpi(["--out", out, "--overwrite", *WORK], ranks=2)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert_same(read_all(out), reference)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("how", ["SIGUSR1 to mpirun", "SIGTERM to the ranks"])
+def test_stop_signal_then_resume(tmp_path, reference, how):
+    out = tmp_path / "stopped.h5"
+    proc = start(["--out", out, *WORK])
+    deadline = time.time() + 60
+    while not (out.exists() and Run(out).cases[0].n_done > 0) and time.time() < deadline:
+        time.sleep(0.1)
+    if how.startswith("SIGUSR1"):
+        proc.send_signal(signal.SIGUSR1)
+    else:
+        ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+        for pid in ranks.stdout.split():       # as srun/SLURM do: every task gets SIGTERM
+            os.kill(int(pid), signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3, stdout + stderr
+    assert "--resume" in stdout
+    partial = Run(out)
+    assert not partial.complete and any(c.n_pending for c in partial.cases)
+    res = run_tlsmpi(["--out", out, "--resume", *WORK], ranks=2)
+    assert res.returncode == 0, res.stderr
+    assert_same(read_all(out), reference)
+
+
+def driver(kind, index, args, ranks=2, timeout=60):
+    cmd = ["mpirun", "-n", str(ranks), sys.executable,
+           os.path.join(ROOT, "tests", "fault_driver.py"), kind, str(index), "--", *map(str, args)]
+    return subprocess.run(cmd, env=mpi_env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.mpi
+def test_exception_on_one_rank_ends_the_job(tmp_path):
+    t0 = time.time()
+    res = driver("crash", 3, ["--out", tmp_path / "crash.h5", *TINY, "--set", "ensemble.realizations=6"])
+    assert res.returncode != 0 and time.time() - t0 < 30
+    log = res.stdout + res.stderr
+    assert "rank 1 crashed" in log and "realization 3" in log and "injected crash fault" in log
+
+
+@pytest.mark.mpi
+def test_failed_realization_recorded_not_averaged(tmp_path):
+    out = tmp_path / "failed.h5"
+    res = driver("solver", 2, ["--out", out, *TINY, "--set", "ensemble.realizations=5"])
+    assert res.returncode == 0, res.stderr
+    assert "failed: epsilon=0 realization 2: injected solver fault" in res.stdout
+    run = Run(out)
+    case = run.cases[0]
+    assert case.status[2] == -1 and case.n_done == 4 and case.errors == {2: "injected solver fault"}
+    with h5py.File(out, "r") as f:
+        rows = f["case_000/concurrence"][...]
+        assert np.isnan(rows[2]).all()
+        assert np.allclose(f["case_000/concurrence_mean"][...], rows[[0, 1, 3, 4]].mean(0))

@@ -1,0 +1,315 @@
+"""Paper-level analyses of run files (Secs. IV C-D, Figs. 4-11); plain numpy/scipy, no MPI.
+
+Every estimator works on realization-averaged curves; its uncertainty is the standard
+deviation over bootstrap replicas that resample realizations with replacement
+(`bootstrap`, seeded).  Cases of one run share their disorder (same realization
+indices), so samples that belong to one group are resampled with the same indices.
+
+Rules chosen here (the paper does not state its own; docs/post.md repeats them):
+
+* Plateau C(inf): the mean over the last ``TAIL`` (10 %, at least 3) points of the time
+  grid; ``drift`` = relative change between the two halves of that tail (a plateau that
+  has not been reached shows up as a large drift).
+* Power-law window (beta_i at epsilon = 0, beta_o at epsilon > 0, Eq. 30): after the peak
+  of the mean C(t), from the first time with C <= ``START`` x C_max (1/2) for as long as
+  C >= max(``ABOVE_PLATEAU`` x C(inf), ``FLOOR`` x C_max) (10, 1e-3); ordinary least
+  squares of ln(C - C(inf)) against ln t there (subtracting the plateau removes its
+  bias on the slope at the end of the window).  The window is fixed from the full sample and
+  reused in every bootstrap replica.
+* Stretched exponential (Fig. 9): y(t) = C(t; eps) / C(inf; eps = 0) fitted with
+  A exp(-((t + t0)/tau)^delta) in log space, from the first time at which the eps = 0
+  curve is within ``SETTLED`` (1.5) x its plateau, as long as y >= ``FLOOR``.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+TAIL, START, ABOVE_PLATEAU, FLOOR, SETTLED = 0.1, 0.5, 10.0, 1e-3, 1.5
+MIN_POINTS = 4
+N_BOOT = 200
+ETA_REF = 1e5          # Fig. 6b normalizes the time to eta = 1e5
+
+
+@dataclass
+class Estimate:
+    """A number with its bootstrap standard error; ``info`` holds fit details."""
+    value: float
+    err: float
+    info: dict = field(default_factory=dict)
+
+    def __format__(self, spec):
+        spec = spec or ".3g"
+        return f"{self.value:{spec}} ± {self.err:.2g}"
+
+
+# ---------------------------------------------------------------- bootstrap
+
+def bootstrap(samples, estimator, n_boot=N_BOOT, seed=0, groups=None):
+    """Estimate ``estimator(*means)`` and its bootstrap error.
+
+    samples: list of arrays (n_realizations, ...); estimator gets the means over axis 0.
+    groups: one key per sample; samples with the same key and length are resampled with
+    the same realization indices (paired cases of one run).  Returns (value, err,
+    replicas); value and err are arrays or floats like the estimator's result, err is
+    the nan-ignoring standard deviation of the replicas.
+    """
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    value = estimator(*[s.mean(0) for s in samples])
+    groups = list(range(len(samples))) if groups is None else list(groups)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(n_boot):
+        drawn = {}
+        means = []
+        for s, g in zip(samples, groups):
+            key = (g, len(s))
+            if key not in drawn:
+                drawn[key] = rng.integers(0, len(s), len(s))
+            means.append(s[drawn[key]].mean(0))
+        reps.append(estimator(*means))
+    reps = np.asarray(reps, dtype=float)
+    with np.errstate(invalid="ignore"):
+        err = np.nanstd(reps, axis=0, ddof=1) if n_boot > 1 else np.full_like(reps[0], np.nan)
+    return value, err, reps
+
+
+# ---------------------------------------------------------------- single curves
+
+def peak(t, C):
+    """(t_max, C_max) of a curve; t_max refined by a parabola in ln t through the three
+    grid points around the maximum."""
+    k = int(np.nanargmax(C))
+    if 0 < k < len(C) - 1:
+        x, y = np.log(t[k - 1:k + 2]), C[k - 1:k + 2]
+        a, b, _ = np.polyfit(x, y, 2)
+        if a < 0:
+            xm = np.clip(-b / (2 * a), x[0], x[-1])
+            return float(np.exp(xm)), float(C[k])
+    return float(t[k]), float(C[k])
+
+
+def plateau_value(C, tail=TAIL):
+    """Mean of the last ``tail`` fraction (at least 3 points) of a curve: C(inf)."""
+    n = max(3, int(round(tail * len(C))))
+    return float(np.mean(C[..., -n:]))
+
+
+def plateau_drift(C, tail=TAIL):
+    """Relative change between the two halves of the tail used by `plateau_value`."""
+    n = max(4, int(round(tail * len(C))))
+    a, b = np.mean(C[-n:-n // 2]), np.mean(C[-n // 2:])
+    return float(abs(b - a) / abs(b)) if b else float("inf") if a else 0.0
+
+
+def decay_window(t, C, tail=TAIL):
+    """Index slice of the power-law decay between peak and plateau (module rule), or None."""
+    k_peak = int(np.nanargmax(C))
+    c_max, c_inf = C[k_peak], plateau_value(C, tail)
+    lower = max(ABOVE_PLATEAU * c_inf, FLOOR * c_max)
+    after = np.arange(k_peak + 1, len(C))
+    start = after[C[after] <= START * c_max]
+    if not len(start):
+        return None
+    k0 = int(start[0])
+    k1 = k0
+    while k1 < len(C) and C[k1] >= lower:
+        k1 += 1
+    return slice(k0, k1) if k1 - k0 >= MIN_POINTS else None
+
+
+def power_law_exponent(t, C, window):
+    """beta of C - C(inf) ~ t^-beta: least squares of ln(C - C(inf)) on ln t in ``window``."""
+    c = C[window] - plateau_value(C)
+    if np.any(c <= 0):
+        return np.nan
+    return -float(np.polyfit(np.log(t[window]), np.log(c), 1)[0])
+
+
+def linear_fit(x, y, sigma=None):
+    """Weighted least squares y = p0 + p1 x; returns (p0, p1)."""
+    w = None if sigma is None else 1 / np.asarray(sigma, dtype=float)
+    p1, p0 = np.polyfit(x, y, 1, w=w)
+    return float(p0), float(p1)
+
+
+def stretched_exp_fit(t, y, p0=None):
+    """Fit y = A exp(-((t + t0)/tau)^delta) (Fig. 9) to positive y in log space.
+
+    Returns (A, t0, tau, delta); t0 is bounded to [0, t[-1]], delta to [0.01, 5].
+    """
+    from scipy.optimize import least_squares
+    ok = y > 0
+    t, ly = t[ok], np.log(y[ok])
+    if len(t) < MIN_POINTS + 1:
+        return (np.nan,) * 4
+    scale = np.exp(np.mean(np.log(t)))          # t0 is fitted in units of this time
+    if p0 is None:
+        drop = np.flatnonzero(ly <= ly[0] - 1.0)  # first fall by a factor e
+        p0 = (np.exp(ly[0]), 0.0, t[drop[0]] if len(drop) else t[-1], 0.3)
+    A, t0, tau, delta = p0
+    lo, hi = [-np.inf, 0.0, -np.inf, 0.01], [np.inf, t[-1] / scale, np.inf, 5.0]
+    x0 = np.clip([np.log(A), t0 / scale, np.log(tau), delta], lo, hi)
+
+    def resid(p):
+        return p[0] - (np.exp(-p[2]) * (t + p[1] * scale)) ** p[3] - ly
+    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac")
+    return float(np.exp(sol.x[0])), float(sol.x[1] * scale), float(np.exp(sol.x[2])), float(sol.x[3])
+
+
+# ---------------------------------------------------------------- ensemble estimators
+
+def peak_estimate(t, rows, n_boot=N_BOOT, seed=0):
+    """Time and height of the concurrence maximum (Fig. 6b, Eq. 30: t_1 ~ hbar/J)."""
+    v, e, _ = bootstrap([rows], lambda m: np.array(peak(t, m)), n_boot, seed)
+    return Estimate(v[0], e[0], {"C_max": Estimate(v[1], e[1])})
+
+
+def plateau_estimate(rows, n_boot=N_BOOT, seed=0):
+    """C(inf) or S_E(inf) (Figs. 6a, 7 inset) with the tail drift in ``info``."""
+    v, e, _ = bootstrap([rows], plateau_value, n_boot, seed)
+    return Estimate(v, e, {"drift": plateau_drift(np.mean(rows, 0))})
+
+
+def beta_estimate(t, rows, n_boot=N_BOOT, seed=0):
+    """Power-law exponent beta (Figs. 4, 5, 10) in the automatic window; info: t_window."""
+    window = decay_window(t, np.mean(rows, 0))
+    if window is None:
+        return Estimate(np.nan, np.nan, {"t_window": None})
+    v, e, _ = bootstrap([rows], lambda m: power_law_exponent(t, m, window), n_boot, seed)
+    return Estimate(v, e, {"t_window": (float(t[window][0]), float(t[window][-1])),
+                           "window": window})
+
+
+def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0):
+    """alpha of C(inf) ~ exp(-alpha N) (Fig. 6a): weighted fit of ln C(inf) against N.
+
+    Only sizes whose plateau is positive and at least 2 standard errors above zero
+    enter (``info['N_used']``); weights come from the full-sample errors.
+    """
+    plats = [plateau_estimate(r, n_boot, seed) for r in rows_list]
+    use = [k for k, p in enumerate(plats) if p.value > 0 and p.value > 2 * p.err]
+    if len(use) < 2:
+        return Estimate(np.nan, np.nan, {"N_used": [N[k] for k in use]})
+    x = np.array([N[k] for k in use], dtype=float)
+    sig = np.array([plats[k].err / plats[k].value for k in use])
+
+    def fit(*means):
+        c = np.array([plateau_value(m) for m in means])
+        if np.any(c <= 0):
+            return np.array([np.nan, np.nan])
+        p0, p1 = linear_fit(x, np.log(c), sig)
+        return np.array([-p1, p0])
+    g = None if groups is None else [groups[k] for k in use]
+    v, e, _ = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
+    return Estimate(v[0], e[0], {"N_used": [int(n) for n in x], "ln_prefactor": v[1],
+                                 "plateaus": plats})
+
+
+def beta_extrapolation(N, t, rows_list, groups=None, n_boot=N_BOOT, seed=0):
+    """beta(N) = beta_inf + c/N (Fig. 4 inset, Fig. 10b): per-size exponents and the
+    weighted linear extrapolation in 1/N; sizes without a decay window are left out."""
+    betas = [beta_estimate(t, r, n_boot, seed) for r in rows_list]
+    use = [k for k, b in enumerate(betas) if np.isfinite(b.value) and b.err > 0]
+    info = {"betas": betas, "N_used": [N[k] for k in use]}
+    if len(use) < 2:
+        return Estimate(np.nan, np.nan, info)
+    x = 1 / np.array([N[k] for k in use], dtype=float)
+    sig = np.array([betas[k].err for k in use])
+    windows = [betas[k].info["window"] for k in use]
+
+    def fit(*means):
+        b = np.array([power_law_exponent(t, m, w) for m, w in zip(means, windows)])
+        return np.array(linear_fit(x, b, sig)) if np.all(np.isfinite(b)) else np.full(2, np.nan)
+    g = None if groups is None else [groups[k] for k in use]
+    v, e, _ = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
+    info["slope"] = Estimate(v[1], e[1])
+    return Estimate(v[0], e[0], info)
+
+
+def stretched_window(t, C_eps, C_0):
+    """Index slice of the departure from the eps = 0 plateau (module rule), or None."""
+    c_inf = plateau_value(C_0)
+    if c_inf <= 0:
+        return None
+    k_peak = int(np.argmax(C_0))
+    settled = np.flatnonzero((np.arange(len(t)) > k_peak) & (C_0 <= SETTLED * c_inf))
+    if not len(settled):
+        return None
+    k0 = k1 = int(settled[0])
+    y = C_eps / c_inf
+    while k1 < len(t) and y[k1] >= FLOOR:
+        k1 += 1
+    return slice(k0, k1) if k1 - k0 >= MIN_POINTS + 1 else None
+
+
+def stretched_estimate(t, rows_eps, rows_0, paired=True, n_boot=N_BOOT, seed=0):
+    """delta, tau, A, t0 of C(t; eps)/C(inf; eps = 0) = A exp(-((t+t0)/tau)^delta) (Fig. 9).
+
+    ``paired``: the two cases share their disorder (one run), resampled together.
+    Returns the Estimate of delta with tau, A, t0 (Estimates) and t_window in ``info``.
+    """
+    window = stretched_window(t, np.mean(rows_eps, 0), np.mean(rows_0, 0))
+    if window is None:
+        return Estimate(np.nan, np.nan, {"t_window": None})
+    tw = t[window]
+    best = stretched_exp_fit(tw, np.mean(rows_eps, 0)[window] / plateau_value(np.mean(rows_0, 0)))
+
+    def fit(m_eps, m_0):
+        c = plateau_value(m_0)
+        return np.array(stretched_exp_fit(tw, m_eps[window] / c, best) if c > 0 else (np.nan,) * 4)
+    v, e, _ = bootstrap([rows_eps, rows_0], fit, n_boot, seed, [0, 0] if paired else [0, 1])
+    names = ("A", "t0", "tau", "delta")
+    est = {n: Estimate(a, b) for n, a, b in zip(names, v, e)}
+    return Estimate(v[3], e[3], {**est, "t_window": (float(tw[0]), float(tw[-1])),
+                                 "window": window})
+
+
+def entropy_volume_law(N, rows_list, groups=None, n_boot=N_BOOT, seed=0):
+    """S_E(inf) = s N + c (Fig. 7 inset): slope s (entropy per TLS) with its error;
+    ``info['per_N']``: S_E(inf)/N for each size."""
+    N = np.asarray(N, dtype=float)
+
+    def fit(*means):
+        s = np.array([plateau_value(m) for m in means])
+        return np.array(linear_fit(N, s)[::-1])
+    v, e, _ = bootstrap(rows_list, fit, n_boot, seed, groups)
+    per_N = [Estimate(p.value / n, p.err / n) for p, n in
+             zip((plateau_estimate(r, n_boot, seed) for r in rows_list), N)]
+    return Estimate(v[0], e[0], {"intercept": Estimate(v[1], e[1]), "per_N": per_N})
+
+
+def eta_collapse(curves, n_grid=60):
+    """Quality of the time collapse t -> t eta/1e5 (Fig. 6b).
+
+    curves: list of (eta, t, mean, sem).  On a common grid of rescaled times (the overlap
+    of all curves, where every curve is positive) returns chi^2 per degree of freedom of
+    the curves about their weighted mean, for the rescaled and for the raw times: ~1
+    means the curves agree within their errors.
+    """
+    def chi2(scale):
+        lo = max(np.log(t[0] * s) for (_, t, _, _), s in zip(curves, scale))
+        hi = min(np.log(t[-1] * s) for (_, t, _, _), s in zip(curves, scale))
+        if hi <= lo:
+            return np.nan
+        grid = np.linspace(lo, hi, n_grid)
+        m = np.array([np.interp(grid, np.log(t * s), c) for (_, t, c, _), s in zip(curves, scale)])
+        e = np.array([np.interp(grid, np.log(t * s), d) for (_, t, _, d), s in zip(curves, scale)])
+        keep = np.all(m > 0, 0) & np.all(e > 0, 0)
+        if not keep.any():
+            return np.nan
+        m, w = m[:, keep], 1 / e[:, keep] ** 2
+        mean = (w * m).sum(0) / w.sum(0)
+        return float((w * (m - mean) ** 2).sum() / ((len(curves) - 1) * keep.sum()))
+    return {"rescaled": chi2([eta / ETA_REF for eta, *_ in curves]),
+            "raw": chi2([1.0] * len(curves))}
+
+
+def coupling_scales(J):
+    """Typical couplings from stored disorder J (R, N, N): the geometric mean of |J_ij|
+    over all pairs and the median over TLSs of each one's strongest |J_ij| (units of W)."""
+    J = np.abs(np.asarray(J))
+    R, N, _ = J.shape
+    iu = np.triu_indices(N, 1)
+    pairs = J[:, iu[0], iu[1]]
+    return {"J_typ": float(np.exp(np.mean(np.log(pairs[pairs > 0])))),
+            "J_nn": float(np.median(J.max(axis=2)))}

@@ -1,0 +1,432 @@
+"""The paper's figures from run files (Figs. 2, 4-12): one builder per figure.
+
+Every builder takes a `Pool` of cases (all files given to tlsmpi.post) and returns a
+matplotlib Figure, or raises `NoData` naming what it needs.  A builder picks its cases
+by what they contain (`Pool.family`): e.g. Fig. 4 uses the epsilon = 0 concurrence cases
+that differ only in N, the largest such family.  Curves are drawn by one helper
+(`curves`): mean over realizations with a +-1 standard-error band.
+"""
+from functools import cached_property
+
+import numpy as np
+
+from . import analysis, phase, randomstates
+
+
+class NoData(LookupError):
+    """The files hold no data for a figure."""
+
+
+class Entry:
+    """One case of one run file, with its analysis results computed on first use."""
+
+    def __init__(self, run, case, n_boot, seed):
+        self.run, self.case, self.t = run, case, run.times
+        self.params, self.group = case.params, run.path
+        self.n_boot, self.seed = n_boot, seed
+
+    def has(self, obs):
+        return obs in self.case.observables and self.case.n_done >= 2
+
+    def rows(self, obs="concurrence"):
+        return self.case.values(obs)
+
+    def mean_sem(self, obs="concurrence"):
+        return self.case.mean_sem(obs)
+
+    def _boot(self):
+        return dict(n_boot=self.n_boot, seed=self.seed)
+
+    @cached_property
+    def beta(self):
+        return analysis.beta_estimate(self.t, self.rows(), **self._boot())
+
+    @cached_property
+    def plateau(self):
+        return analysis.plateau_estimate(self.rows(), **self._boot())
+
+    @cached_property
+    def peak(self):
+        return analysis.peak_estimate(self.t, self.rows(), **self._boot())
+
+    @cached_property
+    def entropy_plateau(self):
+        return analysis.plateau_estimate(self.rows("entropy"), **self._boot())
+
+    @cached_property
+    def couplings(self):
+        J = self.case.disorder.get("J")
+        return analysis.coupling_scales(J[self.case.done]) if J is not None else None
+
+
+class Pool:
+    """All cases of the run files, plus the random-state files."""
+
+    def __init__(self, runs, randomstate_files=(), n_boot=analysis.N_BOOT, seed=0):
+        self.entries = [Entry(r, c, n_boot, seed) for r in runs for c in r.cases]
+        self.randomstates = list(randomstate_files)
+
+    def family(self, obs, vary, where=lambda p: True):
+        """The largest set of cases with ``obs`` whose parameters differ only in the keys
+        ``vary``; duplicates (same parameters in several files) keep the one with the
+        most realizations.  Sorted by the varied keys."""
+        groups = {}
+        for e in self.entries:
+            if e.has(obs) and where(e.params):
+                fixed = tuple(sorted((k, v) for k, v in e.params.items() if k not in vary))
+                key = tuple(e.params[k] for k in vary)
+                best = groups.setdefault(fixed, {})
+                if key not in best or e.case.n_done > best[key].case.n_done:
+                    best[key] = e
+        if not groups:
+            return []
+        chosen = max(groups.values(), key=len)
+        return [chosen[k] for k in sorted(chosen)]
+
+
+# ---------------------------------------------------------------- drawing helpers
+
+def new_figure(inset=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
+    sub = ax.inset_axes(inset) if inset else None
+    return fig, ax, sub
+
+
+def curves(ax, entries, label, obs="concurrence", scale=lambda e: 1.0, tscale=lambda e: 1.0,
+           style=lambda k, e: {}):
+    """Mean +- standard error of ``obs`` for each entry on log axes (y / scale, t * tscale)."""
+    for k, e in enumerate(entries):
+        m, s = e.mean_sem(obs)
+        t, y, dy = e.t * tscale(e), m / scale(e), s / scale(e)
+        kw = {"color": f"C{k % 10}", **style(k, e)}
+        line, = ax.plot(t, y, label=label(e), **kw)
+        ax.fill_between(t, y - dy, y + dy, color=line.get_color(), alpha=0.25, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel(r"$t$ [$\hbar/W$]")
+
+
+def fit_lines(ax, entries, tscale=lambda e: 1.0):
+    """Dashed power laws C(inf) + a t^-beta over each entry's automatic window."""
+    for k, e in enumerate(entries):
+        b = e.beta
+        if not np.isfinite(b.value):
+            continue
+        w = b.info["window"]
+        m = np.mean(e.rows(), 0)
+        c_inf = analysis.plateau_value(m)
+        t = e.t[w]
+        amp = np.exp(np.mean(np.log(m[w] - c_inf) + b.value * np.log(t)))
+        ax.plot(t * tscale(e), amp * t ** -b.value, "--", color="k", lw=0.8)
+
+
+def points(ax, x, estimates, **kw):
+    """Error bars of a list of analysis.Estimate."""
+    ax.errorbar(x, [e.value for e in estimates], [e.err for e in estimates], fmt="o",
+                capsize=3, ms=4, **kw)
+
+
+def eps_label(e):
+    return rf"$N={e.params['N']}$, $\epsilon={e.params['epsilon']:g}$"
+
+
+def need(entries, minimum, what):
+    if len(entries) < minimum:
+        raise NoData(what)
+    return entries
+
+
+# ---------------------------------------------------------------- figures
+
+def fig2(pool):
+    """Eq. (24): the Table I glasses in the (W / hbar tau^-1, Dbar/W) plane."""
+    fig, ax, _ = new_figure()
+    x = np.logspace(0, 3, 50)
+    ax.fill_between(x, 1e-12, x ** -1.5, color="C0", alpha=0.2,
+                    label=r"MBL transient, $\hbar Y/J<1$")
+    ax.plot(x, x ** -1.5, "k-", lw=1)
+    for k, (name, m) in enumerate(phase.materials().items()):
+        d, s = m["dbar_over_w"], m["spread_decades"]
+        ax.errorbar([m["w_over_hbar_tau"]], [d], yerr=[[d - d * 10**-s], [d * 10**s - d]],
+                    fmt="o", capsize=3, color=f"C{k + 1}",
+                    label=rf"{name}: $\hbar Y/J\approx${m['ratio']:.1e}")
+    ax.set(xscale="log", yscale="log", xlim=(1, 1e3), ylim=(1e-12, 1),
+           xlabel=r"$W/\hbar\tau^{-1}$", ylabel=r"$\bar\Delta/W$",
+           title=r"Eq. (24): $\hbar Y/J \sim (\bar\Delta/W)^2 (W/\hbar\tau^{-1})^3$")
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def _decay_figure(fam, vary, title):
+    """C(t) of a family with its power-law fits (Figs. 4, 5); returns (fig, inset axes)."""
+    fig, ax, sub = new_figure([0.08, 0.08, 0.36, 0.36])
+    curves(ax, fam, lambda e: rf"{vary}$={e.params[vary]:g}$")
+    fit_lines(ax, fam)
+    m = max(np.nanmax(e.mean_sem()[0]) for e in fam)
+    ax.set(yscale="log", ylim=(m * 1e-4, m * 2), ylabel=r"$C(t)$", title=title)
+    ax.legend(fontsize=7, loc="upper right", ncol=2)
+    return fig, sub
+
+
+def fig4(pool):
+    """C(t) at epsilon = 0 for several N, power laws; inset beta_i(1/N) extrapolated."""
+    fam = need(pool.family("concurrence", ["N"], lambda p: p["epsilon"] == 0), 2,
+               "fig4 needs epsilon = 0 concurrence cases for at least 2 sizes N")
+    p = fam[0].params
+    fig, sub = _decay_figure(fam, "N", rf"Fig. 4: $\epsilon=0$, $\bar\Delta={p['Dbar']:g}$, "
+                                       rf"$\eta={p['eta']:g}$, {fam[0].case.n_done} realizations")
+    _beta_vs_inverse_n(sub, pool, fam, r"$\beta_i$")
+    return fig
+
+
+def _beta_vs_inverse_n(ax, pool, fam, name, **kw):
+    """beta(1/N) points and the extrapolation line beta_inf + c/N."""
+    ext = beta_extrapolation(pool, fam)
+    used = [e for e in fam if e.params["N"] in ext.info["N_used"]]
+    points(ax, [1 / e.params["N"] for e in used], [e.beta for e in used], label=name, **kw)
+    if np.isfinite(ext.value):
+        x = np.linspace(0, 1 / min(e.params["N"] for e in used), 20)
+        ax.plot(x, ext.value + ext.info["slope"].value * x, "--", color=kw.get("color", "k"),
+                lw=0.8, label=rf"{name}$(\infty)={ext.value:.2f}\pm{ext.err:.2f}$")
+    ax.set_xlabel(r"$1/N$", fontsize=8)
+    ax.set_ylabel(r"$\beta$", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6)
+    return ext
+
+
+def beta_extrapolation(pool, fam):
+    return analysis.beta_extrapolation([e.params["N"] for e in fam], fam[0].t,
+                                       [e.rows() for e in fam], [e.group for e in fam],
+                                       fam[0].n_boot, fam[0].seed) \
+        if len({len(e.t) for e in fam}) == 1 and all(np.array_equal(e.t, fam[0].t) for e in fam) \
+        else analysis.Estimate(np.nan, np.nan, {"N_used": []})
+
+
+def fig5(pool):
+    """C(t) at epsilon = 0 for several Dbar; inset beta_i(Dbar)."""
+    fam = need(pool.family("concurrence", ["Dbar"], lambda p: p["epsilon"] == 0), 2,
+               "fig5 needs epsilon = 0 concurrence cases for at least 2 values of Dbar")
+    fig, sub = _decay_figure(fam, "Dbar", rf"Fig. 5: $N={fam[0].params['N']}$, $\epsilon=0$, "
+                                          rf"{fam[0].case.n_done} realizations")
+    ok = [e for e in fam if np.isfinite(e.beta.value)]
+    points(sub, [e.params["Dbar"] for e in ok], [e.beta for e in ok])
+    sub.set_xscale("log")
+    sub.set_xlabel(r"$\bar\Delta/W$", fontsize=8)
+    sub.set_ylabel(r"$\beta_i$", fontsize=8)
+    sub.tick_params(labelsize=7)
+    return fig
+
+
+def alpha(pool):
+    fam = pool.family("concurrence", ["N"], lambda p: p["epsilon"] == 0)
+    est = analysis.alpha_estimate([e.params["N"] for e in fam], [e.rows() for e in fam],
+                                  [e.group for e in fam], fam[0].n_boot, fam[0].seed) \
+        if len(fam) >= 2 else analysis.Estimate(np.nan, np.nan, {"N_used": []})
+    return fam, est
+
+
+def fig6a(pool):
+    """Plateau C(inf) against N and the fit exp(-alpha N); random states for comparison."""
+    fam, est = alpha(pool)
+    need(est.info["N_used"], 2, "fig6a needs epsilon = 0 concurrence cases with a plateau "
+                                "(C(inf) > 2 sigma) for at least 2 sizes N")
+    fig, ax, _ = new_figure()
+    points(ax, [e.params["N"] for e in fam], [e.plateau for e in fam], label="tlsmpi")
+    n = np.array(est.info["N_used"], dtype=float)
+    ax.plot(n, np.exp(est.info["ln_prefactor"] - est.value * n), "k-",
+            label=rf"$e^{{-\alpha N}}$, $\alpha={est.value:.3f}\pm{est.err:.3f}$")
+    ax.set(yscale="log", xlabel=r"$N$", ylabel=r"$C(\infty)$",
+           title=rf"Fig. 6a: $\epsilon=0$, {fam[0].case.n_done} realizations")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def collapse(pool):
+    fam = pool.family("concurrence", ["eta"], lambda p: p["epsilon"] == 0)
+    if len(fam) < 2:
+        return fam, None
+    return fam, analysis.eta_collapse([(e.params["eta"], e.t, *e.mean_sem()) for e in fam])
+
+
+def fig6b(pool):
+    """C(t) for several eta against t eta / 1e5: the time collapse."""
+    fam, q = collapse(pool)
+    need(fam, 2, "fig6b needs epsilon = 0 concurrence cases for at least 2 values of eta")
+    fig, ax, _ = new_figure()
+    curves(ax, fam, lambda e: rf"$\eta={e.params['eta']:g}$",
+           tscale=lambda e: e.params["eta"] / analysis.ETA_REF)
+    ax.set(xlabel=r"$t\,\eta/10^5$ [$\hbar/W$]", ylabel=r"$C(t)$",
+           title=rf"Fig. 6b: $N={fam[0].params['N']}$; collapse $\chi^2$/dof "
+                 rf"{q['rescaled']:.2g} (unscaled {q['raw']:.2g})")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig7(pool):
+    """S_E(t)/N (solid) and C(t) (dashed) at epsilon = 0; inset S_E(inf) against N."""
+    fam = need(pool.family("entropy", ["N"], lambda p: p["epsilon"] == 0), 1,
+               "fig7 needs epsilon = 0 cases with the entropy")
+    fig, ax, sub = new_figure([0.62, 0.12, 0.33, 0.33])
+    curves(ax, fam, lambda e: rf"$N={e.params['N']}$", obs="entropy", scale=lambda e: e.params["N"])
+    with_c = [e for e in fam if e.has("concurrence")]
+    curves(ax, with_c, lambda e: None, style=lambda k, e: {"ls": "--", "color": f"C{fam.index(e)}"})
+    ax.plot(fam[0].t, 0.02 * np.log(fam[0].t / fam[0].t[0]), ":", color="gray", label=r"$\propto\log t$")
+    ax.set(ylabel=r"$S_E(t)/N$ (solid), $C(t)$ (dashed)",
+           title=rf"Fig. 7: $\epsilon=0$, {fam[0].case.n_done} realizations")
+    ax.legend(fontsize=7, loc="upper left")
+    if len(fam) >= 2:
+        vol = volume_law(fam)
+        points(sub, [e.params["N"] for e in fam], [e.entropy_plateau for e in fam])
+        n = np.array([e.params["N"] for e in fam], dtype=float)
+        sub.plot(n, vol.info["intercept"].value + vol.value * n, "k-", lw=0.8)
+        sub.set_title(rf"$S_E(\infty)$: {vol.value:.3f}$\pm${vol.err:.3f} per TLS", fontsize=7)
+        sub.set_xlabel("$N$", fontsize=8)
+        sub.tick_params(labelsize=7)
+    return fig
+
+
+def volume_law(fam):
+    return analysis.entropy_volume_law([e.params["N"] for e in fam], [e.rows("entropy") for e in fam],
+                                       [e.group for e in fam], fam[0].n_boot, fam[0].seed)
+
+
+def open_family(pool, obs="concurrence"):
+    return pool.family(obs, ["N", "epsilon"])
+
+
+def fig8(pool):
+    """C(t) for several epsilon and N (line style by epsilon, colour by N)."""
+    fam = open_family(pool)
+    need([e for e in fam if e.params["epsilon"] > 0], 1,
+         "fig8 needs concurrence cases with epsilon > 0")
+    fig, ax, _ = new_figure()
+    Ns = sorted({e.params["N"] for e in fam})
+    eps = sorted({e.params["epsilon"] for e in fam})
+    styles = ["-", "--", ":", "-."]
+    curves(ax, fam, eps_label, style=lambda k, e: {"color": f"C{Ns.index(e.params['N']) % 10}",
+                                                  "ls": styles[eps.index(e.params['epsilon']) % 4]})
+    ax.set(yscale="log", ylabel=r"$C(t)$", title=f"Fig. 8: {fam[0].run.attrs['engine']} engine, "
+                                                   f"{fam[0].case.n_done} realizations")
+    m = max(np.nanmax(e.mean_sem()[0]) for e in fam)
+    ax.set_ylim(m * 1e-5, m * 2)
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def stretched_pairs(pool):
+    """(entry at 0 < epsilon < 1, matching epsilon = 0 entry, Estimate of delta)."""
+    fam = open_family(pool)
+    ref = {e.params["N"]: e for e in fam if e.params["epsilon"] == 0}
+    out = []
+    for e in fam:
+        r = ref.get(e.params["N"])
+        if 0 < e.params["epsilon"] < 1 and r is not None and np.array_equal(e.t, r.t):
+            est = analysis.stretched_estimate(e.t, e.rows(), r.rows(), paired=e.group == r.group,
+                                              n_boot=e.n_boot, seed=e.seed)
+            out.append((e, r, est))
+    return out
+
+
+def fig9(pool):
+    """C(t; eps)/C(inf; eps=0) and the stretched-exponential fits."""
+    pairs = need([p for p in stretched_pairs(pool) if np.isfinite(p[2].value)], 1,
+                 "fig9 needs cases with 0 < epsilon < 1 and the epsilon = 0 case of the same N, "
+                 "run long enough for C(t; eps) to leave the eps = 0 plateau")
+    fig, ax, _ = new_figure()
+    entries = [e for e, _, _ in pairs]
+    plateaus = {id(e): r.plateau.value for e, r, _ in pairs}
+    curves(ax, entries, eps_label, scale=lambda e: plateaus[id(e)])
+    for k, (e, _, est) in enumerate(pairs):
+        i = est.info
+        t = e.t[i["window"]]
+        ax.plot(t, i["A"].value * np.exp(-((t + i["t0"].value) / i["tau"].value) ** est.value), "k--",
+                lw=0.8, label=rf"$\delta={est.value:.2f}\pm{est.err:.2f}$, "
+                              rf"$\tau={i['tau'].value:.2g}$")
+    ax.set(yscale="log", ylim=(1e-3, 3), ylabel=r"$C(t;\epsilon)/C(\infty;\epsilon=0)$",
+           title="Fig. 9: stretched exponential " r"$A\,e^{-((t+t_0)/\tau)^\delta}$")
+    ax.legend(fontsize=6)
+    return fig
+
+
+def open_betas(pool):
+    """{epsilon: (cases of that epsilon sorted by N, beta extrapolation or None)} over the
+    (N, epsilon) family; epsilon = 0 gives beta_i, epsilon > 0 beta_o (Fig. 10b)."""
+    by_eps = {}
+    for e in open_family(pool):
+        by_eps.setdefault(e.params["epsilon"], []).append(e)
+    return {eps: (g, beta_extrapolation(pool, g) if len(g) >= 2 else None)
+            for eps, g in sorted(by_eps.items())}
+
+
+def fig10(pool):
+    """(a) C(t) at the largest epsilon with power-law fits; (b) beta against 1/N for every
+    epsilon, extrapolated linearly to 1/N = 0."""
+    betas = open_betas(pool)
+    eps_max = max(betas)
+    need([1] if eps_max > 0 else [], 1, "fig10 needs concurrence cases with epsilon > 0")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    fam = betas[eps_max][0]
+    curves(a, fam, lambda e: rf"$N={e.params['N']}$")
+    fit_lines(a, fam)
+    a.set(yscale="log", ylabel=r"$C(t)$", title=rf"Fig. 10a: $\epsilon={eps_max:g}$")
+    m = max(np.nanmax(e.mean_sem()[0]) for e in fam)
+    a.set_ylim(m * 1e-4, m * 2)
+    a.legend(fontsize=7)
+    for k, (eps, (g, _)) in enumerate(betas.items()):
+        if len(g) >= 2:
+            _beta_vs_inverse_n(b, pool, g, rf"$\epsilon={eps:g}$", color=f"C{k}")
+    b.set_title(r"Fig. 10b: $\beta_i$ ($\epsilon=0$), $\beta_o$ ($\epsilon>0$)")
+    return fig
+
+
+def fig11(pool):
+    """S_E(t)/N for several N and epsilon."""
+    fam = need(open_family(pool, "entropy"), 1, "fig11 needs cases with the entropy")
+    need([e for e in fam if e.params["epsilon"] > 0], 1, "fig11 needs entropy cases with epsilon > 0")
+    fig, ax, _ = new_figure()
+    Ns = sorted({e.params["N"] for e in fam})
+    eps = sorted({e.params["epsilon"] for e in fam})
+    styles = ["-", "--", ":", "-."]
+    curves(ax, fam, eps_label, obs="entropy", scale=lambda e: e.params["N"],
+           style=lambda k, e: {"color": f"C{Ns.index(e.params['N']) % 10}",
+                               "ls": styles[eps.index(e.params['epsilon']) % 4]})
+    ax.set(ylabel=r"$S_E(t)/N$", title=f"Fig. 11: {fam[0].case.n_done} realizations")
+    ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def random_state_fit(data):
+    return randomstates.fit_scaling(data["N"], data["mean"], data["sem"], data["nonzero"])
+
+
+def fig12(pool):
+    """log2(-ln <C>) of Haar-random states against N with the linear fit (App. C)."""
+    data = need(pool.randomstates, 1, "fig12 needs a random-state file (python -m tlsmpi.randomstates)")[0]
+    fit = random_state_fit(data)
+    fig, ax, _ = new_figure()
+    ok = (data["mean"] > 0) & (data["mean"] < 1)
+    N, m, s = data["N"][ok], data["mean"][ok], data["sem"][ok]
+    used = np.isin(N, fit["N_used"])
+    y = np.log2(-np.log(m))
+    dy = s / (m * np.abs(np.log(m)) * np.log(2))
+    ax.errorbar(N[used], y[used], dy[used], fmt="o", capsize=3, label=f"{data['states']} states per N")
+    if (~used).any():
+        ax.errorbar(N[~used], y[~used], dy[~used], fmt="o", mfc="none", capsize=3,
+                    label=f"fewer than {randomstates.MIN_NONZERO} entangled pairs (not fitted)")
+    x = np.linspace(data["N"].min(), data["N"].max(), 10)
+    ax.plot(x, np.log2(fit["a"]) + fit["b"] * x, "k--",
+            label=rf"$a={fit['a']:.3f}\pm{fit['a_err']:.3f}$, $b={fit['b']:.3f}\pm{fit['b_err']:.3f}$")
+    ax.set(xlabel="$N$", ylabel=r"$\log_2(-\ln\langle C\rangle)$",
+           title=r"Fig. 12: random states, $\langle C\rangle\sim e^{-a2^{bN}}$")
+    ax.legend(fontsize=8)
+    return fig
+
+
+#: figure name -> builder, in the paper's order
+FIGURES = {"fig2": fig2, "fig4": fig4, "fig5": fig5, "fig6a": fig6a, "fig6b": fig6b,
+           "fig7": fig7, "fig8": fig8, "fig9": fig9, "fig10": fig10, "fig11": fig11,
+           "fig12": fig12}

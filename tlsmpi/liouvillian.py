@@ -1,0 +1,484 @@
+"""Engine 2: the GKSL generator of Eq. (15) on the 4^N Pauli basis, distributed with
+PETSc and evolved with SLEPc MFN (DESIGN.md section 5; docs/liouvillian.md).
+
+Pauli basis.  rho = 2^-N sum_mu c_mu P_mu with P_mu = P_{a_0} x ... x P_{a_{N-1}},
+P_0..3 = (I, X, Y, Z) in the (up, down) S^z basis, and c_mu = Tr(rho P_mu) real.  The
+string index is mu = sum_k a_k 4^(N-1-k): site 0 is the most significant base-4 digit,
+the same order as the Kronecker products of tests/dense.py, so reshaping c to (4,)*N
+puts site k on axis k.  dc/dt = G c with the real matrix
+
+    G_{nu mu} = 2^-N Tr(P_nu L(P_mu)),
+
+a sum of local blocks (Eqs. 15 and 23): per site the 4x4 block
+Tr(P_b L_i(P_a))/2 of -i[-nu_i S^z_i / 2, .] and the dissipator of site i, per pair
+i < j the 16x16 block Tr(P_b L_ij(P_a))/4 of -i[h_ij, .] with
+h_ij = 2 J_ij S^z_i S^z_j + K_ij S+_i S-_j + K_ji S-_i S+_j (ordered-pair sums of Eq. 23
+and the flip-flop term).  A pair term is a commutator with strings that have no identity
+factor, so it changes both digits of a row: its entries never coincide with the site
+entries, and each row is a diagonal plus distinct off-diagonal entries.
+
+Rows are distributed over the ranks of a communicator in PETSc's default contiguous
+layout; each rank builds its rows with vectorized numpy in chunks (`Generator.csr`).
+The MFN object honours the PETSc options database (`init_petsc`, -mfn_type,
+-mfn_tol, -mfn_ncv, -log_view ...).
+"""
+import math
+import shlex
+
+import numpy as np
+
+from .errors import ConfigError, SolverError
+from .observables import concurrence, entropy_vn
+
+#: Single-site Paulis (I, X, Y, Z) in the (up, down) basis; up = S^z = +1.
+PAULI = np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
+_SP = np.array([[0, 2], [0, 0]], dtype=complex)     # S+ = S^x + i S^y
+_SM = _SP.T.copy()
+_SZ = PAULI[3]
+
+#: MFN tolerance used unless -mfn_tol is given (see docs/performance.md).
+DEFAULT_TOL = 1e-10
+#: Rows per assembly chunk: bounds the temporaries to ~(slots per row) x 16 bytes x this.
+CHUNK_ROWS = 1 << 15
+
+
+def init_petsc(argv=None):
+    """Initialize PETSc and SLEPc with the command line ``argv`` (a list, e.g. sys.argv):
+    the -options in it reach every PETSc/SLEPc object through setFromOptions.  If PETSc
+    is already initialized the options are added to its database instead."""
+    import petsc4py
+    import slepc4py
+    args = [str(a) for a in (argv or [])]
+    petsc4py.init(args)
+    slepc4py.init(args)
+    from petsc4py import PETSc
+    options = [a for a in args if a.startswith("-")]
+    if options:
+        first = args.index(options[0])
+        PETSc.Options().insertString(" ".join(shlex.quote(a) for a in args[first:]))
+
+
+# --------------------------------------------------------------------------- blocks
+
+def _pauli_strings(k):
+    """The 4^k Pauli strings on k sites, (4^k, 2^k, 2^k), first site most significant."""
+    P = PAULI
+    for _ in range(k - 1):
+        P = np.einsum("aij,bkl->abikjl", P, PAULI).reshape(len(P) * 4, 2 * P.shape[1], 2 * P.shape[1])
+    return P
+
+
+def _pauli_block(superop, k):
+    """G_ba = 2^-k Tr(P_b superop(P_a)) for the strings on k sites (real by construction)."""
+    P = _pauli_strings(k)
+    images = np.array([superop(p) for p in P])
+    G = np.einsum("bij,aji->ba", P, images) / 2**k
+    assert np.abs(G.imag).max(initial=0) <= 1e-12 * max(1.0, np.abs(G).max()), "generator not real"
+    return np.ascontiguousarray(G.real)
+
+
+def site_block(nu, Y, f):
+    """4x4 block of site i: -i[-nu/2 S^z, rho] plus the dissipator of Eq. (15),
+    Y f (S+ rho S- + S- rho S+ - 4 rho) + Y (S+ rho S- + {rho, S^z} - 2 rho)."""
+    h = -0.5 * nu * _SZ
+
+    def L(r):
+        return (-1j * (h @ r - r @ h)
+                + Y * f * (_SP @ r @ _SM + _SM @ r @ _SP - 4 * r)
+                + Y * (_SP @ r @ _SM + r @ _SZ + _SZ @ r - 2 * r))
+    return _pauli_block(L, 1)
+
+
+def pair_block(J, K_ij=0.0, K_ji=0.0):
+    """16x16 block of the pair i < j: -i[h_ij, rho] with
+    h_ij = 2 J_ij Sz_i Sz_j + K_ij S+_i S-_j + K_ji S-_i S+_j (Eq. 23, ordered-pair sums)."""
+    h = 2 * J * np.kron(_SZ, _SZ) + K_ij * np.kron(_SP, _SM) + K_ji * np.kron(_SM, _SP)
+    return _pauli_block(lambda r: -1j * (h @ r - r @ h), 2)
+
+
+def _slot_table(G, shifts):
+    """Off-diagonal entries of a local block as per-row tables for vectorized assembly.
+
+    G is (4^k, 4^k) on sites whose digits sit at bit shifts ``shifts`` of the global index.
+    Returns (delta, value), each (4^k, m): row code b has entries at global column
+    row + delta[b, s] with value[b, s] (value 0 pads rows with fewer than m entries).
+    """
+    k = len(shifts)
+    codes = np.arange(4**k)
+    local = (codes[:, None] >> (2 * np.arange(k - 1, -1, -1))) & 3            # digits of each code
+    weights = np.array([1 << s for s in shifts], dtype=np.int64)
+    offdiag = (G != 0) & ~np.eye(len(G), dtype=bool)
+    m = max(int(offdiag.sum(1).max()), 1)
+    delta = np.zeros((len(G), m), dtype=np.int64)
+    value = np.zeros((len(G), m))
+    for b in codes:
+        a = np.flatnonzero(offdiag[b])
+        delta[b, :len(a)] = (local[a] - local[b]) @ weights
+        value[b, :len(a)] = G[b, a]
+    return delta, value
+
+
+class Generator:
+    """The real Pauli-basis GKSL generator of one realization, row by row.
+
+    `csr(start, stop)` returns the rows [start, stop) in CSR form with sorted columns,
+    vectorized over rows; `nnz(start, stop, lo, hi)` counts entries per row with column
+    inside / outside [lo, hi) for PETSc preallocation.
+    """
+
+    def __init__(self, real):
+        N = self.N = real.N
+        self.size = 4**N
+        self.shift = 2 * (N - 1 - np.arange(N))                 # bit shift of site k's digit
+        sites = [site_block(real.nu[k], real.Y[k], real.f[k]) for k in range(N)]
+        self.site_diag = np.array([np.diag(G) for G in sites])  # (N, 4)
+        self.tables = [((k,), _slot_table(G, [self.shift[k]])) for k, G in enumerate(sites)]
+        K = real.K
+        changed = _changed_digits(2)
+        for i in range(N):
+            for j in range(i + 1, N):
+                G = pair_block(real.J[i, j], K[i, j], K[j, i])
+                if not G.any():
+                    continue
+                assert not (G[changed < 2] != 0).any(), "pair term must change both digits"
+                self.tables.append(((i, j), _slot_table(G, [self.shift[i], self.shift[j]])))
+        self.slots = 1 + sum(t[1][0].shape[1] for t in self.tables)
+
+    def digits(self, rows):
+        """Base-4 digits of global indices, (len(rows), N), site 0 first."""
+        return ((rows[:, None] >> self.shift) & 3).astype(np.intp)
+
+    def _entries(self, rows):
+        """Padded (columns, values, present) for ``rows``, each (len(rows), slots); slot 0
+        is the diagonal (always present, possibly zero)."""
+        d = self.digits(rows)
+        cols = np.empty((len(rows), self.slots), dtype=np.int64)
+        vals = np.empty((len(rows), self.slots))
+        cols[:, 0] = rows
+        vals[:, 0] = self.site_diag[np.arange(self.N), d].sum(1)
+        s = 1
+        for sites, (delta, value) in self.tables:
+            code = d[:, sites[0]] if len(sites) == 1 else 4 * d[:, sites[0]] + d[:, sites[1]]
+            m = delta.shape[1]
+            cols[:, s:s + m] = rows[:, None] + delta[code]
+            vals[:, s:s + m] = value[code]
+            s += m
+        present = vals != 0
+        present[:, 0] = True
+        return cols, vals, present
+
+    def nnz(self, start, stop, lo, hi):
+        """Entries per row of rows [start, stop) with column in [lo, hi) and outside."""
+        d_nnz, o_nnz = [], []
+        for a in range(start, stop, CHUNK_ROWS):
+            cols, _, present = self._entries(np.arange(a, min(a + CHUNK_ROWS, stop), dtype=np.int64))
+            inside = present & (cols >= lo) & (cols < hi)
+            d_nnz.append(inside.sum(1))
+            o_nnz.append(present.sum(1) - d_nnz[-1])
+        empty = [np.zeros(0, dtype=np.int64)]
+        return np.concatenate(d_nnz or empty), np.concatenate(o_nnz or empty)
+
+    def csr(self, start, stop):
+        """Rows [start, stop) as (indptr, indices, values) with sorted column indices."""
+        rows = np.arange(start, stop, dtype=np.int64)
+        cols, vals, present = self._entries(rows)
+        cols[~present] = self.size                                  # absent entries sort last
+        order = np.argsort(cols, axis=1, kind="stable")
+        cols = np.take_along_axis(cols, order, 1)
+        vals = np.take_along_axis(vals, order, 1)
+        count = present.sum(1)
+        keep = np.arange(self.slots) < count[:, None]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(count, out=indptr[1:])
+        return indptr, cols[keep], vals[keep]
+
+    def initial_coefficients(self, rho0, start, stop):
+        """c_mu(0) = prod_k Tr(rho0_k P_{a_k}) for the product state of Eq. (26), rows [start, stop)."""
+        bloch = np.einsum("kij,aji->ka", rho0, PAULI).real          # (N, 4): (1, x, y, z) per site
+        out = np.empty(stop - start)
+        for a in range(start, stop, CHUNK_ROWS):
+            b = min(a + CHUNK_ROWS, stop)
+            d = self.digits(np.arange(a, b, dtype=np.int64))
+            out[a - start:b - start] = bloch[np.arange(self.N), d].prod(1)
+        return out
+
+
+def _changed_digits(k):
+    """(4^k, 4^k) number of digits in which local codes b and a differ."""
+    codes = np.arange(4**k)
+    local = (codes[:, None] >> (2 * np.arange(k - 1, -1, -1))) & 3
+    return (local[:, None, :] != local[None, :, :]).sum(-1)
+
+
+# --------------------------------------------------------------------------- PETSc objects
+
+def ownership(size, nranks, rank):
+    """PETSc's default contiguous row layout (PetscSplitOwnership): (start, stop) of ``rank``."""
+    base, extra = divmod(size, nranks)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
+def assemble(gen, comm):
+    """The generator as a preallocated PETSc AIJ matrix on ``comm`` (mpi4py or PETSc comm)."""
+    from petsc4py import PETSc
+    pcomm = PETSc.Comm(comm)
+    start, stop = ownership(gen.size, pcomm.getSize(), pcomm.getRank())
+    d_nnz, o_nnz = gen.nnz(start, stop, start, stop)
+    A = PETSc.Mat().create(comm=pcomm)
+    A.setSizes(((stop - start, gen.size), (stop - start, gen.size)))
+    A.setType(PETSc.Mat.Type.AIJ)
+    A.setPreallocationNNZ((d_nnz.astype(PETSc.IntType), o_nnz.astype(PETSc.IntType)))
+    A.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+    for a in range(start, stop, CHUNK_ROWS):
+        b = min(a + CHUNK_ROWS, stop)
+        indptr, cols, vals = gen.csr(a, b)
+        A.setValuesIJV(indptr.astype(PETSc.IntType), cols.astype(PETSc.IntType), vals,
+                       rowmap=np.arange(a, b, dtype=PETSc.IntType))
+    A.assemble()
+    return A
+
+
+# --------------------------------------------------------------------------- observables
+
+def subsystem_indices(N, sites):
+    """Global indices of the 4^|A| strings that are the identity outside ``sites``,
+    in the order of `density_from_pauli` (first listed site most significant)."""
+    idx = np.zeros(1, dtype=np.int64)
+    for s in sites:
+        idx = (idx[:, None] + (np.arange(4, dtype=np.int64) << (2 * (N - 1 - s)))).ravel()
+    return idx
+
+
+def density_from_pauli(c, n):
+    """rho_A = 2^-n sum_mu c_mu P_mu from coefficients c (..., 4^n) -> (..., 2^n, 2^n)
+    in the Kronecker basis (first site most significant).  With c the coefficients of
+    strings that are the identity outside A, this is the partial trace over the rest."""
+    lead = c.shape[:-1]
+    t = c.reshape(lead + (4,) * n)
+    for _ in range(n):
+        t = np.tensordot(t, PAULI, axes=([len(lead)], [0]))        # appends (ket, bra) of a site
+    L = len(lead)
+    t = t.transpose(tuple(range(L)) + tuple(L + 2 * k for k in range(n)) + tuple(L + 2 * k + 1 for k in range(n)))
+    return t.reshape(lead + (2**n, 2**n)) / 2**n
+
+
+class _Needed:
+    """The coefficients the observables read: pairs for Eq. (28), bubbles for S_E."""
+
+    def __init__(self, real, request):
+        N = real.N
+        self.pairs = [(i, j) for i in range(N) for j in range(i + 1, N)] if request.concurrence else []
+        self.bubbles = real.bubbles(request.bipartitions) if request.entropy else np.zeros((0, 0), int)
+        parts = [subsystem_indices(N, p) for p in self.pairs] + [subsystem_indices(N, A) for A in self.bubbles]
+        self.indices, inverse = np.unique(np.concatenate(parts), return_inverse=True)
+        n_pair = 16 * len(self.pairs)
+        self.pair_pos = inverse[:n_pair].reshape(len(self.pairs), 16)
+        self.bubble_pos = inverse[n_pair:].reshape(len(self.bubbles), 4**self.bubbles.shape[1])
+
+    def observables(self, coeffs, N, request):
+        """{'concurrence': C(t) (Eq. 28), 'entropy': mean S_E(t) (Eq. 29)} from (T, n) coefficients."""
+        out = {}
+        if request.concurrence:
+            rho = density_from_pauli(coeffs[:, self.pair_pos], 2)              # (T, pairs, 4, 4)
+            out["concurrence"] = concurrence(rho).sum(1) / N
+        if request.entropy:
+            n = self.bubbles.shape[1]
+            rho = density_from_pauli(coeffs[:, self.bubble_pos], n)
+            out["entropy"] = entropy_vn(rho).mean(1)
+        return out
+
+
+# --------------------------------------------------------------------------- evolution
+
+class Evolution:
+    """The PETSc/SLEPc objects of one realization on a communicator: the assembled
+    generator, two state vectors and the MFN solver (configured from the options
+    database).  Use as a context manager so that everything is destroyed."""
+
+    def __init__(self, real, comm=None):
+        from mpi4py import MPI
+        from petsc4py import PETSc
+        from slepc4py import SLEPc
+        self.comm = MPI.COMM_SELF if comm is None else comm
+        self.where = f"realization {real.index} (seed {real.seed}, N = {real.N})"
+        self._objects = []
+        self._PETSc = PETSc
+        try:
+            gen = Generator(real)
+            self.A = self._own(assemble(gen, self.comm))
+            self.x, self.y = (self._own(v) for v in self.A.createVecs())
+            start, stop = self.x.getOwnershipRange()
+            self.x.setArray(gen.initial_coefficients(real.initial_density_matrices(), start, stop))
+            self.mfn = self._own(SLEPc.MFN().create(comm=self.A.getComm()))
+            self.mfn.setOperator(self.A)
+            self.fn = self.mfn.getFN()
+            self.fn.setType(SLEPc.FN.Type.EXP)
+            self.mfn.setTolerances(tol=DEFAULT_TOL)
+            self.mfn.setFromOptions()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _own(self, obj):
+        self._objects.append(obj)
+        return obj
+
+    def destroy(self):
+        for obj in reversed(self._objects):
+            obj.destroy()
+        self._objects = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+    def step(self, t0, t1):
+        """c(t1) = exp(G (t1 - t0)) c(t0) in place; SolverError if MFN fails."""
+        self.fn.setScale(t1 - t0)
+        self.mfn.solve(self.x, self.y)
+        reason = self.mfn.getConvergedReason()
+        if reason < 0:
+            raise SolverError(
+                f"{self.where}: SLEPc MFN ({self.mfn.getType()}) did not converge on the step "
+                f"t = {t0:.6g} -> {t1:.6g} (reason {_reason_name(reason)} after "
+                f"{self.mfn.getIterationNumber()} iterations; try a larger -mfn_ncv or "
+                f"-mfn_max_it, or -mfn_type expokit)")
+        if not math.isfinite(self.y.norm()):
+            raise SolverError(f"{self.where}: non-finite state at t = {t1:.6g} ({self.mfn.getType()})")
+        self.x, self.y = self.y, self.x
+
+    def run(self, times, indices):
+        """Coefficients c_mu(t) for the global ``indices`` at each of ``times``
+        (non-decreasing, from t = 0), gathered on rank 0 of the communicator by a
+        VecScatter: (T, len(indices)) there, None on the other ranks."""
+        PETSc = self._PETSc
+        t = np.asarray(times, dtype=float)
+        if t.ndim != 1 or (t < 0).any() or (np.diff(t) < 0).any():
+            raise ConfigError(f"output times must be a non-decreasing 1-d array of t >= 0, got {t!r}")
+        root = self.comm.Get_rank() == 0
+        mine = np.asarray(indices if root else [], dtype=PETSc.IntType)
+        sel = PETSc.IS().createGeneral(mine, comm=PETSc.COMM_SELF)
+        local = PETSc.Vec().createSeq(len(mine), comm=PETSc.COMM_SELF)
+        scatter = PETSc.Scatter().create(self.x, sel, local, None)
+        coeffs = np.empty((len(t), len(mine)))
+        try:
+            t_prev = 0.0
+            for k, tk in enumerate(t):
+                if tk > t_prev:
+                    self.step(t_prev, tk)
+                    t_prev = tk
+                scatter.scatter(self.x, local, PETSc.InsertMode.INSERT_VALUES, PETSc.ScatterMode.FORWARD)
+                coeffs[k] = local.getArray(readonly=True)
+        finally:
+            for obj in (scatter, local, sel):
+                obj.destroy()
+        return coeffs if root else None
+
+
+def compute(real, times, request, comm=None):
+    """Engine 2 entry point: the observables of ``request`` for one realization.
+
+    Evolves c(t) = exp(G t) c(0) from output time to output time with SLEPc MFN
+    (FN exp, scale = t_k - t_{k-1}, the first interval from t = 0) on the ranks of
+    ``comm`` (an mpi4py communicator; None = this process alone).  Every rank returns
+    the same dict of (T,) arrays.  Raises SolverError on every rank if a solve does not
+    converge or gives non-finite numbers.
+    """
+    needed = _Needed(real, request)
+    with Evolution(real, comm) as evo:
+        coeffs = evo.run(times, needed.indices)
+        comm, where = evo.comm, evo.where
+    result = None
+    if comm.Get_rank() == 0:
+        try:
+            result = needed.observables(coeffs, real.N, request)
+            bad = [name for name, v in result.items() if not np.isfinite(v).all()]
+            if bad:
+                result = SolverError(f"{where}: non-finite {', '.join(bad)}")
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as err:
+            result = SolverError(f"{where}: observables failed: {err}")
+    result = comm.bcast(result, root=0)
+    if isinstance(result, SolverError):
+        raise result
+    return result
+
+
+def _reason_name(reason):
+    from slepc4py import SLEPc
+    names = {v: k for k, v in vars(SLEPc.MFN.ConvergedReason).items() if not k.startswith("_")}
+    return names.get(reason, str(reason))
+
+
+# --------------------------------------------------------------------------- memory model
+
+#: Per-rank baseline of the interpreter, numpy, MPI, PETSc and SLEPc (bytes).
+BASELINE = 150e6
+
+
+def mean_nnz_per_row(N, flipflop=False):
+    """Average entries per row for generic parameters (all couplings and rates non-zero):
+    1 + 3N/4 + N(N-1)/4 without flip-flop terms."""
+    site = site_block(1.0, 1.0, 1.0)
+    pair = pair_block(1.0, 1.0 if flipflop else 0.0, 1.0 if flipflop else 0.0)
+    off = ~np.eye(4, dtype=bool)
+    per_site = (site[off] != 0).sum() / 4
+    per_pair = (pair[~np.eye(16, dtype=bool)] != 0).sum() / 16
+    return 1 + N * per_site + N * (N - 1) / 2 * per_pair
+
+
+def memory_estimate(N, nranks, ncv=30, flipflop=False):
+    """Bytes per rank: AIJ matrix (8-byte values, 4-byte column indices, ~4 ints of row
+    bookkeeping per row), ncv + 4 vectors (Krylov basis, state, result, work), ghost
+    values and communication buffers (two vectors' worth when nranks > 1), the assembly
+    chunk temporaries and a fixed baseline."""
+    rows = 4**N / nranks
+    matrix = rows * (mean_nnz_per_row(N, flipflop) * 12 + 16)
+    vectors = (ncv + 4 + (2 if nranks > 1 else 0)) * rows * 8
+    slots = 1 + N + N * (N - 1) / 2 * (4 if flipflop else 1)
+    assembly = min(CHUNK_ROWS, rows) * slots * 40
+    return matrix + vectors + assembly + BASELINE
+
+
+def available_memory():
+    """MemAvailable of /proc/meminfo in bytes (None where it does not exist)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def memory_report(N, nranks, ranks_on_node=None, ncv=30, flipflop=False):
+    """One line for the log: the estimate per rank and per node."""
+    per_rank = memory_estimate(N, nranks, ncv, flipflop)
+    node = per_rank * (ranks_on_node or nranks)
+    return (f"Liouvillian N = {N}: 4^N = {4**N} rows, ~{mean_nnz_per_row(N, flipflop):.1f} entries/row; "
+            f"estimated {per_rank / 1e9:.2f} GB per rank x {ranks_on_node or nranks} ranks on a node "
+            f"= {node / 1e9:.2f} GB (ncv = {ncv})")
+
+
+def check_memory(N, nranks, available=None, ranks_on_node=None, ncv=30, flipflop=False):
+    """Raise ConfigError if ``ranks_on_node`` ranks (default ``nranks``: the whole group on
+    one node) of ``memory_estimate`` exceed ``available`` bytes (default: MemAvailable)."""
+    available = available_memory() if available is None else available
+    if available is None:
+        return
+    ranks_on_node = ranks_on_node or nranks
+
+    def need(n):
+        return memory_estimate(n, nranks, ncv, flipflop) * ranks_on_node
+
+    if need(N) > available:
+        fits = [n for n in range(2, N) if need(n) <= available]
+        largest = f"the largest N that fits is {fits[-1]}" if fits else "no N fits"
+        raise ConfigError(
+            f"engine 'liouvillian' with N = {N} needs ~{need(N) / 1e9:.1f} GB on a node "
+            f"({memory_estimate(N, nranks, ncv, flipflop) / 1e9:.2f} GB x {ranks_on_node} ranks, "
+            f"ranks_per_realization = {nranks}) but {available / 1e9:.1f} GB is available: "
+            f"{largest} with these ranks; use more nodes per realization, or engine 'exact'")

@@ -1,0 +1,196 @@
+"""Post-processing on a login node (no MPI): summary table, fits and the paper's figures.
+
+    python -m tlsmpi.post [WHAT] FILE... [--outdir DIR] [--boot N] [--seed S]
+    tlsmpi-post           (the same, installed console script)
+
+WHAT is ``summary`` (the default: print the table only), ``all`` (the table and every
+figure the files can feed) or one or more figure names (fig2, fig4, fig5, fig6a, fig6b,
+fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated.  FILEs are run files of
+``tlsmpi.run`` and random-state files of ``tlsmpi.randomstates``, in any mix; each
+figure takes the cases it needs from all of them (tlsmpi.figures).  Figures go to
+DIR/<name>.png and .pdf.  Errors are bootstrap standard errors over realizations
+(``--boot`` replicas, seeded with ``--seed``).  docs/post.md describes the analysis rules.
+
+Exit status: 0 done; 2 bad input (missing, corrupt or foreign file; a requested figure
+without data), with a one-line message.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from . import analysis, figures, phase, randomstates
+from .model import ModelParams
+from .results import NotARunFile, Run, summary
+
+EXIT_OK, EXIT_INPUT = 0, 2
+ALIASES = {"fig6": ["fig6a", "fig6b"]}
+
+
+class InputError(Exception):
+    """Bad command line or files: reported in one line, exit status 2."""
+
+
+def load(paths):
+    """Run files and random-state files; InputError names the first bad file."""
+    runs, states = [], []
+    for path in paths:
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such file")
+        try:
+            runs.append(Run(path))
+            continue
+        except NotARunFile as err:
+            run_error = " ".join(str(err).split())
+        except (OSError, KeyError, ValueError) as err:
+            run_error = f"{path}: damaged run file ({' '.join(str(err).split())})"
+        try:
+            states.append(randomstates.read(path))
+        except (OSError, KeyError, ValueError):
+            raise InputError(run_error) from None
+    return runs, states
+
+
+def _fmt(est, spec=".3g"):
+    return f"{est.value:{spec}} ± {est.err:.2g}" if np.isfinite(est.value) else "—"
+
+
+def case_table(pool):
+    """One line per case: peak, t_peak J_nn, beta and its window, plateau, S_E(inf)/N."""
+    lines = [f"  {'file':<16} {'case':<22} {'N':>3} {'eps':>7} {'R':>5}  {'C_max':>16} "
+             f"{'t_max':>17} {'t_max*J_nn':>10}  {'beta':>16} {'window':>17}  "
+             f"{'C(inf)':>18} {'drift':>6}  {'S_E(inf)/N':>15}"]
+    for e in pool.entries:
+        p, name = e.params, os.path.basename(e.group)[:16]
+        line = f"  {name:<16} {e.case.label[:22]:<22} {p['N']:>3} {p['epsilon']:>7.1g} {e.case.n_done:>5}"
+        if e.has("concurrence"):
+            pk, b, pl = e.peak, e.beta, e.plateau
+            J = e.couplings
+            tj = f"{pk.value * J['J_nn']:10.3g}" if J else f"{'—':>10}"
+            win = "—" if b.info["t_window"] is None else "{:.2g}..{:.2g}".format(*b.info["t_window"])
+            line += (f"  {_fmt(pk.info['C_max'], '.4f'):>16} {_fmt(pk):>17} {tj}  {_fmt(b):>16} "
+                     f"{win:>17}  {_fmt(pl, '.3e'):>18} {pl.info['drift']:6.2f}")
+        else:
+            line += " " * 108
+        if e.has("entropy"):
+            s = e.entropy_plateau
+            line += f"  {_fmt(analysis.Estimate(s.value / p['N'], s.err / p['N']), '.4f'):>15}"
+        lines.append(line)
+    return lines
+
+
+def analysis_lines(pool):
+    """The cross-case numbers: beta extrapolations, alpha, collapse, delta/tau, volume law,
+    random-state fit, Eq. (24) ratios."""
+    out = []
+    fam, alpha = figures.alpha(pool)
+    if np.isfinite(alpha.value):
+        out.append(f"  alpha (C(inf) ~ exp(-alpha N), Fig. 6a): {_fmt(alpha)} over N = "
+                   f"{alpha.info['N_used']}")
+    for eps, (group, ext) in figures.open_betas(pool).items():
+        if ext is not None and np.isfinite(ext.value):
+            name = "beta_i" if eps == 0 else "beta_o"
+            per = ", ".join(f"N={e.params['N']}: {_fmt(e.beta)}" for e in group
+                            if e.params["N"] in ext.info["N_used"])
+            out.append(f"  {name} (eps={eps:g}) extrapolated to 1/N -> 0: {_fmt(ext)}  [{per}]")
+    _, q = figures.collapse(pool)
+    if q is not None:
+        out.append(f"  eta collapse (Fig. 6b): chi2/dof {q['rescaled']:.3g} with t -> t eta/1e5, "
+                   f"{q['raw']:.3g} without")
+    for e, r, est in figures.stretched_pairs(pool):
+        i = est.info
+        if np.isfinite(est.value):
+            out.append(f"  stretched exp (Fig. 9) N={e.params['N']} eps={e.params['epsilon']:g}: "
+                       f"delta = {_fmt(est)}, tau = {_fmt(i['tau'])}, A = {_fmt(i['A'])}, "
+                       f"t0 = {_fmt(i['t0'])} over t = {i['t_window'][0]:.2g}..{i['t_window'][1]:.2g}")
+    ent = pool.family("entropy", ["N"], lambda p: p["epsilon"] == 0)
+    if len(ent) >= 2:
+        vol = figures.volume_law(ent)
+        out.append(f"  S_E(inf) = s N + c (Fig. 7 inset): s = {_fmt(vol)}, c = {_fmt(vol.info['intercept'])}")
+    for data in pool.randomstates:
+        fit = figures.random_state_fit(data)
+        out.append(f"  random states (Fig. 12, {data['states']} states): a = {fit['a']:.4g} ± "
+                   f"{fit['a_err']:.2g}, b = {fit['b']:.4g} ± {fit['b_err']:.2g} over N = {fit['N_used']}")
+    for name, m in phase.materials().items():
+        out.append(f"  Eq. (24) {name}: Dbar/W = {m['dbar_over_w']:.2g}, W/(hbar/tau) = "
+                   f"{m['w_over_hbar_tau']:.3g}, hbar Y/J ~ {m['ratio']:.2g} "
+                   f"(log10 spread ± {2 * m['spread_decades']:.2g} decades)")
+    num = phase.numerics(ModelParams(epsilon=1.0))
+    out.append(f"  Eq. (24) paper numerics: hbar Y/J ~ {num['ratio']:.3g} x epsilon/eta "
+               f"= {num['effective_ratio']:.2g} at epsilon = 1, eta = 1e5")
+    return out
+
+
+def report(runs, pool):
+    text = [summary(r) for r in runs]
+    if pool.entries:
+        text += ["", "Analysis per case (bootstrap errors; t in hbar/W, J_nn in W):"] + case_table(pool)
+    text += ["", "Fits across cases:"] + analysis_lines(pool)
+    return "\n".join(text)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m tlsmpi.post", description=__doc__.split("\n\n")[0],
+                                epilog="WHAT: summary | all | " + " | ".join(
+                                    list(figures.FIGURES) + list(ALIASES)) + " (comma separated)")
+    p.add_argument("items", nargs="+", metavar="[WHAT] FILE", help="what to make, then the files")
+    p.add_argument("--outdir", default="figures", help="directory for the figures (default: figures)")
+    p.add_argument("--boot", type=int, default=analysis.N_BOOT, help="bootstrap replicas")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    args = p.parse_args(argv)
+    names = list(figures.FIGURES) + list(ALIASES) + ["all", "summary"]
+    first = args.items[0].split(",")
+    if all(w in names for w in first):
+        args.what, args.files = first, args.items[1:]
+    else:
+        args.what, args.files = ["summary"], args.items
+    if args.boot < 2:
+        raise InputError("--boot must be at least 2")
+    return args
+
+
+def selected(what):
+    if "all" in what:
+        return list(figures.FIGURES), False
+    chosen = []
+    for w in what:
+        chosen += ALIASES.get(w, [w] if w in figures.FIGURES else [])
+    return chosen, True
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parse_args(argv)
+        names, strict = selected(args.what)
+        if not args.files and names != ["fig2"]:
+            raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
+        runs, states = load(args.files)
+        pool = figures.Pool(runs, states, args.boot, args.seed)
+        print(report(runs, pool), flush=True)
+        made = []
+        for name in names:
+            try:
+                fig = figures.FIGURES[name](pool)
+            except figures.NoData as err:
+                if strict:
+                    raise InputError(str(err)) from None
+                print(f"  {name}: skipped ({err})")
+                continue
+            os.makedirs(args.outdir, exist_ok=True)
+            for ext in ("png", "pdf"):
+                fig.savefig(os.path.join(args.outdir, f"{name}.{ext}"), dpi=150)
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+            made.append(name)
+        if made:
+            print(f"figures written to {args.outdir}/: {', '.join(made)} (png, pdf)")
+    except InputError as err:
+        print(f"tlsmpi-post: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
