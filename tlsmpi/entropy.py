@@ -31,8 +31,8 @@ BUDGET = 2**22
 
 #: Cost model of the two routes, seconds per unit of work, measured with
 #: ``python -m tlsmpi.bench entropy`` on the development machine (one core).
-COST = dict(site=60e-9,     # one (pattern, site, time) propagator entry, two complex exps
-            gather=10e-9,   # one gathered complex factor of an element of rho_A
+COST = dict(site=80e-9,     # one (pattern, site, time) propagator entry, two complex exps
+            gather=12e-9,   # one gathered and multiplied site factor of an element of rho_A
             phase=30e-9,    # one amplitude of |psi(t)> (complex exp)
             copy=5e-9,      # one amplitude moved by the transpose to (A, B) order
             mac=0.2e-9,     # one complex multiply-add of the Gram matrix
