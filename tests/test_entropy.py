@@ -72,7 +72,7 @@ def test_grouped_factorization_matches_per_element_formula(kw):
                                 dict(N=9, epsilon=30.0, T_K=2000.0)])
 def test_density_matrix_and_entropy_laws(kw):
     real = sample(ModelParams(**kw), 6, 0)
-    t = np.concatenate([[0.0], np.logspace(-2, 5, 15)])
+    t = np.concatenate([[0.0], np.logspace(-2, 6, 17)])
     A = real.bubbles()[0]
     rho = subsystem_rdm(real, t, A)
     assert np.abs(rho - rho.conj().swapaxes(-1, -2)).max() == 0
