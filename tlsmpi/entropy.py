@@ -40,6 +40,11 @@ COST = dict(site=80e-9,     # one (pattern, site, time) propagator entry, two co
             call=40e-6)     # Python and numpy overhead per bipartition and time chunk
 
 
+def _factorized_per_time(n, m, patterns):
+    """Complex numbers per time of the largest temporaries of the factorized route."""
+    return max(patterns * 4 * n, patterns * m, 2 * 4**n)
+
+
 def _chunks(T, per_time):
     """Slices of range(T) with about BUDGET / per_time times each."""
     step = max(1, BUDGET // max(per_time, 1))
@@ -136,13 +141,13 @@ def _rdm_chunks(real, t, A):
     incoherent = [np.flatnonzero(P[:, k] == 0) for k in range(n)]
     site = _Site(real)
     c = coherences(real, t)[A]             # rho0[up, down] e^{(i nu - Gc) t}: d = +2
-    per_time = max(len(P) * 4 * n, len(P) * len(B), 2 * D * D)
-    for sl in _chunks(len(t), per_time):
+    for sl in _chunks(len(t), _factorized_per_time(n, len(B), len(P))):
         tc = t[sl]
         outside = np.ones((len(tc), len(P)), dtype=complex)
         for j in B:
             outside *= site.trace(j, omega[:, j], tc)
-        W = np.empty((len(tc), len(P), n, 4), dtype=complex)
+        W = np.empty((len(tc), len(P), n, 4), dtype=complex)   # codes 0, 3 of coherent and
+        # 1, 2 of incoherent sites are never gathered
         for k, i in enumerate(A):
             inc = incoherent[k]
             v = site.populations(i, omega[inc, i], tc)
@@ -221,7 +226,7 @@ def route_costs(N, n, T, n_bubbles=1):
     c, m, D = COST, N - n, 2**n
     patterns = (3**n + 1) // 2
     elements = D * (D + 1) // 2
-    chunks = len(_chunks(T, max(patterns * 4 * n, patterns * m, 2 * D * D)))
+    chunks = len(_chunks(T, _factorized_per_time(n, m, patterns)))
     factorized = (c["site"] * patterns * (m + n / 3) + c["gather"] * elements * (n + 1)
                   + c["eig"] * D**3) * T + c["call"] * N * chunks
     small, large = sorted((D, 2**m))
