@@ -17,7 +17,7 @@ Rules chosen here (the paper does not state its own; docs/post.md repeats them):
   bias on the slope at the end of the window).  The window is fixed from the full sample and
   reused in every bootstrap replica.
 * Stretched exponential (Fig. 9): y(t) = C(t; eps) / C(inf; eps = 0) fitted with
-  A exp(-((t + t0)/tau)^delta) in log space, from the first time at which the eps = 0
+  A exp(-((t + t0)/tau)^delta) in log space, t0 = 0 (see `stretched_exp_fit`), from the first time at which the eps = 0
   curve is within ``SETTLED`` (1.5) x its plateau, as long as y >= ``FLOOR``.
 """
 from dataclasses import dataclass, field
@@ -68,7 +68,7 @@ def bootstrap(samples, estimator, n_boot=N_BOOT, seed=0, groups=None):
             means.append(s[drawn[key]].mean(0))
         reps.append(estimator(*means))
     reps = np.asarray(reps, dtype=float)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         err = np.nanstd(reps, axis=0, ddof=1) if n_boot > 1 else np.full_like(reps[0], np.nan)
     return value, err, reps
 
@@ -132,28 +132,27 @@ def linear_fit(x, y, sigma=None):
     return float(p0), float(p1)
 
 
-def stretched_exp_fit(t, y, p0=None):
-    """Fit y = A exp(-((t + t0)/tau)^delta) (Fig. 9) to positive y in log space.
+def stretched_exp_fit(t, y, p0=None, t0=0.0):
+    """Fit y = A exp(-((t + t0)/tau)^delta) (Fig. 9) to the positive y, in log space.
 
-    Returns (A, t0, tau, delta); t0 is bounded to [0, t[-1]], delta to [0.01, 5].
+    t0 is held fixed (default 0): with a free t0 the amplitude A and t0 are degenerate
+    at the statistics of our runs.  Returns (A, tau, delta); delta is bounded to [0.01, 5].
     """
     from scipy.optimize import least_squares
     ok = y > 0
-    t, ly = t[ok], np.log(y[ok])
-    if len(t) < MIN_POINTS + 1:
-        return (np.nan,) * 4
-    scale = np.exp(np.mean(np.log(t)))          # t0 is fitted in units of this time
+    t, ly = t[ok] + t0, np.log(y[ok])
+    if len(t) < MIN_POINTS:
+        return (np.nan,) * 3
     if p0 is None:
         drop = np.flatnonzero(ly <= ly[0] - 1.0)  # first fall by a factor e
-        p0 = (np.exp(ly[0]), 0.0, t[drop[0]] if len(drop) else t[-1], 0.3)
-    A, t0, tau, delta = p0
-    lo, hi = [-np.inf, 0.0, -np.inf, 0.01], [np.inf, t[-1] / scale, np.inf, 5.0]
-    x0 = np.clip([np.log(A), t0 / scale, np.log(tau), delta], lo, hi)
+        p0 = (np.exp(ly[0]), t[drop[0]] if len(drop) else t[-1], 0.3)
+    lo, hi = [-np.inf, -np.inf, 0.01], [np.inf, np.inf, 5.0]
+    x0 = np.clip([np.log(p0[0]), np.log(p0[1]), p0[2]], lo, hi)
 
     def resid(p):
-        return p[0] - (np.exp(-p[2]) * (t + p[1] * scale)) ** p[3] - ly
-    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac")
-    return float(np.exp(sol.x[0])), float(sol.x[1] * scale), float(np.exp(sol.x[2])), float(sol.x[3])
+        return p[0] - np.exp(p[2] * (np.log(t) - p[1])) - ly
+    sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac", max_nfev=200)
+    return float(np.exp(sol.x[0])), float(np.exp(sol.x[1])), float(sol.x[2])
 
 
 # ---------------------------------------------------------------- ensemble estimators
@@ -243,10 +242,10 @@ def stretched_window(t, C_eps, C_0):
 
 
 def stretched_estimate(t, rows_eps, rows_0, paired=True, n_boot=N_BOOT, seed=0):
-    """delta, tau, A, t0 of C(t; eps)/C(inf; eps = 0) = A exp(-((t+t0)/tau)^delta) (Fig. 9).
+    """delta, tau, A of C(t; eps)/C(inf; eps = 0) = A exp(-(t/tau)^delta) (Fig. 9, t0 = 0).
 
     ``paired``: the two cases share their disorder (one run), resampled together.
-    Returns the Estimate of delta with tau, A, t0 (Estimates) and t_window in ``info``.
+    Returns the Estimate of delta with tau, A (Estimates) and t_window in ``info``.
     """
     window = stretched_window(t, np.mean(rows_eps, 0), np.mean(rows_0, 0))
     if window is None:
@@ -256,11 +255,11 @@ def stretched_estimate(t, rows_eps, rows_0, paired=True, n_boot=N_BOOT, seed=0):
 
     def fit(m_eps, m_0):
         c = plateau_value(m_0)
-        return np.array(stretched_exp_fit(tw, m_eps[window] / c, best) if c > 0 else (np.nan,) * 4)
+        return np.array(stretched_exp_fit(tw, m_eps[window] / c, best) if c > 0 else (np.nan,) * 3)
     v, e, _ = bootstrap([rows_eps, rows_0], fit, n_boot, seed, [0, 0] if paired else [0, 1])
-    names = ("A", "t0", "tau", "delta")
+    names = ("A", "tau", "delta")
     est = {n: Estimate(a, b) for n, a, b in zip(names, v, e)}
-    return Estimate(v[3], e[3], {**est, "t_window": (float(tw[0]), float(tw[-1])),
+    return Estimate(v[2], e[2], {**est, "t_window": (float(tw[0]), float(tw[-1])),
                                  "window": window})
 
 

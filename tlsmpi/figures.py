@@ -59,12 +59,23 @@ class Entry:
         return analysis.coupling_scales(J[self.case.done]) if J is not None else None
 
 
+def pooled(fn):
+    """Cache a function of the pool (summary and figures share their fits)."""
+    def wrapper(pool):
+        if fn.__name__ not in pool.memo:
+            pool.memo[fn.__name__] = fn(pool)
+        return pool.memo[fn.__name__]
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
 class Pool:
     """All cases of the run files, plus the random-state files."""
 
     def __init__(self, runs, randomstate_files=(), n_boot=analysis.N_BOOT, seed=0):
         self.entries = [Entry(r, c, n_boot, seed) for r in runs for c in r.cases]
         self.randomstates = list(randomstate_files)
+        self.memo = {}
 
     def family(self, obs, vary, where=lambda p: True):
         """The largest set of cases with ``obs`` whose parameters differ only in the keys
@@ -220,6 +231,7 @@ def fig5(pool):
     return fig
 
 
+@pooled
 def alpha(pool):
     fam = pool.family("concurrence", ["N"], lambda p: p["epsilon"] == 0)
     est = analysis.alpha_estimate([e.params["N"] for e in fam], [e.rows() for e in fam],
@@ -244,6 +256,7 @@ def fig6a(pool):
     return fig
 
 
+@pooled
 def collapse(pool):
     fam = pool.family("concurrence", ["eta"], lambda p: p["epsilon"] == 0)
     if len(fam) < 2:
@@ -316,6 +329,7 @@ def fig8(pool):
     return fig
 
 
+@pooled
 def stretched_pairs(pool):
     """(entry at 0 < epsilon < 1, matching epsilon = 0 entry, Estimate of delta)."""
     fam = open_family(pool)
@@ -342,15 +356,16 @@ def fig9(pool):
     for k, (e, _, est) in enumerate(pairs):
         i = est.info
         t = e.t[i["window"]]
-        ax.plot(t, i["A"].value * np.exp(-((t + i["t0"].value) / i["tau"].value) ** est.value), "k--",
+        ax.plot(t, i["A"].value * np.exp(-(t / i["tau"].value) ** est.value), "k--",
                 lw=0.8, label=rf"$\delta={est.value:.2f}\pm{est.err:.2f}$, "
                               rf"$\tau={i['tau'].value:.2g}$")
     ax.set(yscale="log", ylim=(1e-3, 3), ylabel=r"$C(t;\epsilon)/C(\infty;\epsilon=0)$",
-           title="Fig. 9: stretched exponential " r"$A\,e^{-((t+t_0)/\tau)^\delta}$")
+           title="Fig. 9: stretched exponential " r"$A\,e^{-(t/\tau)^\delta}$")
     ax.legend(fontsize=6)
     return fig
 
 
+@pooled
 def open_betas(pool):
     """{epsilon: (cases of that epsilon sorted by N, beta extrapolation or None)} over the
     (N, epsilon) family; epsilon = 0 gives beta_i, epsilon > 0 beta_o (Fig. 10b)."""

@@ -102,8 +102,7 @@ def analysis_lines(pool):
         i = est.info
         if np.isfinite(est.value):
             out.append(f"  stretched exp (Fig. 9) N={e.params['N']} eps={e.params['epsilon']:g}: "
-                       f"delta = {_fmt(est)}, tau = {_fmt(i['tau'])}, A = {_fmt(i['A'])}, "
-                       f"t0 = {_fmt(i['t0'])} over t = {i['t_window'][0]:.2g}..{i['t_window'][1]:.2g}")
+                       f"delta = {_fmt(est)}, tau = {_fmt(i['tau'])}, A = {_fmt(i['A'])} over t = {i['t_window'][0]:.2g}..{i['t_window'][1]:.2g}")
     ent = pool.family("entropy", ["N"], lambda p: p["epsilon"] == 0)
     if len(ent) >= 2:
         vol = figures.volume_law(ent)
