@@ -53,6 +53,7 @@ BAD_CONFIGS = {
     "bad_material.toml": "[model]\nmaterial = \"glass\"\n",
     "ranks_exact.toml": "[engine]\nranks_per_realization = 2\n",
     "bipartitions.toml": "[model]\nN = 4\n[observables]\nbipartitions = 9\n",
+    "liouvillian_too_large.toml": "[model]\nN = 14\n[engine]\nname = \"liouvillian\"\n",
 }
 
 

@@ -177,6 +177,25 @@ def run_item(engine, params, cfg, times, r, group_comm):
     return real, results, None, time.perf_counter() - t0
 
 
+def check_liouvillian_memory(engine, cases, rpr, comm):
+    """Log the memory estimate and refuse (ConfigError on all ranks) what will not fit
+    the node with the most ranks; rank 0's verdict rules."""
+    from mpi4py import MPI
+    on_node = comm.allreduce(comm.Split_type(MPI.COMM_TYPE_SHARED).size, op=MPI.MAX)
+    error = None
+    if comm.rank == 0:
+        for N, flipflop in sorted({(p.N, bool(p.flipflop)) for p in cases}):
+            log.info(engine.memory_report(N, rpr, on_node, flipflop=flipflop))
+            try:
+                engine.check_memory(N, rpr, ranks_on_node=on_node, flipflop=flipflop)
+            except ConfigError as err:
+                error = str(err)
+                break
+    error = comm.bcast(error, root=0)
+    if error:
+        raise ConfigError(error)
+
+
 def resume_command(args):
     words = ["python -m tlsmpi.run", args.config or ""] + [f"--set {o}" for o in args.overrides]
     return " ".join(w for w in words + ["--out", args.out, "--resume"] if w)
@@ -193,9 +212,8 @@ def execute(args, cfg, comm):
     group = comm.rank // rpr
     group_comm = comm.Split(group, comm.rank)
     cases, times = cfg.cases(), cfg.times
-    if cfg.engine == "liouvillian" and comm.rank == 0:
-        for p in {c.N for c in cases}:
-            log.info(engine.memory_report(p, rpr))
+    if cfg.engine == "liouvillian":
+        check_liouvillian_memory(engine, cases, rpr, comm)
 
     if args.resume:
         run = RunFile.open(args.out, comm)
