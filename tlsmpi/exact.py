@@ -14,9 +14,10 @@ at 4Yf; coherences decay at Gc = 2Y(1+2f).  Basis order: (up, down), up = S^z = 
 Pair density matrices (`pair_rdms`) use the four independent coherence patterns
 (d_i, d_j) in {(0,0), (2,0), (0,2), (2,+-2)}; the others follow by Hermiticity.
 One-coherent-site patterns cost O(N^2 T) with prefix/suffix products; the two
-doubly coherent patterns are the O(N^3 T) core, where for unitary dynamics
+doubly coherent patterns are the O(N^3 T) core, where at T = 0 (unitary or not)
 angle addition (e^{-i(a+b)t} = e^{-iat} e^{-ibt}) turns every factor into
-products of precomputed per-site tables.
+products of precomputed per-site tables, with no transcendental function in the
+inner loop; at T > 0 the closed form is evaluated directly.
 """
 import numpy as np
 
@@ -107,20 +108,33 @@ class PairEngine:
         F = v.sum(2)
         F[np.arange(N), np.arange(N)] = 1.0
         self.excl = exclusive_products(F)     # excl[i, j] = prod_{k != i, j} F[i, k]
-        if self.unitary:
+        # at T = 0 the doubly coherent factors are products of per-site tables
+        self.tables = not np.any(real.f)
+        if self.tables:
             self.E = np.exp(-4j * real.J[:, :, None] * t)              # e^{-i 4 J_ik t}
             self.Ec = self.E.conj()
+            self.decay = np.exp(-4 * np.outer(real.Y, t))              # e^{-4 Y_k t}
             self.m = 2 * self.p_up - 1
 
     def _double(self, i, sign):
-        """prod_{k != i, j} 1^T exp(M_k t) p_k with omega_k = 4 (J_ik + sign J_jk), j > i."""
+        """prod_{k != i, j} 1^T exp(M_k t) p_k with omega_k = 4 (J_ik + sign J_jk), j > i.
+
+        At T = 0 (kappa = 2Y - i omega) the factor is
+        F = X (1 + c)/2 + e^{-4Yt} X* (1 - c)/2,  X = e^{-i omega t},  c = (2Y - i omega m)/(2Y - i omega),
+        m = 2 p_up - 1, and X = e^{-i 4 J_ik t} e^{-i 4 sign J_jk t} by angle addition.
+        """
         J, N = self.real.J, self.real.N
-        if self.unitary:
-            # p e^{-iwt} + (1-p) e^{iwt} = Re X + i m Im X with X = e^{-iwt}, m = 2p - 1
+        omega = 4 * (J[i][None, :] + sign * J[i + 1:])                 # (j, k)
+        if self.tables:
             G = self.E[i] * (self.E[i + 1:] if sign > 0 else self.Ec[i + 1:])
-            G.imag *= self.m[:, None]
+            if self.unitary:                                           # c = m: Re X + i m Im X
+                G.imag *= self.m[:, None]
+            else:
+                z = 2 * self.real.Y - 1j * omega
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    c = np.where(z == 0, self.m, (2 * self.real.Y - 1j * omega * self.m) / z)
+                G = G * ((1 + c) / 2)[..., None] + self.decay * G.conj() * ((1 - c) / 2)[..., None]
         else:
-            omega = 4 * (J[i][None, :] + sign * J[i + 1:])
             G = trace_factor(omega, self.t, self.p_up, self.real.Y, self.real.f)
         G[:, i] = 1.0
         G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
