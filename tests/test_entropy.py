@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 import dense
+from tlsmpi import exact
 from tlsmpi.bench.entropy import naive_rdm
 from tlsmpi.entropy import half_system_entropy, route_costs, subsystem_rdm
 from tlsmpi.model import ModelParams, sample
-from tlsmpi.observables import entropy_vn
+from tlsmpi.observables import Request, entropy_vn
 
 TIMES = np.array([0.0, 0.03, 0.3, 1.0, 4.0, 20.0])
 CASES = [dict(N=4), dict(N=3), dict(N=4, epsilon=1.0), dict(N=4, epsilon=30.0),
@@ -97,3 +98,11 @@ def test_mean_over_bipartitions_and_route_choice():
                             route="pure")
     with pytest.raises(ValueError, match="distinct"):
         subsystem_rdm(real, t, [1, 1])
+
+
+def test_engine_entry_point_averages_the_requested_bubbles():
+    real = sample(ModelParams(N=7, epsilon=1.0), 2, 3)
+    t = np.logspace(-1, 3, 6)
+    out = exact.compute(real, t, Request(concurrence=False, entropy=True, bipartitions=3))
+    per = [entropy_vn(subsystem_rdm(real, t, A)) for A in real.bubbles(3)]
+    assert np.abs(out["entropy"] - np.mean(per, axis=0)).max() < 1e-13
