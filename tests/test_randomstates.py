@@ -1,0 +1,86 @@
+"""Random-state concurrence (App. C): analytic N = 2 value, an independent Wootters check,
+the fit, and the MPI reduction against the serial result."""
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from tlsmpi import randomstates as rs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_two_qubit_haar_average_is_3pi_over_16():
+    """<C> = 3 pi / 16 for Haar-random pure two-qubit states (C = 2|ad - bc|)."""
+    c, nz = rs.state_concurrences(2, np.arange(20000), seed=11)
+    sem = c.std(ddof=1) / math.sqrt(len(c))
+    assert abs(c.mean() - 3 * math.pi / 16) < 4 * sem
+    psi = np.array([rs.random_state(2, k, 11) for k in range(5)])
+    assert np.allclose(c[:5], 2 * np.abs(psi[:, 0] * psi[:, 3] - psi[:, 1] * psi[:, 2]))
+
+
+def wootters_eigvals(rho):
+    """Concurrence from the eigenvalues of the non-Hermitian R = rho rho~ (Eq. 27)."""
+    yy = np.kron([[0, -1j], [1j, 0]], [[0, -1j], [1j, 0]])
+    lam = np.sqrt(np.clip(np.sort(np.linalg.eigvals(rho @ yy @ rho.conj() @ yy).real)[::-1], 0, None))
+    return max(0.0, lam[0] - lam[1:].sum())
+
+
+@pytest.mark.parametrize("N", [3, 4])
+def test_pair_average_against_explicit_partial_traces(N):
+    seed, K = 5, 6
+    got, _ = rs.state_concurrences(N, np.arange(K), seed)
+    for k in range(K):
+        rho = np.outer(rs.random_state(N, k, seed), rs.random_state(N, k, seed).conj())
+        rho = rho.reshape((2,) * (2 * N))
+        vals = []
+        for i in range(N):
+            for j in range(i + 1, N):
+                keep = [i, j]
+                r = rho
+                for s in sorted(set(range(N)) - set(keep), reverse=True):   # trace out s
+                    n = r.ndim // 2
+                    r = np.trace(r, axis1=s, axis2=s + n)
+                vals.append(wootters_eigvals(r.reshape(4, 4)))
+        # R has zero eigenvalues (rank-2 rho_ij): their square roots amplify rounding to ~1e-8
+        assert got[k] == pytest.approx(np.mean(vals), abs=1e-6)
+
+
+def test_fit_recovers_a_b_and_skips_empty_sizes():
+    N = np.arange(2, 9)
+    a, b = 0.13, 1.01
+    mean = np.exp(-a * 2 ** (b * N))
+    sem = 1e-3 * mean
+    nonzero = np.array([100] * 5 + [3, 0])
+    mean[-1] = 0.0
+    fit = rs.fit_scaling(N, mean, sem, nonzero)
+    assert fit["N_used"] == [2, 3, 4, 5, 6]
+    assert fit["a"] == pytest.approx(a, rel=1e-6) and fit["b"] == pytest.approx(b, rel=1e-6)
+    assert 0 < fit["b_err"] < 1e-2
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="no mpirun")
+def test_mpi_reduction_matches_serial(tmp_path):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = tmp_path / "rs.h5"
+    args = ["-m", "tlsmpi.randomstates", "--sizes", "3", "4", "--states", "301", "--seed", "9",
+            "--per-state", "--out", str(out)]
+    subprocess.run(["mpirun", "-n", "2", sys.executable, "-m", "mpi4py"] + args, check=True,
+                   env=env, cwd=tmp_path, capture_output=True, timeout=300)
+    with h5py.File(out, "r") as f:
+        for k, N in enumerate((3, 4)):
+            serial, nz = rs.state_concurrences(N, np.arange(301), 9)
+            assert np.array_equal(f[f"per_state/N={N}"][...], serial)          # bit for bit
+            assert f["mean"][k] == pytest.approx(serial.mean(), rel=1e-13)
+            assert f["sem"][k] == pytest.approx(serial.std(ddof=1) / math.sqrt(301), rel=1e-8)
+            assert f["count"][k] == 301 and f["nonzero"][k] == nz.sum()
+    data = rs.read(str(out))
+    assert data["states"] == 301 and data["seed"] == 9
