@@ -196,11 +196,12 @@ def _beta_vs_inverse_n(ax, pool, fam, name, **kw):
     """beta(1/N) points and the extrapolation line beta_inf + c/N."""
     ext = beta_extrapolation(pool, fam)
     used = [e for e in fam if e.params["N"] in ext.info["N_used"]]
-    points(ax, [1 / e.params["N"] for e in used], [e.beta for e in used], label=name, **kw)
+    if used:
+        points(ax, [1 / e.params["N"] for e in used], [e.beta for e in used], label=name, **kw)
     if np.isfinite(ext.value):
         x = np.linspace(0, 1 / min(e.params["N"] for e in used), 20)
         ax.plot(x, ext.value + ext.info["slope"].value * x, "--", color=kw.get("color", "k"),
-                lw=0.8, label=rf"{name}$(\infty)={ext.value:.2f}\pm{ext.err:.2f}$")
+                lw=0.8, label=rf"{name}: $\beta(1/N\to 0)={ext.value:.2f}\pm{ext.err:.2f}$")
     ax.set_xlabel(r"$1/N$", fontsize=8)
     ax.set_ylabel(r"$\beta$", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -209,11 +210,12 @@ def _beta_vs_inverse_n(ax, pool, fam, name, **kw):
 
 
 def beta_extrapolation(pool, fam):
+    """beta(N) of a family extrapolated in 1/N (needs one common time grid)."""
+    if not all(np.array_equal(e.t, fam[0].t) for e in fam):
+        return analysis.Estimate(np.nan, np.nan, {"N_used": []})
     return analysis.beta_extrapolation([e.params["N"] for e in fam], fam[0].t,
                                        [e.rows() for e in fam], [e.group for e in fam],
-                                       fam[0].n_boot, fam[0].seed) \
-        if len({len(e.t) for e in fam}) == 1 and all(np.array_equal(e.t, fam[0].t) for e in fam) \
-        else analysis.Estimate(np.nan, np.nan, {"N_used": []})
+                                       fam[0].n_boot, fam[0].seed)
 
 
 def fig5(pool):
@@ -380,8 +382,9 @@ def fig10(pool):
     """(a) C(t) at the largest epsilon with power-law fits; (b) beta against 1/N for every
     epsilon, extrapolated linearly to 1/N = 0."""
     betas = open_betas(pool)
+    if not betas or max(betas) <= 0:
+        raise NoData("fig10 needs concurrence cases with epsilon > 0")
     eps_max = max(betas)
-    need([1] if eps_max > 0 else [], 1, "fig10 needs concurrence cases with epsilon > 0")
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
     fam = betas[eps_max][0]
