@@ -74,6 +74,7 @@ def test_alpha_skips_insignificant_plateaus():
     rng = np.random.default_rng(5)
     rows = [np.exp(-0.8 * n) + 0.01 * rng.standard_normal((100, 20)) for n in (2, 3, 4, 20)]
     assert A.alpha_estimate([2, 3, 4, 20], rows).info["N_used"] == [2, 3, 4]
+    assert A.alpha_estimate([2, 3, 4, 20], rows, n_min=3).info["N_used"] == [3, 4]
 
 
 def test_stretched_exponential_recovers_delta_and_tau():

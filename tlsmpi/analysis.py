@@ -179,14 +179,15 @@ def beta_estimate(t, rows, n_boot=N_BOOT, seed=0):
                            "window": window})
 
 
-def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0):
+def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
     """alpha of C(inf) ~ exp(-alpha N) (Fig. 6a): weighted fit of ln C(inf) against N.
 
-    Only sizes whose plateau is positive and at least 2 standard errors above zero
-    enter (``info['N_used']``); weights come from the full-sample errors.
+    Only sizes N >= n_min whose plateau is positive and at least 2 standard errors above
+    zero enter (``info['N_used']``); weights come from the full-sample errors.
     """
     plats = [plateau_estimate(r, n_boot, seed) for r in rows_list]
-    use = [k for k, p in enumerate(plats) if p.value > 0 and p.value > 2 * p.err]
+    use = [k for k, p in enumerate(plats) if N[k] >= n_min and p.value > 2 * max(p.err, 0)
+           and p.value > 0]
     if len(use) < 2:
         return Estimate(np.nan, np.nan, {"N_used": [N[k] for k in use]})
     x = np.array([N[k] for k in use], dtype=float)

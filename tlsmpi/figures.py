@@ -72,7 +72,8 @@ def pooled(fn):
 class Pool:
     """All cases of the run files, plus the random-state files."""
 
-    def __init__(self, runs, randomstate_files=(), n_boot=analysis.N_BOOT, seed=0):
+    def __init__(self, runs, randomstate_files=(), n_boot=analysis.N_BOOT, seed=0, alpha_nmin=0):
+        self.alpha_nmin = alpha_nmin
         self.entries = [Entry(r, c, n_boot, seed) for r in runs for c in r.cases]
         self.randomstates = list(randomstate_files)
         self.memo = {}
@@ -237,7 +238,8 @@ def fig5(pool):
 def alpha(pool):
     fam = pool.family("concurrence", ["N"], lambda p: p["epsilon"] == 0)
     est = analysis.alpha_estimate([e.params["N"] for e in fam], [e.rows() for e in fam],
-                                  [e.group for e in fam], fam[0].n_boot, fam[0].seed) \
+                                  [e.group for e in fam], fam[0].n_boot, fam[0].seed,
+                                  pool.alpha_nmin) \
         if len(fam) >= 2 else analysis.Estimate(np.nan, np.nan, {"N_used": []})
     return fam, est
 

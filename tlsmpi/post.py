@@ -1,6 +1,6 @@
 """Post-processing on a login node (no MPI): summary table, fits and the paper's figures.
 
-    python -m tlsmpi.post [WHAT] FILE... [--outdir DIR] [--boot N] [--seed S]
+    python -m tlsmpi.post [WHAT] FILE... [--outdir DIR] [--boot N] [--seed S] [--alpha-nmin N]
     tlsmpi-post           (the same, installed console script)
 
 WHAT is ``summary`` (the default: print the table only), ``all`` (the table and every
@@ -137,6 +137,8 @@ def parse_args(argv):
     p.add_argument("--outdir", default="figures", help="directory for the figures (default: figures)")
     p.add_argument("--boot", type=int, default=analysis.N_BOOT, help="bootstrap replicas")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--alpha-nmin", type=int, default=0, metavar="N",
+                   help="fit C(inf) ~ exp(-alpha N) only over sizes >= N (Fig. 6a)")
     args = p.parse_args(argv)
     names = list(figures.FIGURES) + list(ALIASES) + ["all", "summary"]
     first = args.items[0].split(",")
@@ -166,7 +168,7 @@ def main(argv=None):
         if not args.files and names != ["fig2"]:
             raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
         runs, states = load(args.files)
-        pool = figures.Pool(runs, states, args.boot, args.seed)
+        pool = figures.Pool(runs, states, args.boot, args.seed, args.alpha_nmin)
         print(report(runs, pool), flush=True)
         made = []
         for name in names:
