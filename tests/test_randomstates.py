@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
@@ -67,6 +66,7 @@ def test_fit_recovers_a_b_and_skips_empty_sizes():
 @pytest.mark.mpi
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="no mpirun")
 def test_mpi_reduction_matches_serial(tmp_path):
+    h5py = pytest.importorskip("h5py")
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
