@@ -36,8 +36,11 @@ _SP = np.array([[0, 2], [0, 0]], dtype=complex)     # S+ = S^x + i S^y
 _SM = _SP.T.copy()
 _SZ = PAULI[3]
 
-#: MFN tolerance used unless -mfn_tol is given (see docs/performance.md).
-DEFAULT_TOL = 1e-10
+#: MFN defaults unless -mfn_type, -mfn_ncv, -mfn_tol are given (tuned in docs/performance.md).
+DEFAULT_TYPE, DEFAULT_NCV, DEFAULT_TOL = "krylov", 16, 1e-10
+#: Each MFN solve covers at most ||G||_1 h = STEP_NORM (option -tlsmpi_step_norm): restarted
+#: Krylov cost grows faster than linearly in ||G|| h, so long intervals are split into substeps.
+STEP_NORM = 100.0
 #: Rows per assembly chunk: bounds the temporaries to ~(slots per row) x 16 bytes x this.
 CHUNK_ROWS = 1 << 15
 
@@ -314,8 +317,13 @@ class Evolution:
             self.mfn.setOperator(self.A)
             self.fn = self.mfn.getFN()
             self.fn.setType(SLEPc.FN.Type.EXP)
+            self.mfn.setType(DEFAULT_TYPE)
+            self.mfn.setDimensions(min(DEFAULT_NCV, gen.size))
             self.mfn.setTolerances(tol=DEFAULT_TOL)
             self.mfn.setFromOptions()
+            norm = self.A.norm(PETSc.NormType.NORM_1)
+            step_norm = PETSc.Options().getReal("tlsmpi_step_norm", STEP_NORM)
+            self.max_step = step_norm / norm if norm > 0 else math.inf
         except BaseException:
             self.destroy()
             raise
@@ -336,19 +344,22 @@ class Evolution:
         self.destroy()
 
     def step(self, t0, t1):
-        """c(t1) = exp(G (t1 - t0)) c(t0) in place; SolverError if MFN fails."""
-        self.fn.setScale(t1 - t0)
-        self.mfn.solve(self.x, self.y)
-        reason = self.mfn.getConvergedReason()
-        if reason < 0:
-            raise SolverError(
-                f"{self.where}: SLEPc MFN ({self.mfn.getType()}) did not converge on the step "
-                f"t = {t0:.6g} -> {t1:.6g} (reason {_reason_name(reason)} after "
-                f"{self.mfn.getIterationNumber()} iterations; try a larger -mfn_ncv or "
-                f"-mfn_max_it, or -mfn_type expokit)")
-        if not math.isfinite(self.y.norm()):
-            raise SolverError(f"{self.where}: non-finite state at t = {t1:.6g} ({self.mfn.getType()})")
-        self.x, self.y = self.y, self.x
+        """c(t1) = exp(G (t1 - t0)) c(t0) in place, in equal substeps of at most
+        ``max_step``; SolverError if an MFN solve fails or gives non-finite numbers."""
+        n = max(1, math.ceil((t1 - t0) / self.max_step))
+        self.fn.setScale((t1 - t0) / n)
+        for _ in range(n):
+            self.mfn.solve(self.x, self.y)
+            reason = self.mfn.getConvergedReason()
+            if reason < 0:
+                raise SolverError(
+                    f"{self.where}: SLEPc MFN ({self.mfn.getType()}) did not converge on the step "
+                    f"t = {t0:.6g} -> {t1:.6g} (reason {_reason_name(reason)} after "
+                    f"{self.mfn.getIterationNumber()} iterations; try a larger -mfn_ncv or "
+                    f"-mfn_max_it, a smaller -tlsmpi_step_norm, or -mfn_type expokit)")
+            if not math.isfinite(self.y.norm()):
+                raise SolverError(f"{self.where}: non-finite state on the step t = {t0:.6g} -> {t1:.6g}")
+            self.x, self.y = self.y, self.x
 
     def run(self, times, indices):
         """Coefficients c_mu(t) for the global ``indices`` at each of ``times``

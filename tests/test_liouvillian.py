@@ -1,0 +1,233 @@
+"""Engine 2 (tlsmpi.liouvillian) against independent computations: the dense 4^N
+superoperator of tests/dense.py, Engine 1, pure-state evolution, and itself under mpirun."""
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+pytest.importorskip("slepc4py")
+from petsc4py import PETSc  # noqa: E402
+
+import dense  # noqa: E402
+from tlsmpi import exact, liouvillian  # noqa: E402
+from tlsmpi.errors import ConfigError, SolverError  # noqa: E402
+from tlsmpi.model import ModelParams, sample  # noqa: E402
+from tlsmpi.observables import Request, concurrence, entropy_vn  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DRIVER = os.path.join(ROOT, "tests", "mpi_liouvillian_driver.py")
+TIGHT = {"mfn_tol": "1e-13"}
+
+
+@pytest.fixture
+def petsc_options():
+    """Set PETSc options for one test (as -key value on the command line would)."""
+    db, added = PETSc.Options(), []
+
+    def set_options(**options):
+        for key, value in options.items():
+            db.setValue(key, value)
+            added.append(key)
+    yield set_options
+    for key in added:
+        db.delValue(key)
+
+
+def random_realization(N, seed, flipflop=0.3):
+    """A sampled realization with O(1) random nu, J, Y, f (T > 0) and flip-flop couplings."""
+    rng = np.random.default_rng(seed)
+    real = sample(ModelParams(N=N, flipflop=flipflop, T_K=300.0, epsilon=1.0), seed, 0)
+    J = np.triu(rng.normal(size=(N, N)), 1)
+    return dataclasses.replace(real, nu=rng.uniform(0.5, 2, N), J=J + J.T,
+                               Y=rng.uniform(0.05, 0.3, N), f=rng.uniform(0, 1, N))
+
+
+def pauli_generator_from_dense(real):
+    """G_ba = 2^-N Tr(P_b L(P_a)) from the dense superoperator of tests/dense.py."""
+    N = real.N
+    P = np.array([np.ones((1, 1))])
+    for _ in range(N):
+        P = np.einsum("aij,bkl->abikjl", P, liouvillian.PAULI).reshape(4 * len(P), 2 * P.shape[1], -1)
+    images = (dense.generator(real) @ P.reshape(len(P), -1).T).T.reshape(P.shape)
+    return np.einsum("bji,aij->ba", P, images) / 2**N
+
+
+@pytest.mark.parametrize("N, flipflop", [(2, 0.0), (3, 0.4), (4, 0.0), (4, 0.3)])
+def test_generator_matches_dense_superoperator(N, flipflop):
+    real = random_realization(N, seed=N, flipflop=flipflop)
+    reference = pauli_generator_from_dense(real)
+    assert np.abs(reference.imag).max() < 1e-13
+    A = liouvillian.assemble(liouvillian.Generator(real), PETSc.COMM_SELF)
+    try:
+        G = A.convert("dense").getDenseArray().copy()
+    finally:
+        A.destroy()
+    np.testing.assert_allclose(G, reference.real, rtol=0, atol=1e-13 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("N, flipflop", [(3, 0.4), (4, 0.3)])
+def test_evolution_matches_dense_expm(N, flipflop, petsc_options):
+    petsc_options(**TIGHT)
+    real = random_realization(N, seed=10 + N, flipflop=flipflop)
+    times = [0.0, 0.3, 1.7, 4.0]
+    with liouvillian.Evolution(real) as evo:
+        c = evo.run(times, np.arange(4**N))
+    rho = liouvillian.density_from_pauli(c, N)
+    np.testing.assert_allclose(rho, dense.evolve(real, times), rtol=0, atol=1e-10)
+
+
+def test_subsystem_coefficients_give_partial_traces():
+    N = 4
+    real = random_realization(N, seed=3)
+    rho = dense.evolve(real, [1.3])[0]
+    V = np.array([np.ones((1, 1))])
+    for _ in range(N):
+        V = np.einsum("aij,bkl->abikjl", V, liouvillian.PAULI).reshape(4 * len(V), 2 * V.shape[1], -1)
+    c = np.einsum("aij,ji->a", V, rho).real                     # c_mu = Tr(rho P_mu)
+    for keep in [(0, 1), (1, 3), (0, 2, 3)]:
+        idx = liouvillian.subsystem_indices(N, keep)
+        np.testing.assert_allclose(liouvillian.density_from_pauli(c[idx], len(keep)),
+                                   dense.reduced(rho, list(keep), N), atol=1e-14)
+
+
+def test_observables_match_dense_with_flipflop(petsc_options):
+    petsc_options(**TIGHT)
+    N = 4
+    real = random_realization(N, seed=7, flipflop=0.5)
+    times = [0.0, 0.5, 2.0]
+    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True))
+    rho = dense.evolve(real, times)
+    pairs = [(i, j) for i in range(N) for j in range(i + 1, N)]
+    C = sum(concurrence(dense.reduced(rho, [i, j], N)) for i, j in pairs) / N
+    S = np.mean([entropy_vn(dense.reduced(rho, list(A), N)) for A in real.bubbles()], axis=0)
+    np.testing.assert_allclose(out["concurrence"], C, atol=1e-9)
+    np.testing.assert_allclose(out["entropy"], S, atol=1e-9)
+
+
+def pure_state_observables(real, times):
+    """C(t) and S_E(t) of the unitary dynamics from the 2^N state vector (H from tests/dense.py)."""
+    N = real.N
+    psi = np.ones(1)
+    for amplitude in real.initial_states():
+        psi = np.kron(psi, amplitude)
+    H = dense.hamiltonian(real)
+    C, S = [], []
+    for t in times:
+        p = expm(-1j * H * t) @ psi
+        rho = np.outer(p, p.conj())
+        C.append(sum(concurrence(dense.reduced(rho, [i, j], N)) for i in range(N) for j in range(i + 1, N)) / N)
+        S.append(np.mean([entropy_vn(dense.reduced(rho, list(A), N)) for A in real.bubbles()]))
+    return np.array(C), np.array(S)
+
+
+@pytest.mark.parametrize("N", [6, 7])
+@pytest.mark.parametrize("epsilon", [0.0, 1.0])
+def test_matches_engine1(N, epsilon, petsc_options):
+    petsc_options(**TIGHT)
+    real = sample(ModelParams(N=N, epsilon=epsilon, T_K=50.0, eta=1e4), 5, 2)
+    times = np.logspace(-1, 1.5, 6)
+    request = Request(concurrence=True, entropy=True, bipartitions=3)
+    out = liouvillian.compute(real, times, request)
+    ref = exact.compute(real, times, request)
+    assert ref["concurrence"].max() > 1e-3
+    np.testing.assert_allclose(out["concurrence"], ref["concurrence"], atol=1e-8)
+    np.testing.assert_allclose(out["entropy"], ref["entropy"], atol=1e-8)
+
+
+def test_unitary_flipflop_matches_state_vector(petsc_options):
+    petsc_options(**TIGHT)
+    real = sample(ModelParams(N=6, flipflop=0.5, eta=1e4), 5, 3)
+    times = [0.0, 0.4, 3.0, 12.0]
+    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True))
+    C, S = pure_state_observables(real, times)
+    np.testing.assert_allclose(out["concurrence"], C, atol=1e-8)
+    np.testing.assert_allclose(out["entropy"], S, atol=1e-8)
+
+
+def test_nonconvergence_raises_solver_error(petsc_options):
+    petsc_options(mfn_type="krylov", mfn_ncv="3", mfn_max_it="1", mfn_tol="1e-14")
+    real = sample(ModelParams(N=4), 1, 7)
+    with pytest.raises(SolverError, match="realization 7.*t = 0 -> 50"):
+        liouvillian.compute(real, [50.0], Request())
+
+
+def test_times_must_be_non_decreasing():
+    real = sample(ModelParams(N=2), 1, 0)
+    with pytest.raises(ConfigError, match="non-decreasing"):
+        liouvillian.compute(real, [1.0, 0.5], Request())
+
+
+def test_init_petsc_options_reach_mfn():
+    liouvillian.init_petsc(["prog", "-mfn_ncv", "7"])
+    try:
+        with liouvillian.Evolution(sample(ModelParams(N=2), 1, 0)) as evo:
+            assert evo.mfn.getDimensions() == 7
+    finally:
+        PETSc.Options().delValue("mfn_ncv")
+
+
+def test_nnz_model_matches_assembled_matrix():
+    N = 5
+    real = sample(ModelParams(N=N, epsilon=1.0), 2, 0)           # all Y > 0, no flip-flop
+    A = liouvillian.assemble(liouvillian.Generator(real), PETSc.COMM_SELF)
+    try:
+        nnz = A.getInfo()["nz_used"]
+    finally:
+        A.destroy()
+    assert nnz == 4**N * (1 + 3 * N / 4 + N * (N - 1) / 4) == 4**N * liouvillian.mean_nnz_per_row(N)
+
+
+def test_memory_check_refuses_with_largest_fitting_N():
+    assert 1.5e9 < liouvillian.memory_estimate(11, 1) < 4e9        # DESIGN.md: ~2 GB of matrix
+    assert liouvillian.memory_estimate(11, 4) < liouvillian.memory_estimate(11, 1) / 3
+    liouvillian.check_memory(9, 1, available=8e9)
+    with pytest.raises(ConfigError, match=r"N = 12 .* largest N that fits is 11"):
+        liouvillian.check_memory(12, 1, available=8e9)
+    assert "per rank" in liouvillian.memory_report(10, 2)
+
+
+# --------------------------------------------------------------------------- under mpirun
+
+def mpirun(ranks, *args):
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun not found")
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = ["mpirun", "-n", str(ranks), sys.executable, "-m", "mpi4py", DRIVER, *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def serial(group, N=5):
+    """What the driver computes for ``group``, in this process."""
+    real = sample(ModelParams(N=N, epsilon=1.0, T_K=300.0, flipflop=0.2), 11, group)
+    return liouvillian.compute(real, [0.0, 0.1, 1.0, 3.0], Request(concurrence=True, entropy=True))
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks, group_size", [(2, 0), (3, 0), (3, 2)])
+def test_mpi_matches_serial(ranks, group_size, petsc_options):
+    petsc_options(**TIGHT)
+    records = mpirun(ranks, "--group-size", group_size, "-mfn_tol", "1e-13")
+    assert len(records) == ranks
+    expected = {}
+    for rec in records:
+        assert "error" not in rec, rec
+        ref = expected.setdefault(rec["group"], serial(rec["group"]))
+        for key, value in ref.items():
+            np.testing.assert_allclose(rec["result"][key], value, atol=1e-10)
+
+
+@pytest.mark.mpi
+def test_mpi_solver_error_on_every_rank():
+    records = mpirun(2, "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it", "1", "-mfn_tol", "1e-14",
+                     "--times", "50")
+    assert all("realization 0" in rec.get("error", "") for rec in records), records
