@@ -47,6 +47,18 @@ def test_power_law_exponent_within_error(beta):
     assert 0.2 * (t1 / 0.05) ** -beta + 2e-4 >= 10 * 2e-4 * 0.9
 
 
+def test_beta_extrapolation_in_inverse_n():
+    """beta(N) = 0.5 + 2/N on two different time grids -> beta_inf = 0.5, slope 2."""
+    N = [8, 10, 16, 32, 64]
+    rows = [decay_rows(0.5 + 2 / n, 2e-4, R=300, noise=0.1, seed=n) for n in N]
+    times = [T] * len(N)
+    times[0], rows[0] = T[::2], rows[0][:, ::2]
+    est = A.beta_extrapolation(N, times, rows, n_boot=100)
+    assert est.info["N_used"] == N
+    assert abs(est.value - 0.5) < 4 * est.err and est.err < 0.05
+    assert abs(est.info["slope"].value - 2) < 4 * est.info["slope"].err
+
+
 def test_no_window_without_decay():
     flat = np.ones((20, len(T))) * np.minimum(T / 0.05, 1)
     assert np.isnan(A.beta_estimate(T, flat).value)

@@ -205,20 +205,21 @@ def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
                                  "plateaus": plats})
 
 
-def beta_extrapolation(N, t, rows_list, groups=None, n_boot=N_BOOT, seed=0):
+def beta_extrapolation(N, times, rows_list, groups=None, n_boot=N_BOOT, seed=0):
     """beta(N) = beta_inf + c/N (Fig. 4 inset, Fig. 10b): per-size exponents and the
-    weighted linear extrapolation in 1/N; sizes without a decay window are left out."""
-    betas = [beta_estimate(t, r, n_boot, seed) for r in rows_list]
+    weighted linear extrapolation in 1/N; sizes without a decay window are left out.
+    ``times``: the time grid of each size (they may differ)."""
+    betas = [beta_estimate(t, r, n_boot, seed) for t, r in zip(times, rows_list)]
     use = [k for k, b in enumerate(betas) if np.isfinite(b.value) and b.err > 0]
     info = {"betas": betas, "N_used": [N[k] for k in use]}
     if len(use) < 2:
         return Estimate(np.nan, np.nan, info)
     x = 1 / np.array([N[k] for k in use], dtype=float)
     sig = np.array([betas[k].err for k in use])
-    windows = [betas[k].info["window"] for k in use]
+    grids = [(times[k], betas[k].info["window"]) for k in use]
 
     def fit(*means):
-        b = np.array([power_law_exponent(t, m, w) for m, w in zip(means, windows)])
+        b = np.array([power_law_exponent(t, m, w) for m, (t, w) in zip(means, grids)])
         return np.array(linear_fit(x, b, sig)) if np.all(np.isfinite(b)) else np.full(2, np.nan)
     g = None if groups is None else [groups[k] for k in use]
     v, e, _ = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)

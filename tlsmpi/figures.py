@@ -211,10 +211,8 @@ def _beta_vs_inverse_n(ax, pool, fam, name, **kw):
 
 
 def beta_extrapolation(pool, fam):
-    """beta(N) of a family extrapolated in 1/N (needs one common time grid)."""
-    if not all(np.array_equal(e.t, fam[0].t) for e in fam):
-        return analysis.Estimate(np.nan, np.nan, {"N_used": []})
-    return analysis.beta_extrapolation([e.params["N"] for e in fam], fam[0].t,
+    """beta(N) of a family extrapolated linearly in 1/N."""
+    return analysis.beta_extrapolation([e.params["N"] for e in fam], [e.t for e in fam],
                                        [e.rows() for e in fam], [e.group for e in fam],
                                        fam[0].n_boot, fam[0].seed)
 
