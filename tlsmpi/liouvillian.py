@@ -266,7 +266,7 @@ def density_from_pauli(c, n):
     return t.reshape(lead + (2**n, 2**n)) / 2**n
 
 
-class _Needed:
+class Readout:
     """The coefficients the observables read: pairs for Eq. (28), bubbles for S_E."""
 
     def __init__(self, real, request):
@@ -398,7 +398,7 @@ def compute(real, times, request, comm=None):
     the same dict of (T,) arrays.  Raises SolverError on every rank if a solve does not
     converge or gives non-finite numbers.
     """
-    needed = _Needed(real, request)
+    needed = Readout(real, request)
     with Evolution(real, comm) as evo:
         coeffs = evo.run(times, needed.indices)
         comm, where = evo.comm, evo.where
