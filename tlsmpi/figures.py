@@ -144,6 +144,12 @@ def eps_label(e):
     return rf"$N={e.params['N']}$, $\epsilon={e.params['epsilon']:g}$"
 
 
+def realizations(fam):
+    """'R realizations' of a family, or the range when its cases differ."""
+    n = sorted({e.case.n_done for e in fam})
+    return f"{n[0]} realizations" if len(n) == 1 else f"{n[0]}-{n[-1]} realizations"
+
+
 def need(entries, minimum, what):
     if len(entries) < minimum:
         raise NoData(what)
@@ -188,7 +194,7 @@ def fig4(pool):
                "fig4 needs epsilon = 0 concurrence cases for at least 2 sizes N")
     p = fam[0].params
     fig, sub = _decay_figure(fam, "N", rf"Fig. 4: $\epsilon=0$, $\bar\Delta={p['Dbar']:g}$, "
-                                       rf"$\eta={p['eta']:g}$, {fam[0].case.n_done} realizations")
+                                       rf"$\eta={p['eta']:g}$, {realizations(fam)}")
     _beta_vs_inverse_n(sub, pool, fam, r"$\beta_i$")
     return fig
 
@@ -222,7 +228,7 @@ def fig5(pool):
     fam = need(pool.family("concurrence", ["Dbar"], lambda p: p["epsilon"] == 0), 2,
                "fig5 needs epsilon = 0 concurrence cases for at least 2 values of Dbar")
     fig, sub = _decay_figure(fam, "Dbar", rf"Fig. 5: $N={fam[0].params['N']}$, $\epsilon=0$, "
-                                          rf"{fam[0].case.n_done} realizations")
+                                          rf"{realizations(fam)}")
     ok = [e for e in fam if np.isfinite(e.beta.value)]
     points(sub, [e.params["Dbar"] for e in ok], [e.beta for e in ok])
     sub.set_xscale("log")
@@ -253,7 +259,7 @@ def fig6a(pool):
     ax.plot(n, np.exp(est.info["ln_prefactor"] - est.value * n), "k-",
             label=rf"$e^{{-\alpha N}}$, $\alpha={est.value:.3f}\pm{est.err:.3f}$")
     ax.set(yscale="log", xlabel=r"$N$", ylabel=r"$C(\infty)$",
-           title=rf"Fig. 6a: $\epsilon=0$, {fam[0].case.n_done} realizations")
+           title=rf"Fig. 6a: $\epsilon=0$, {realizations(fam)}")
     ax.legend(fontsize=8)
     return fig
 
@@ -288,9 +294,11 @@ def fig7(pool):
     curves(ax, fam, lambda e: rf"$N={e.params['N']}$", obs="entropy", scale=lambda e: e.params["N"])
     with_c = [e for e in fam if e.has("concurrence")]
     curves(ax, with_c, lambda e: None, style=lambda k, e: {"ls": "--", "color": f"C{fam.index(e)}"})
-    ax.plot(fam[0].t, 0.02 * np.log(fam[0].t / fam[0].t[0]), ":", color="gray", label=r"$\propto\log t$")
+    t = fam[-1].t                      # guide for the eye through S_E/N of the largest N at t = 1
+    s1 = np.interp(0.0, np.log(t), fam[-1].mean_sem("entropy")[0] / fam[-1].params["N"])
+    ax.plot(t, s1 * np.log(t / t[0]) / np.log(1 / t[0]), ":", color="gray", label=r"$\propto\log t$")
     ax.set(ylabel=r"$S_E(t)/N$ (solid), $C(t)$ (dashed)",
-           title=rf"Fig. 7: $\epsilon=0$, {fam[0].case.n_done} realizations")
+           title=rf"Fig. 7: $\epsilon=0$, {realizations(fam)}")
     ax.legend(fontsize=7, loc="upper left")
     if len(fam) >= 2:
         vol = volume_law(fam)
@@ -324,7 +332,7 @@ def fig8(pool):
     curves(ax, fam, eps_label, style=lambda k, e: {"color": f"C{Ns.index(e.params['N']) % 10}",
                                                   "ls": styles[eps.index(e.params['epsilon']) % 4]})
     ax.set(yscale="log", ylabel=r"$C(t)$", title=f"Fig. 8: {fam[0].run.attrs['engine']} engine, "
-                                                   f"{fam[0].case.n_done} realizations")
+                                                   f"{realizations(fam)}")
     m = max(np.nanmax(e.mean_sem()[0]) for e in fam)
     ax.set_ylim(m * 1e-5, m * 2)
     ax.legend(fontsize=6, ncol=2)
@@ -412,7 +420,7 @@ def fig11(pool):
     curves(ax, fam, eps_label, obs="entropy", scale=lambda e: e.params["N"],
            style=lambda k, e: {"color": f"C{Ns.index(e.params['N']) % 10}",
                                "ls": styles[eps.index(e.params['epsilon']) % 4]})
-    ax.set(ylabel=r"$S_E(t)/N$", title=f"Fig. 11: {fam[0].case.n_done} realizations")
+    ax.set(ylabel=r"$S_E(t)/N$", title=f"Fig. 11: {realizations(fam)}")
     ax.legend(fontsize=6, ncol=2)
     return fig
 
