@@ -98,10 +98,16 @@ class Pool:
 
 # ---------------------------------------------------------------- drawing helpers
 
-def new_figure(inset=None):
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (login nodes have no display)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def new_figure(inset=None):
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
     sub = ax.inset_axes(inset) if inset else None
     return fig, ax, sub
@@ -120,7 +126,7 @@ def curves(ax, entries, label, obs="concurrence", scale=lambda e: 1.0, tscale=la
     ax.set_xlabel(r"$t$ [$\hbar/W$]")
 
 
-def fit_lines(ax, entries, tscale=lambda e: 1.0):
+def fit_lines(ax, entries):
     """Dashed power laws C(inf) + a t^-beta over each entry's automatic window."""
     for k, e in enumerate(entries):
         b = e.beta
@@ -131,13 +137,22 @@ def fit_lines(ax, entries, tscale=lambda e: 1.0):
         c_inf = analysis.plateau_value(m)
         t = e.t[w]
         amp = np.exp(np.mean(np.log(m[w] - c_inf) + b.value * np.log(t)))
-        ax.plot(t * tscale(e), amp * t ** -b.value, "--", color="k", lw=0.8)
+        ax.plot(t, amp * t ** -b.value, "--", color="k", lw=0.8)
 
 
 def points(ax, x, estimates, **kw):
     """Error bars of a list of analysis.Estimate."""
     ax.errorbar(x, [e.value for e in estimates], [e.err for e in estimates], fmt="o",
                 capsize=3, ms=4, **kw)
+
+
+def n_eps_style(fam):
+    """Colour by N, line style by epsilon (Figs. 8, 11)."""
+    Ns = sorted({e.params["N"] for e in fam})
+    eps = sorted({e.params["epsilon"] for e in fam})
+    styles = ["-", "--", ":", "-."]
+    return lambda k, e: {"color": f"C{Ns.index(e.params['N']) % 10}",
+                         "ls": styles[eps.index(e.params["epsilon"]) % 4]}
 
 
 def eps_label(e):
@@ -177,14 +192,19 @@ def fig2(pool):
     return fig
 
 
-def _decay_figure(fam, vary, title):
-    """C(t) of a family with its power-law fits (Figs. 4, 5); returns (fig, inset axes)."""
-    fig, ax, sub = new_figure([0.08, 0.08, 0.36, 0.36])
-    curves(ax, fam, lambda e: rf"{vary}$={e.params[vary]:g}$")
+def decay_panel(ax, fam, label, title):
+    """C(t) of a family on log-log axes with its power-law fits (Figs. 4, 5, 10a)."""
+    curves(ax, fam, label)
     fit_lines(ax, fam)
     m = max(np.nanmax(e.mean_sem()[0]) for e in fam)
     ax.set(yscale="log", ylim=(m * 1e-4, m * 2), ylabel=r"$C(t)$", title=title)
     ax.legend(fontsize=7, loc="upper right", ncol=2)
+
+
+def _decay_figure(fam, vary, title):
+    """`decay_panel` with an inset for the exponents; returns (fig, inset axes)."""
+    fig, ax, sub = new_figure([0.08, 0.08, 0.36, 0.36])
+    decay_panel(ax, fam, lambda e: rf"{vary}$={e.params[vary]:g}$", title)
     return fig, sub
 
 
@@ -326,11 +346,7 @@ def fig8(pool):
     need([e for e in fam if e.params["epsilon"] > 0], 1,
          "fig8 needs concurrence cases with epsilon > 0")
     fig, ax, _ = new_figure()
-    Ns = sorted({e.params["N"] for e in fam})
-    eps = sorted({e.params["epsilon"] for e in fam})
-    styles = ["-", "--", ":", "-."]
-    curves(ax, fam, eps_label, style=lambda k, e: {"color": f"C{Ns.index(e.params['N']) % 10}",
-                                                  "ls": styles[eps.index(e.params['epsilon']) % 4]})
+    curves(ax, fam, eps_label, style=n_eps_style(fam))
     ax.set(yscale="log", ylabel=r"$C(t)$", title=f"Fig. 8: {fam[0].run.attrs['engine']} engine, "
                                                    f"{realizations(fam)}")
     m = max(np.nanmax(e.mean_sem()[0]) for e in fam)
@@ -393,15 +409,9 @@ def fig10(pool):
     if not betas or max(betas) <= 0:
         raise NoData("fig10 needs concurrence cases with epsilon > 0")
     eps_max = max(betas)
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
-    fam = betas[eps_max][0]
-    curves(a, fam, lambda e: rf"$N={e.params['N']}$")
-    fit_lines(a, fam)
-    a.set(yscale="log", ylabel=r"$C(t)$", title=rf"Fig. 10a: $\epsilon={eps_max:g}$")
-    m = max(np.nanmax(e.mean_sem()[0]) for e in fam)
-    a.set_ylim(m * 1e-4, m * 2)
-    a.legend(fontsize=7)
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    decay_panel(a, betas[eps_max][0], lambda e: rf"$N={e.params['N']}$",
+                rf"Fig. 10a: $\epsilon={eps_max:g}$")
     for k, (eps, (g, _)) in enumerate(betas.items()):
         if len(g) >= 2:
             _beta_vs_inverse_n(b, pool, g, rf"$\epsilon={eps:g}$", color=f"C{k}")
@@ -414,12 +424,7 @@ def fig11(pool):
     fam = need(open_family(pool, "entropy"), 1, "fig11 needs cases with the entropy")
     need([e for e in fam if e.params["epsilon"] > 0], 1, "fig11 needs entropy cases with epsilon > 0")
     fig, ax, _ = new_figure()
-    Ns = sorted({e.params["N"] for e in fam})
-    eps = sorted({e.params["epsilon"] for e in fam})
-    styles = ["-", "--", ":", "-."]
-    curves(ax, fam, eps_label, obs="entropy", scale=lambda e: e.params["N"],
-           style=lambda k, e: {"color": f"C{Ns.index(e.params['N']) % 10}",
-                               "ls": styles[eps.index(e.params['epsilon']) % 4]})
+    curves(ax, fam, eps_label, obs="entropy", scale=lambda e: e.params["N"], style=n_eps_style(fam))
     ax.set(ylabel=r"$S_E(t)/N$", title=f"Fig. 11: {realizations(fam)}")
     ax.legend(fontsize=6, ncol=2)
     return fig

@@ -182,8 +182,7 @@ def main(argv=None):
             os.makedirs(args.outdir, exist_ok=True)
             for ext in ("png", "pdf"):
                 fig.savefig(os.path.join(args.outdir, f"{name}.{ext}"), dpi=150)
-            import matplotlib.pyplot as plt
-            plt.close(fig)
+            figures.pyplot().close(fig)
             made.append(name)
         if made:
             print(f"figures written to {args.outdir}/: {', '.join(made)} (png, pdf)")
