@@ -29,7 +29,8 @@ setup() {
     fi
     site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     printf '%s\n%s\n' "$PETSC_PY" "$SLEPC_PY" > "$site/tlsmpi-petsc-slepc.pth"
-    if ! "$VENV/bin/python" -c 'import tlsmpi' 2>/dev/null; then
+    if ! "$VENV/bin/python" -m pip show -q tlsmpi >/dev/null 2>&1; then
+        echo "tlsmpi: installing tlsmpi into $VENV (editable)"
         "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
     fi
 }

@@ -47,7 +47,7 @@ trap 'forward "SIGUSR1"' USR1
 trap 'forward "SIGTERM"' TERM
 
 # shellcheck disable=SC2086
-mpirun ${TLSMPI_MPIRUN_ARGS:-} "$PYTHON" -m mpi4py -m tlsmpi.run "$CONFIG" --out "$OUT" "${RESUME[@]}" &
+mpirun ${TLSMPI_MPIRUN_ARGS:-} "$PYTHON" -m tlsmpi.run "$CONFIG" --out "$OUT" "${RESUME[@]}" &
 pid=$!
 limit=$(walltime_seconds)
 timer=

@@ -40,7 +40,7 @@ trap 'forward USR1' USR1
 trap 'forward TERM' TERM
 
 # shellcheck disable=SC2086
-srun --kill-on-bad-exit=1 ${TLSMPI_SRUN_ARGS:-} "$PYTHON" -m mpi4py -m tlsmpi.run "$CONFIG" --out "$OUT" "${RESUME[@]}" &
+srun --kill-on-bad-exit=1 ${TLSMPI_SRUN_ARGS:-} "$PYTHON" -m tlsmpi.run "$CONFIG" --out "$OUT" "${RESUME[@]}" &
 pid=$!
 # wait returns > 128 when a trapped signal interrupts it: keep waiting for srun itself
 while :; do
