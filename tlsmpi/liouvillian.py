@@ -24,6 +24,7 @@ The MFN object honours the PETSc options database (`init_petsc`, -mfn_type,
 """
 import math
 import shlex
+import sys
 
 import numpy as np
 
@@ -37,7 +38,7 @@ _SM = _SP.T.copy()
 _SZ = PAULI[3]
 
 #: MFN defaults unless -mfn_type, -mfn_ncv, -mfn_tol are given (tuned in docs/performance.md).
-DEFAULT_TYPE, DEFAULT_NCV, DEFAULT_TOL = "krylov", 16, 1e-10
+DEFAULT_TYPE, DEFAULT_NCV, DEFAULT_TOL = "krylov", 8, 1e-10
 #: Each MFN solve covers at most ||G||_1 h = STEP_NORM (option -tlsmpi_step_norm): restarted
 #: Krylov cost grows faster than linearly in ||G|| h, so long intervals are split into substeps.
 STEP_NORM = 100.0
@@ -47,18 +48,21 @@ CHUNK_ROWS = 1 << 15
 
 def init_petsc(argv=None):
     """Initialize PETSc and SLEPc with the command line ``argv`` (a list, e.g. sys.argv):
-    the -options in it reach every PETSc/SLEPc object through setFromOptions.  If PETSc
-    is already initialized the options are added to its database instead."""
+    its -options reach every PETSc/SLEPc object through setFromOptions.  If PETSc was
+    already initialized (imported), the options are inserted into its database instead,
+    and -log_view starts logging, so that no option is silently lost."""
     import petsc4py
     import slepc4py
     args = [str(a) for a in (argv or [])]
+    already = "petsc4py.PETSc" in sys.modules
     petsc4py.init(args)
     slepc4py.init(args)
-    from petsc4py import PETSc
-    options = [a for a in args if a.startswith("-")]
-    if options:
-        first = args.index(options[0])
-        PETSc.Options().insertString(" ".join(shlex.quote(a) for a in args[first:]))
+    if already and len(args) > 1:
+        from petsc4py import PETSc
+        options = PETSc.Options()
+        options.insertString(" ".join(shlex.quote(a) for a in args[1:]))
+        if options.hasName("log_view"):
+            PETSc.Log.begin()
 
 
 # --------------------------------------------------------------------------- blocks
@@ -270,22 +274,24 @@ class Readout:
     """The coefficients the observables read: pairs for Eq. (28), bubbles for S_E."""
 
     def __init__(self, real, request):
-        N = real.N
+        N = self.N = real.N
+        self.request = request
         self.pairs = [(i, j) for i in range(N) for j in range(i + 1, N)] if request.concurrence else []
         self.bubbles = real.bubbles(request.bipartitions) if request.entropy else np.zeros((0, 0), int)
         parts = [subsystem_indices(N, p) for p in self.pairs] + [subsystem_indices(N, A) for A in self.bubbles]
-        self.indices, inverse = np.unique(np.concatenate(parts), return_inverse=True)
+        self.indices, inverse = np.unique(np.concatenate(parts + [np.zeros(0, np.int64)]), return_inverse=True)
         n_pair = 16 * len(self.pairs)
         self.pair_pos = inverse[:n_pair].reshape(len(self.pairs), 16)
         self.bubble_pos = inverse[n_pair:].reshape(len(self.bubbles), 4**self.bubbles.shape[1])
 
-    def observables(self, coeffs, N, request):
-        """{'concurrence': C(t) (Eq. 28), 'entropy': mean S_E(t) (Eq. 29)} from (T, n) coefficients."""
+    def observables(self, coeffs):
+        """{'concurrence': C(t) (Eq. 28), 'entropy': mean S_E(t) (Eq. 29)} as requested,
+        from the coefficients ``coeffs`` (T, len(indices))."""
         out = {}
-        if request.concurrence:
+        if self.request.concurrence:
             rho = density_from_pauli(coeffs[:, self.pair_pos], 2)              # (T, pairs, 4, 4)
-            out["concurrence"] = concurrence(rho).sum(1) / N
-        if request.entropy:
+            out["concurrence"] = concurrence(rho).sum(1) / self.N
+        if self.request.entropy:
             n = self.bubbles.shape[1]
             rho = density_from_pauli(coeffs[:, self.bubble_pos], n)
             out["entropy"] = entropy_vn(rho).mean(1)
@@ -398,14 +404,14 @@ def compute(real, times, request, comm=None):
     the same dict of (T,) arrays.  Raises SolverError on every rank if a solve does not
     converge or gives non-finite numbers.
     """
-    needed = Readout(real, request)
+    readout = Readout(real, request)
     with Evolution(real, comm) as evo:
-        coeffs = evo.run(times, needed.indices)
+        coeffs = evo.run(times, readout.indices)
         comm, where = evo.comm, evo.where
     result = None
     if comm.Get_rank() == 0:
         try:
-            result = needed.observables(coeffs, real.N, request)
+            result = readout.observables(coeffs)
             bad = [name for name, v in result.items() if not np.isfinite(v).all()]
             if bad:
                 result = SolverError(f"{where}: non-finite {', '.join(bad)}")
