@@ -130,6 +130,19 @@ def start(args, ranks=2):
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def kill_job(proc, sig, launcher=True):
+    """Signal every rank of an mpirun job (Open MPI gives each rank its own process
+    group, so killing mpirun's group alone would leave the ranks running) and mpirun."""
+    ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+    for pid in ranks.stdout.split():
+        try:
+            os.kill(int(pid), sig)
+        except ProcessLookupError:
+            pass
+    if launcher:
+        os.killpg(proc.pid, sig)
+
+
 def assert_same(a, b):
     assert a.keys() == b.keys()
     for key in a:
@@ -144,7 +157,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, reference):
         out = tmp_path / f"kill{trial}.h5"
         proc = start(["--out", out, *WORK])
         time.sleep(rng.uniform(0.5, 3.5))
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_job(proc, signal.SIGKILL)
         proc.wait()
         if out.exists():
             Run(out)                        # a killed file always opens
@@ -165,10 +178,8 @@ def test_stop_signal_then_resume(tmp_path, reference, how):
         time.sleep(0.1)
     if how.startswith("SIGUSR1"):
         proc.send_signal(signal.SIGUSR1)
-    else:
-        ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
-        for pid in ranks.stdout.split():       # as srun/SLURM do: every task gets SIGTERM
-            os.kill(int(pid), signal.SIGTERM)
+    else:                                      # as srun/SLURM do: every task gets SIGTERM
+        kill_job(proc, signal.SIGTERM, launcher=False)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 3, stdout + stderr
     assert "--resume" in stdout
