@@ -116,6 +116,11 @@ class PairEngine:
             self.decay = np.exp(-4 * np.outer(real.Y, t))              # e^{-4 Y_k t}
             self.m = 2 * self.p_up - 1
 
+    def _omega(self, i, sign):
+        """omega_k = 4 (J_ik + sign J_jk) for j > i, shape (N-i-1, N)."""
+        J = self.real.J
+        return 4 * (J[i][None, :] + sign * J[i + 1:])
+
     def _double(self, i, sign):
         """prod_{k != i, j} 1^T exp(M_k t) p_k with omega_k = 4 (J_ik + sign J_jk), j > i.
 
@@ -123,19 +128,19 @@ class PairEngine:
         F = X (1 + c)/2 + e^{-4Yt} X* (1 - c)/2,  X = e^{-i omega t},  c = (2Y - i omega m)/(2Y - i omega),
         m = 2 p_up - 1, and X = e^{-i 4 J_ik t} e^{-i 4 sign J_jk t} by angle addition.
         """
-        J, N = self.real.J, self.real.N
-        omega = 4 * (J[i][None, :] + sign * J[i + 1:])                 # (j, k)
+        N, Y = self.real.N, self.real.Y
         if self.tables:
             G = self.E[i] * (self.E[i + 1:] if sign > 0 else self.Ec[i + 1:])
             if self.unitary:                                           # c = m: Re X + i m Im X
                 G.imag *= self.m[:, None]
             else:
-                z = 2 * self.real.Y - 1j * omega
+                w = self._omega(i, sign)
+                z = 2 * Y - 1j * w
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    c = np.where(z == 0, self.m, (2 * self.real.Y - 1j * omega * self.m) / z)
+                    c = np.where(z == 0, self.m, (2 * Y - 1j * w * self.m) / z)
                 G = G * ((1 + c) / 2)[..., None] + self.decay * G.conj() * ((1 - c) / 2)[..., None]
         else:
-            G = trace_factor(omega, self.t, self.p_up, self.real.Y, self.real.f)
+            G = trace_factor(self._omega(i, sign), self.t, self.p_up, Y, self.real.f)
         G[:, i] = 1.0
         G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
         return G.prod(axis=1)

@@ -3,9 +3,10 @@
 Disorder realizations (for every case of the sweep) are dealt out cyclically to
 groups of ``engine.ranks_per_realization`` ranks; realization r of every case is
 drawn from ``default_rng([r, seed])``, so the results do not depend on the rank
-count.  Ranks work in rounds of one realization per group; between rounds a single
-allreduce shares the stop flag (SIGUSR1/SIGTERM), the progress count and the
-checkpoint decision, so all ranks stop, flush and close together.
+count.  Ranks work in rounds of one realization per group; one non-blocking allreduce
+per round (read a round later, see `Rounds`) shares the stop flag
+(SIGUSR1/SIGTERM), the progress count and the checkpoint decision, so all ranks
+stop, flush and close together without waiting on each other every round.
 
 Exit status: 0 done; 2 bad input (nothing on disk touched); 3 stopped by a signal,
 resume with ``--resume``; 1 crash (the whole job is aborted, see the log).
@@ -148,6 +149,32 @@ class StopFlag:
         self.signal = signum
 
 
+class Rounds:
+    """The per-round agreement of all ranks: [stop signal, realizations written, flush due]
+    summed by a non-blocking allreduce whose result is read one round later.  A rank
+    only waits when another is more than a round behind, yet every rank takes the same
+    decision (stop, flush) at the same round."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.request = None
+
+    def exchange(self, flags):
+        """Start this round's reduction; return the previous round's totals (or None)."""
+        previous = self.finish()
+        self.send = np.array(flags, dtype=np.int64)
+        self.recv = np.empty_like(self.send)
+        self.request = self.comm.Iallreduce(self.send, self.recv)
+        return previous
+
+    def finish(self):
+        if self.request is None:
+            return None
+        self.request.Wait()
+        self.request = None
+        return self.recv
+
+
 class Progress:
     def __init__(self, total, every):
         self.total, self.every = total, every
@@ -227,6 +254,7 @@ def execute(args, cfg, comm):
              f"{len(pending)} to compute -> {args.out}")
 
     stop = StopFlag()
+    rounds = Rounds(comm)
     progress = Progress(total, cfg.section("output")["progress_seconds"])
     checkpoint = cfg.section("output")["checkpoint_seconds"]
     last_flush = time.monotonic()
@@ -250,18 +278,21 @@ def execute(args, cfg, comm):
                     run.write_failure(c, r, error, wall)
                 mine += 1
         flush_due = comm.rank == 0 and time.monotonic() - last_flush > checkpoint
-        flags = np.array([stop.signal, mine, int(flush_due)], dtype=np.int64)
-        total_flags = np.empty_like(flags)
-        comm.Allreduce(flags, total_flags)
-        progress.report(done_before + int(total_flags[1]))
-        if total_flags[2] or total_flags[0]:
-            run.flush()
+        if flush_due:                      # rank 0 alone decides when to checkpoint
             last_flush = time.monotonic()
-        if total_flags[0]:
+        totals = rounds.exchange([stop.signal, mine, flush_due])
+        if totals is None:
+            continue
+        progress.report(done_before + int(totals[1]))
+        if totals[2] or totals[0]:
+            run.flush()
+        if totals[0]:
+            rounds.finish()
             run.close()
-            log.info(f"stopped by signal after {done_before + int(total_flags[1])}/{total} "
+            log.info(f"stopped by signal after {done_before + int(totals[1])}/{total} "
                      f"realizations; the file is consistent. Resume with: {resume_command(args)}")
             return EXIT_STOPPED
+    rounds.finish()
     complete = run.finalize()
     run.close()
     progress.report(total, force=True)
