@@ -3,6 +3,9 @@
     python -m tlsmpi.bench pairs [--sizes 20 40 60] [--times 100] [--repeat 2]
     python -m tlsmpi.bench pairs --efficiency 2 [--realizations 200]
 
+A second table times dissipative dynamics (epsilon = 1, T = 0): the angle-addition
+tables against the general closed form that T > 0 uses, on the same realization.
+
 ``--efficiency P`` times the whole runner (``mpirun -n 1`` and ``mpirun -n P``, N = 40,
 100 times, HDF5 output included) and prints the parallel efficiency T_1 / (P T_P).
 
@@ -20,7 +23,7 @@ import time
 
 import numpy as np
 
-from ..exact import average_concurrence
+from ..exact import PairEngine, average_concurrence
 from ..model import ModelParams, sample
 from ..observables import concurrence
 
@@ -108,4 +111,20 @@ def main(argv=None):
         t_ref, c_ref = _best_time(lambda: app_b_average_concurrence(real, times), args.repeat)
         print(f"{N:>4} {t_engine:>11.4f} {t_ref:>11.3f} {t_ref / t_engine:>9.1f} "
               f"{np.abs(c_engine - c_ref).max():>10.1e}", flush=True)
+    print("\nWith dissipation (epsilon = 1, T = 0): angle-addition tables vs the general "
+          "closed form (the T > 0 path)")
+    print(f"{'N':>4} {'tables [s]':>11} {'closed [s]':>11} {'speed-up':>9} {'max |dC|':>10}")
+    for N in args.sizes:
+        real = sample(ModelParams(N=N, epsilon=1.0), args.seed, 0)
+        t_tab, c_tab = _best_time(lambda: _concurrence(real, times, True), args.repeat)
+        t_gen, c_gen = _best_time(lambda: _concurrence(real, times, False), args.repeat)
+        print(f"{N:>4} {t_tab:>11.4f} {t_gen:>11.3f} {t_gen / t_tab:>9.1f} "
+              f"{np.abs(c_tab - c_gen).max():>10.1e}", flush=True)
     return 0
+
+
+def _concurrence(real, times, tables):
+    """C(t) of Eq. (28) with the T = 0 tables switched on or off."""
+    engine = PairEngine(real, times)
+    engine.tables = tables
+    return sum(concurrence(engine.rows(i)).sum(0) for i in range(real.N - 1)) / real.N
