@@ -2,7 +2,7 @@
 # tlsmpi on SLURM: run CONFIG into OUT, stop cleanly before the wall-time, resubmit until done.
 #
 #   sbatch jobscripts/slurm.sh run/fig4.toml fig4.h5
-#   sbatch --ntasks=256 --time=12:00:00 jobscripts/slurm.sh run/fig10_exact.toml fig10_exact.h5
+#   sbatch --ntasks=256 --time=12:00:00 jobscripts/slurm.sh run/fig10.toml fig10.h5
 #
 # Five minutes before the wall-time SLURM sends SIGUSR1 to this script (--signal=B:USR1@300);
 # the trap forwards it to srun, which passes it to every rank.  The runner then stops at a

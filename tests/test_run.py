@@ -62,3 +62,15 @@ def test_file_contents_recompute(tmp_path):
         assert np.array_equal(f["case_003/concurrence_mean"][...], m)
         for key in ("tlsmpi_version", "mpi_version", "hdf5_version", "h5py_version"):
             assert f.attrs[key]
+
+
+def test_every_shipped_configuration_is_valid():
+    import glob
+    import os
+    from conftest import ROOT
+    from tlsmpi import config
+    paths = sorted(glob.glob(os.path.join(ROOT, "run", "*.toml")))
+    assert len(paths) >= 20
+    for path in paths:
+        cfg = config.load(path)
+        assert cfg.cases() and len(cfg.times) > 1, path
