@@ -74,3 +74,40 @@ def test_every_shipped_configuration_is_valid():
     for path in paths:
         cfg = config.load(path)
         assert cfg.cases() and len(cfg.times) > 1, path
+
+
+@pytest.mark.mpi
+def test_liouvillian_engine_through_the_runner(tmp_path):
+    """Engine 2 in the runner: serial, 2 groups of 1 rank, 1 group of 2 ranks; solver
+    options from the command line; agreement with Engine 1 on the same disorder."""
+    base = ["--set", 'engine.name="liouvillian"', "--set", "model.N=4", "--set", "model.T_K=300.0",
+            "--set", "ensemble.realizations=3", "--set", "time.t_max=10.0", "--set", "time.n_times=6",
+            "--set", "sweep.epsilon=[0.0, 1.0]", "--set", "observables.entropy=true",
+            "-mfn_tol", "1e-12"]
+    runs = {}
+    for name, ranks, extra in (("serial", 1, []), ("groups", 2, []),
+                               ("shared", 2, ["--set", "engine.ranks_per_realization=2"])):
+        out = tmp_path / f"{name}.h5"
+        res = run_tlsmpi(["--out", out, *base, *extra], ranks=ranks)
+        assert res.returncode == 0, res.stdout + res.stderr
+        runs[name] = Run(out)
+    assert runs["serial"].attrs["petsc_version"].startswith("3.")
+    for case_s, case_g, case_p in zip(*(runs[k].cases for k in ("serial", "groups", "shared"))):
+        for obs in ("concurrence", "entropy"):
+            ref = case_s.values(obs)
+            assert np.array_equal(case_g.values(obs), ref)          # one rank per realization
+            assert np.abs(case_p.values(obs) - ref).max() < 1e-9    # distributed matrix
+    exact_run = tmp_path / "exact.h5"
+    res = run_tlsmpi(["--out", exact_run, *base[:-2], "--set", 'engine.name="exact"'])
+    assert res.returncode == 0, res.stderr
+    for case_s, case_e in zip(runs["serial"].cases, Run(exact_run).cases):
+        assert np.abs(case_s.values("concurrence") - case_e.values("concurrence")).max() < 1e-8
+
+
+def test_solver_options_are_split_from_our_arguments():
+    from tlsmpi.run import split_solver_options
+    ours, solver = split_solver_options(
+        ["-mfn_tol", "1e-12", "cfg.toml", "--out", "x.h5", "-log_view", "-mfn_ncv", "8",
+         "--set", "model.eta=-1e3", "-h"])
+    assert ours == ["cfg.toml", "--out", "x.h5", "--set", "model.eta=-1e3", "-h"]
+    assert solver == ["-mfn_tol", "1e-12", "-log_view", "-mfn_ncv", "8"]

@@ -60,9 +60,36 @@ def parse_args(argv):
     return p.parse_known_args(argv)
 
 
+def split_solver_options(argv):
+    """Separate PETSc/SLEPc options (``-name [value]``, a single dash) from tlsmpi's own
+    arguments, so that option values are never taken for the config file."""
+    ours, solver = [], []
+    words = list(argv)
+    while words:
+        word = words.pop(0)
+        if word.startswith("-") and not word.startswith("--") and word not in ("-h", "-") \
+                and not _is_number(word):
+            solver.append(word)
+            if words and (not words[0].startswith("-") or _is_number(words[0])):
+                solver.append(words.pop(0))
+        else:
+            ours.append(word)
+    return ours, solver
+
+
+def _is_number(word):
+    try:
+        float(word)
+        return True
+    except ValueError:
+        return False
+
+
 def prepare(argv):
     """Everything that can fail on bad input, before any file is touched: (args, config, extra)."""
+    argv, solver = split_solver_options(argv)
     args, extra = parse_args(argv)
+    extra += solver
     cfg = configuration.load(args.config, args.overrides)
     if extra and cfg.engine != "liouvillian":
         raise ConfigError(f"unknown option(s) {' '.join(extra)}: see python -m tlsmpi.run --help "
