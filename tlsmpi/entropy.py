@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 
-from .exact import coherences, rates
+from .exact import coherences, propagator_modes
 from .observables import entropy_vn
 
 #: Complex numbers per large temporary (64 MB); times are processed in chunks below it.
@@ -82,29 +82,10 @@ def _layout(n):
 
 
 def _modes(omega, t, p_up, Y, f):
-    """exp(M t) p of one site for many omega in spectral form (DESIGN.md section 4).
-
-    M = -R/2 + N with N^2 = kappa^2 (exact.propagate_populations), so
-    exp(M t) = e^{(kappa - R/2) t} (1 + N/kappa)/2 + e^{-(kappa + R/2) t} (1 - N/kappa)/2
-    and all the time dependence is in two exponentials.  Returns e_plus, e_minus of shape
-    (T, len(omega)) and x = N p / kappa of shape (2, len(omega)); N/kappa := 0 where kappa = 0
-    (then M = 0).  Both branches of the square root give the same result.
-    """
-    r_down, r_up = rates(Y, f)
-    R = r_up + r_down
-    omega = np.asarray(omega, dtype=float)
-    z = 2 * Y - 1j * omega                                 # N = [[z, r_up], [r_down, -z]]
-    kappa = np.sqrt(z * z + r_up * r_down)
-    inv = np.divide(1.0, kappa, out=np.zeros_like(kappa), where=kappa != 0)
-    p_down = 1 - p_up
-    x = np.stack([(z * p_up + r_up * p_down) * inv, (r_down * p_up - z * p_down) * inv])
-    # kappa - R/2 without cancellation: kappa^2 - R^2/4 = -omega (omega + 4iY); it is 0 at
-    # omega = 0 (trace preservation), where kappa - R/2 would carry a rounding error ~eps R
-    lam_plus = np.divide(-omega * (omega + 4j * Y), kappa + R / 2,
-                         out=np.zeros_like(kappa), where=kappa + R / 2 != 0)
-    e_plus = np.exp(np.multiply.outer(t, lam_plus))
-    e_minus = np.exp(np.multiply.outer(t, -kappa - R / 2))
-    return e_plus, e_minus, x
+    """`exact.propagator_modes` of one site for many omega, time first: e_plus, e_minus of
+    shape (T, len(omega)) and x of shape (2, len(omega))."""
+    e_plus, e_minus, x = propagator_modes(omega, t, p_up, Y, f)
+    return e_plus.T, e_minus.T, x
 
 
 class _Site:

@@ -32,37 +32,44 @@ def coherence_decay(Y, f):
     return 2 * Y * (1 + 2 * f)
 
 
-def propagate_populations(omega, t, p_up, Y, f):
-    """exp(M t) p for M = Q - i omega diag(1, -1), closed form.
+def propagator_modes(omega, t, p_up, Y, f):
+    """exp(M t) p for M = Q - i omega diag(1, -1) in spectral form.
 
     M = -R/2 + N with R = 4Y(1+2f) and N traceless, N^2 = kappa^2,
     kappa^2 = (2Y - i omega)^2 + 16 Y^2 f (1+f), so
-    exp(M t) = [(a+b)/2] 1 + [(a-b)/(2 kappa)] N,  a, b = exp((+-kappa - R/2) t).
-    ``omega`` broadcasts against ``p_up, Y, f`` (per-site); ``t`` is appended as the
-    last axis.  Returns (v_up, v_down), each of shape broadcast(...) + t.shape.
+
+        exp(M t) p = e_plus (p + x)/2 + e_minus (p - x)/2,   x = N p / kappa,
+        e_plus = exp((kappa - R/2) t),  e_minus = exp(-(kappa + R/2) t),
+
+    with all the time dependence in two exponentials (N/kappa := 0 where kappa = 0, then
+    M = 0; either branch of the square root gives the same result).  ``omega`` broadcasts
+    against the per-site ``p_up, Y, f``; ``t`` is appended as the last axis of e_plus,
+    e_minus; x has shape (2,) + broadcast shape.
     """
-    omega, p_up, Y, f = (np.asarray(x)[..., None] for x in (omega, p_up, Y, f))
+    omega, p_up, Y, f = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (omega, p_up, Y, f)))
     r_down, r_up = rates(Y, f)
     R = r_up + r_down
     z = 2 * Y - 1j * omega                                   # N = [[z, r_up], [r_down, -z]]
-    kappa = np.sqrt(z * z + r_up * r_down + 0j)
-    # kappa - R/2 = -omega (omega + 4iY) / (kappa + R/2): no cancellation at omega -> 0
-    s = kappa + R / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lam = np.where(s == 0, 0, -omega * (omega + 4j * Y) / s)
-    a = np.exp(lam * t)                     # |a|, |b| <= 1: Re kappa in [0, R/2]
-    b = np.exp(-s * t)
-    a_plus_b = a + b
-    # (a - b) / (2 kappa), with b expm1(2 kappa t) where |kappa t| is small (no cancellation)
-    x = 2 * kappa * t
-    small = np.abs(x) < 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a_minus_b = np.where(small, b * np.expm1(np.where(small, x, 0)), a - b)
-        sinhc = np.where(kappa == 0, t * b, a_minus_b / (2 * kappa))
+    kappa = np.sqrt(z * z + r_up * r_down)
+    inv = np.divide(1.0, kappa, out=np.zeros_like(kappa), where=kappa != 0)
     p_down = 1 - p_up
-    v_up = 0.5 * a_plus_b * p_up + sinhc * (z * p_up + r_up * p_down)
-    v_down = 0.5 * a_plus_b * p_down + sinhc * (r_down * p_up - z * p_down)
-    return v_up, v_down
+    x = np.stack([(z * p_up + r_up * p_down) * inv, (r_down * p_up - z * p_down) * inv])
+    # kappa - R/2 without cancellation: kappa^2 - R^2/4 = -omega (omega + 4iY), which is 0
+    # at omega = 0 (trace preservation) where kappa - R/2 would carry a rounding error ~eps R
+    lam = np.divide(-omega * (omega + 4j * Y), kappa + R / 2,
+                    out=np.zeros_like(kappa), where=kappa + R / 2 != 0)
+    t = np.asarray(t, dtype=float)
+    e_plus = np.exp(lam[..., None] * t)
+    e_minus = np.exp(-(kappa + R / 2)[..., None] * t)
+    return e_plus, e_minus, x
+
+
+def propagate_populations(omega, t, p_up, Y, f):
+    """(v_up, v_down) = exp(M t) p (see `propagator_modes`), each broadcast shape + t.shape."""
+    e_plus, e_minus, x = propagator_modes(omega, t, p_up, Y, f)
+    p_up = np.broadcast_to(np.asarray(p_up, dtype=float), x.shape[1:])[..., None]
+    x = x[..., None]
+    return tuple(0.5 * ((p + xk) * e_plus + (p - xk) * e_minus) for p, xk in zip((p_up, 1 - p_up), x))
 
 
 def trace_factor(omega, t, p_up, Y, f):
