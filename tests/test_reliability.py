@@ -218,3 +218,26 @@ def test_failed_realization_recorded_not_averaged(tmp_path):
         rows = f["case_000/concurrence"][...]
         assert np.isnan(rows[2]).all()
         assert np.allclose(f["case_000/concurrence_mean"][...], rows[[0, 1, 3, 4]].mean(0))
+
+
+@pytest.mark.mpi
+def test_liouvillian_stop_and_resume(tmp_path):
+    """Engine 2 under the same stop/resume contract: SIGUSR1, exit 3, --resume, identical data."""
+    work = ["--set", 'engine.name="liouvillian"', "--set", "model.N=5", "--set", "model.epsilon=1.0",
+            "--set", "ensemble.realizations=16", "--set", "time.t_max=30.0", "--set", "time.n_times=8",
+            "--set", "sweep.epsilon=[1.0]"]
+    ref = tmp_path / "ref.h5"
+    assert run_tlsmpi(["--out", ref, *work], ranks=2).returncode == 0
+    out = tmp_path / "stopped.h5"
+    proc = start(["--out", out, *work])
+    deadline = time.time() + 60
+    while not (out.exists() and Run(out).cases[0].n_done > 0) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    stdout, stderr = proc.communicate(timeout=60)
+    if proc.returncode == 0:                 # finished before the signal arrived
+        pytest.skip("the run completed before it could be stopped")
+    assert proc.returncode == 3, stdout + stderr
+    res = run_tlsmpi(["--out", out, "--resume", *work], ranks=2)
+    assert res.returncode == 0, res.stderr
+    assert_same(read_all(out), read_all(ref))
