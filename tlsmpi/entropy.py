@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 
-from .exact import coherences, propagator_modes
+from .exact import coherences, propagate_populations, trace_factor
 from .observables import entropy_vn
 
 #: Complex numbers per large temporary (64 MB); times are processed in chunks below it.
@@ -81,15 +81,9 @@ def _layout(n):
     return _Layout(rows, cols, d[first], pidx, flat)
 
 
-def _modes(omega, t, p_up, Y, f):
-    """`exact.propagator_modes` of one site for many omega, time first: e_plus, e_minus of
-    shape (T, len(omega)) and x of shape (2, len(omega))."""
-    e_plus, e_minus, x = propagator_modes(omega, t, p_up, Y, f)
-    return e_plus.T, e_minus.T, x
-
-
 class _Site:
-    """Per-site constants of one realization for the factorized route."""
+    """Per-site constants of one realization for the factorized route (time-first views
+    of exact.trace_factor and exact.propagate_populations)."""
 
     def __init__(self, real):
         self.p_up = real.initial_density_matrices()[:, 0, 0].real
@@ -97,16 +91,11 @@ class _Site:
 
     def trace(self, j, omega, t):
         """1^T exp(M_j t) p_j, shape (T, len(omega))."""
-        e_plus, e_minus, x = _modes(omega, t, self.p_up[j], self.Y[j], self.f[j])
-        s = x[0] + x[1]
-        return 0.5 * ((1 + s) * e_plus + (1 - s) * e_minus)
+        return trace_factor(omega, t, self.p_up[j], self.Y[j], self.f[j]).T
 
     def populations(self, k, omega, t):
         """exp(M_k t) p_k, shape (2, T, len(omega))."""
-        e_plus, e_minus, x = _modes(omega, t, self.p_up[k], self.Y[k], self.f[k])
-        p = np.array([self.p_up[k], 1 - self.p_up[k]])[:, None, None]
-        x = x[:, None, :]
-        return 0.5 * ((p + x) * e_plus + (p - x) * e_minus)
+        return np.stack(propagate_populations(omega, t, self.p_up[k], self.Y[k], self.f[k])).swapaxes(1, 2)
 
 
 def _rdm_chunks(real, t, A):

@@ -74,8 +74,9 @@ def propagate_populations(omega, t, p_up, Y, f):
 
 def trace_factor(omega, t, p_up, Y, f):
     """1^T exp(M t) p: the factor of a site outside the subsystem (App. B when Y = 0)."""
-    v_up, v_down = propagate_populations(omega, t, p_up, Y, f)
-    return v_up + v_down
+    e_plus, e_minus, x = propagator_modes(omega, t, p_up, Y, f)
+    s = (x[0] + x[1])[..., None]
+    return 0.5 * ((1 + s) * e_plus + (1 - s) * e_minus)
 
 
 def coherences(real, t):
