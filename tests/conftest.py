@@ -1,12 +1,9 @@
 """Shared test helpers: launching the runner serially or under mpirun."""
-import sys, os
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import os
 import subprocess
 import sys
 
-import pytest
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # tests import dense, conftest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -26,7 +23,3 @@ def run_tlsmpi(args, ranks=1, timeout=300, cwd=None, module="tlsmpi.run"):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env(),
                           cwd=cwd or ROOT)
 
-
-@pytest.fixture
-def tlsmpi_cli():
-    return run_tlsmpi
