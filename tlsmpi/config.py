@@ -8,7 +8,8 @@ computes every combination (a "case"), with the same disorder realizations in ea
                    L0_nm, eta, epsilon, T_K, flipflop        (tlsmpi.model.ModelParams)
     [time]         t_min, t_max, n_times, spacing = "log" | "linear"; or values = [...]
     [ensemble]     realizations, seed
-    [engine]       name = "exact" | "liouvillian", ranks_per_realization
+    [engine]       name (a registered engine: tlsmpi.engines), ranks_per_realization,
+                   and the engine's own options (its ``options`` table)
     [observables]  concurrence, entropy, bipartitions, save_disorder
     [sweep]        <model key> = [values...]
     [output]       checkpoint_seconds, progress_seconds
@@ -20,6 +21,7 @@ import sys
 
 import numpy as np
 
+from . import engines
 from .errors import ConfigError
 from .model import MATERIALS, ModelParams
 from .observables import Request
@@ -44,7 +46,7 @@ SCHEMA = {
              "values": ([], None, None)},
     "ensemble": {"realizations": (32, lambda v: v >= 1, "an integer >= 1"),
                  "seed": (2021, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")},
-    "engine": {"name": ("exact", lambda v: v in ("exact", "liouvillian"), '"exact" or "liouvillian"'),
+    "engine": {"name": ("exact", None, None),
                "ranks_per_realization": (1, lambda v: v >= 1, "an integer >= 1")},
     "observables": {"concurrence": (True, None, None), "entropy": (False, None, None),
                     "bipartitions": (0, lambda v: v >= 0, "an integer >= 0 (0 = all N bubbles)"),
@@ -53,10 +55,6 @@ SCHEMA = {
     "output": {"checkpoint_seconds": (60.0, lambda v: v > 0, "a number > 0"),
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
-
-#: largest N the exact engine's entropy handles (rho_A of N/2 sites, 2^(N/2) x 2^(N/2) per time)
-MAX_N_ENTROPY_EXACT = 24
-
 
 def _type_ok(value, default):
     if isinstance(default, bool):
@@ -101,6 +99,11 @@ class Config:
     @property
     def engine(self):
         return self.data["engine"]["name"]
+
+    @property
+    def engine_options(self):
+        """The engine's own keys of [engine] (without name and ranks_per_realization)."""
+        return {k: v for k, v in self.data["engine"].items() if k not in SCHEMA["engine"]}
 
     @property
     def ranks_per_realization(self):
@@ -198,6 +201,11 @@ def validate(raw):
     for section, schema in SCHEMA.items():
         table = dict(raw.get(section, {}))
         out = {}
+        if section == "engine":             # the named engine adds its own keys
+            name = table.get("name", schema["name"][0])
+            if not isinstance(name, str):
+                raise ConfigError(f"engine.name = {name!r}: expected a string, one of {engines.names()}")
+            schema = {**schema, **engines.get(name).options}
         if section == "sweep":
             for key, values in table.items():
                 if key not in MODEL_KEYS:
@@ -256,18 +264,17 @@ def _check_engine(config, cases):
     if not (obs["concurrence"] or obs["entropy"]):
         raise ConfigError("observables.concurrence and observables.entropy are both false: "
                           "nothing to compute, enable at least one")
+    engine = engines.get(config.engine)
+    request = config.request
+    for name in ("concurrence", "entropy"):
+        if getattr(request, name) and name not in engine.observables:
+            raise ConfigError(f"observables.{name} = true: engine {engine.name!r} computes only "
+                              f"{list(engine.observables)}; disable it or choose another engine")
     for p in cases:
         if obs["bipartitions"] > p.N:
             raise ConfigError(f"observables.bipartitions = {obs['bipartitions']} > N = {p.N}: "
                               "use at most N (or 0 for all)")
-        if config.engine == "exact":
-            if p.flipflop:
-                raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
-                                  "exact factorization; set engine.name = \"liouvillian\" or flipflop = 0")
-            if obs["entropy"] and p.N > MAX_N_ENTROPY_EXACT:
-                raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
-                                  f"handles N <= {MAX_N_ENTROPY_EXACT} for the entropy; lower N "
-                                  "or disable the entropy")
-            if config.ranks_per_realization != 1:
-                raise ConfigError("engine.ranks_per_realization must be 1 for the exact engine "
-                                  "(it runs one realization per rank)")
+    if config.ranks_per_realization != 1 and not engine.parallel:
+        raise ConfigError(f"engine.ranks_per_realization = {config.ranks_per_realization}: engine "
+                          f"{engine.name!r} runs one realization per rank; set it to 1")
+    engine(config.engine_options).check(cases, request)

@@ -21,6 +21,9 @@ inner loop; at T > 0 the closed form is evaluated directly.
 """
 import numpy as np
 
+from .engines import Engine, register
+from .errors import ConfigError
+
 
 def rates(Y, f):
     """Transition rates (up->down, down->up) = (4Yf, 4Y(1+f)) of Eq. (15)."""
@@ -207,3 +210,38 @@ def compute(real, times, request, comm=None):
         from .entropy import half_system_entropy
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions))
     return out
+
+
+#: Largest N for the entropy (rho_A of N/2 sites: 2^(N/2) x 2^(N/2) per time).
+MAX_N_ENTROPY = 24
+
+
+@register
+class ExactEngine(Engine):
+    """Engine 1 in the registry: one realization per rank, any N, open or closed."""
+    name = "exact"
+    observables = ("concurrence", "entropy")
+
+    def check(self, cases, request):
+        for p in cases:
+            if p.flipflop:
+                raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
+                                  "exact factorization; set engine.name = \"liouvillian\" or flipflop = 0")
+            if request.entropy and p.N > MAX_N_ENTROPY:
+                raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
+                                  f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "
+                                  "or disable the entropy")
+
+    def memory(self, params, request, times, ranks=1):
+        """The O(N^2 T) complex tables of `PairEngine` (v, E, Ec, excl and one row's
+        doubly coherent factors: about 8 arrays of N^2 T complex numbers)."""
+        N, T = params.N, len(times)
+        return 8 * 16.0 * N * N * T + 2 * 16.0 * N * T * 16
+
+    def cost(self, params, times, request, draw):
+        """O(N^3 T) core plus O(N^2 T) tables (coefficients fitted in docs/performance.md)."""
+        N, T = params.N, len(times)
+        return T * (2e-6 * N**2 + 1.5e-8 * N**3) + 1e-3
+
+    def compute(self, real, times, request, comm=None):
+        return compute(real, times, request, comm)

@@ -28,6 +28,7 @@ import sys
 
 import numpy as np
 
+from .engines import Engine, register
 from .errors import ConfigError, SolverError
 from .observables import concurrence, entropy_vn
 
@@ -496,3 +497,40 @@ def check_memory(N, nranks, available=None, ranks_on_node=None, ncv=30, flipflop
             f"({memory_estimate(N, nranks, ncv, flipflop) / 1e9:.2f} GB x {ranks_on_node} ranks, "
             f"ranks_per_realization = {nranks}) but {available / 1e9:.1f} GB is available: "
             f"{largest} with these ranks; use more nodes per realization, or engine 'exact'")
+
+
+def norm1_estimate(real):
+    """Upper bound of ||G||_1 from the site and pair blocks: each column of G gets at
+    most |nu_i| + 4 Y_i (1 + 2 f_i) + ... from site i and 4 |J_ij| + 4 |K_ij| from pair ij."""
+    site = np.abs(real.nu) + 8 * real.Y * (1 + 2 * real.f)
+    pair = 4 * (np.abs(real.J) + np.abs(real.K))
+    return float(site.sum() + pair.sum() / 2)
+
+
+@register
+class LiouvillianEngine(Engine):
+    """Engine 2 in the registry: one realization on a group of ranks (PETSc matrix)."""
+    name = "liouvillian"
+    observables = ("concurrence", "entropy")
+    parallel = True
+
+    def memory(self, params, request, times, ranks=1):
+        return memory_estimate(params.N, ranks, flipflop=bool(params.flipflop))
+
+    def cost(self, params, times, request, draw):
+        """Matrix-vector products x entries: 4^N nnz/row x (output intervals + MFN
+        substeps of ||G||_1 h <= STEP_NORM over the window)."""
+        steps = len(times) + norm1_estimate(draw()) * float(times[-1]) / STEP_NORM
+        return 4.0**params.N * mean_nnz_per_row(params.N, bool(params.flipflop)) * steps * 2e-8
+
+    def init(self, argv):
+        init_petsc(argv)
+
+    def versions(self):
+        from petsc4py import PETSc
+        from slepc4py import SLEPc
+        return {"petsc_version": ".".join(map(str, PETSc.Sys.getVersion())),
+                "slepc_version": ".".join(map(str, SLEPc.Sys.getVersion()))}
+
+    def compute(self, real, times, request, comm=None):
+        return compute(real, times, request, comm)

@@ -30,14 +30,24 @@ MATERIALS = {
 }
 
 
+#: Operator forms of the flip-flop term (see ModelParams).
+FLIPFLOP_FORMS = ("exchange", "xx")
+
+
 @dataclass(frozen=True)
 class ModelParams:
     """Physical parameters; the defaults are the paper's numerics (Sec. IV A).
 
     Dbar and gamma are in units of W; ``epsilon`` and ``eta`` are the
     artificial scale factors of Eq. (25); ``flipflop`` scales the optional
-    flip-flop coupling K_ij = flipflop * J_ij (S+_i S-_j + h.c.), which only
-    the Liouvillian engine supports (footnote 67).
+    flip-flop coupling K_ij = flipflop * J_ij (footnote 67), which Engine 1 cannot
+    treat.  ``flipflop_form`` chooses its operator, in the ordered-pair convention of
+    the S^z S^z term (each unordered pair enters twice):
+
+    * ``"exchange"``: sum_{i<j} K_ij (S+_i S-_j + S-_i S+_j) = sum_{i<j} 2 K_ij (S^x_i S^x_j
+      + S^y_i S^y_j); conserves the number of down spins.
+    * ``"xx"``: sum_{i != j} K_ij S^x_i S^x_j = sum_{i<j} 2 K_ij S^x_i S^x_j, the paper's
+      term (footnote 67); conserves only the parity of the number of down spins.
     """
     N: int = 16
     W_eV: float = 0.1
@@ -52,12 +62,16 @@ class ModelParams:
     epsilon: float = 0.0
     T_K: float = 0.0
     flipflop: float = 0.0
+    flipflop_form: str = "exchange"
 
     def __post_init__(self):
+        if self.flipflop_form not in FLIPFLOP_FORMS:
+            raise ValueError(f"model.flipflop_form = {self.flipflop_form!r}: choose one of "
+                             f"{list(FLIPFLOP_FORMS)}")
         if isinstance(self.N, bool) or not isinstance(self.N, (int, np.integer)) or self.N < 2:
             raise ValueError(f"model.N = {self.N!r}: the number of TLSs must be an integer >= 2")
         for f in fields(self):
-            if f.name == "N":
+            if f.name in ("N", "flipflop_form"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):

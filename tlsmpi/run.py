@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from . import config as configuration
+from . import engines
 from .errors import ConfigError, SolverError
 from .model import sample
 from .output import LAYOUT_VERSION, PENDING, RunFile, h5py_module
@@ -34,14 +35,6 @@ EXIT_OK, EXIT_CRASH, EXIT_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 
 log = logging.getLogger("tlsmpi")
-
-
-def engine_module(name):
-    if name == "liouvillian":
-        from . import liouvillian
-        return liouvillian
-    from . import exact
-    return exact
 
 
 def parse_args(argv):
@@ -147,11 +140,7 @@ def metadata(comm, engine):
             "mpi_version": MPI.Get_library_version().replace("\0", "").splitlines()[0].strip(),
             "mpi4py_version": mpi4py.__version__, "h5py_version": h5py.version.version,
             "hdf5_version": h5py.version.hdf5_version, "numpy_version": np.__version__}
-    if engine == "liouvillian":
-        from petsc4py import PETSc
-        from slepc4py import SLEPc
-        meta["petsc_version"] = ".".join(map(str, PETSc.Sys.getVersion()))
-        meta["slepc_version"] = ".".join(map(str, SLEPc.Sys.getVersion()))
+    meta.update(engine.versions())
     return meta
 
 
@@ -255,9 +244,10 @@ def resume_command(args):
     return " ".join(w for w in words + ["--out", args.out, "--resume"] if w)
 
 
-def execute(args, cfg, comm):
+def execute(args, cfg, comm, extra=()):
     """The main loop; returns the exit status."""
-    engine = engine_module(cfg.engine)
+    engine = engines.get(cfg.engine)(cfg.engine_options)
+    engine.init([sys.argv[0], *extra])
     rpr = cfg.ranks_per_realization
     if comm.size % rpr:
         raise ConfigError(f"engine.ranks_per_realization = {rpr} does not divide the {comm.size} "
@@ -267,12 +257,13 @@ def execute(args, cfg, comm):
     group_comm = comm.Split(group, comm.rank)
     cases, times = cfg.cases(), cfg.times
     if cfg.engine == "liouvillian":
-        check_liouvillian_memory(engine, cases, rpr, comm)
+        from . import liouvillian
+        check_liouvillian_memory(liouvillian, cases, rpr, comm)
 
     if args.resume:
         run = RunFile.open(args.out, comm)
     else:
-        run = RunFile.create(args.out, comm, cfg, metadata(comm, cfg.engine))
+        run = RunFile.create(args.out, comm, cfg, metadata(comm, engine))
     pending = [(c, r) for c in range(len(cases)) for r, s in enumerate(run.status(c)) if s == PENDING]
     total = len(cases) * cfg.realizations
     done_before = total - len(pending)
@@ -358,10 +349,8 @@ def _main(comm, argv):
         if comm.rank == 0:
             print(f"tlsmpi: error: {error}", file=sys.stderr, flush=True)
         return EXIT_INPUT
-    if cfg.engine == "liouvillian":
-        engine_module("liouvillian").init_petsc([sys.argv[0]] + extra)
     try:
-        return execute(args, cfg, comm)
+        return execute(args, cfg, comm, extra)
     except ConfigError as err:
         if comm.rank == 0:
             print(f"tlsmpi: error: {err}", file=sys.stderr, flush=True)

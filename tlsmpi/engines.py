@@ -1,0 +1,114 @@
+"""Engine registry: the one place where engines are named, validated and looked up.
+
+An engine turns one disorder realization into observables.  It knows nothing of
+files, ranks outside its own communicator, or scheduling; the runner and the
+configuration find it here by name (``engine.name`` of the run configuration)::
+
+    from tlsmpi import engines
+
+    @engines.register
+    class Toy(engines.Engine):
+        name = "toy"
+        options = {"scale": (1.0, lambda v: v > 0, "a number > 0")}
+
+        def compute(self, real, times, request, comm=None):
+            return {"concurrence": self.options["scale"] * np.ones(len(times))}
+
+docs/extending.md walks through a complete example.  The built-in engines live in
+their own modules (`BUILTIN`), imported the first time a name is looked up, so that
+importing tlsmpi never imports PETSc.
+"""
+import importlib
+
+from .errors import ConfigError
+
+#: Modules that register the built-in engines when imported.
+BUILTIN = ("tlsmpi.exact", "tlsmpi.liouvillian")
+
+_REGISTRY = {}
+
+
+class Engine:
+    """Base class of an engine; subclasses set ``name`` and override what applies.
+
+    Parameters
+    ----------
+    options : dict, optional
+        The engine's own keys of the ``[engine]`` table, validated against the class
+        attribute ``options`` (key -> (default, check, what the check wants)); missing
+        keys take their defaults.
+    """
+    #: Name used in ``engine.name``.
+    name = None
+    #: Engine-specific keys of the ``[engine]`` table: key -> (default, check, want).
+    options = {}
+    #: Observables the engine can compute (fields of `tlsmpi.observables.Request`).
+    observables = ("concurrence",)
+    #: True if one realization can run on a group of several ranks (``comm`` in `compute`).
+    parallel = False
+
+    def __init__(self, options=None):
+        self.options = {k: d for k, (d, _, _) in type(self).options.items()}
+        self.options.update(options or {})
+
+    def check(self, cases, request):
+        """Raise ConfigError naming the value and the fix for what cannot be computed.
+
+        Parameters
+        ----------
+        cases : list of tlsmpi.model.ModelParams
+        request : tlsmpi.observables.Request
+        """
+
+    def memory(self, params, request, times, ranks=1):
+        """Bytes per rank that one realization of ``params`` needs on a group of ``ranks``."""
+        return 0.0
+
+    def cost(self, params, times, request, draw):
+        """Predicted seconds of one realization on one core (only ratios matter).
+
+        ``draw()`` returns the realization, for engines whose cost depends on the
+        disorder (it costs a sample, so call it only then)."""
+        return 1.0
+
+    def init(self, argv):
+        """Called once per process before the first `compute` (e.g. solver options)."""
+
+    def versions(self):
+        """Library versions for the run file's provenance, e.g. {"petsc_version": "3.18.5"}."""
+        return {}
+
+    def compute(self, real, times, request, comm=None):
+        """Observables of ``request`` for one realization, each an array of shape (T,).
+
+        Raises SolverError for a numerical failure of this realization (recorded as a
+        failed row; the run goes on)."""
+        raise NotImplementedError
+
+
+def register(cls):
+    """Class decorator: make ``cls`` available as ``engine.name = cls.name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Engine)) or not cls.name:
+        raise TypeError(f"{cls!r}: an engine is an Engine subclass with a name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin():
+    for module in BUILTIN:
+        importlib.import_module(module)
+
+
+def names():
+    """Names of all registered engines, sorted."""
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def get(name):
+    """The engine class registered as ``name``; ConfigError listing the valid names."""
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"engine.name = {name!r}: choose one of {names()}") from None
