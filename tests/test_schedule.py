@@ -1,0 +1,120 @@
+"""The shared work queue (tlsmpi.schedule): dealing, stop agreement, groups, progress."""
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from tlsmpi.schedule import WorkQueue, group_efficiency, plan_groups
+
+from conftest import ROOT, mpi_env
+
+DRIVER = os.path.join(ROOT, "tests", "schedule_driver.py")
+
+
+def drive(scenario, ranks):
+    cmd = ["mpirun", "-n", str(ranks), sys.executable, DRIVER, scenario]
+    res = subprocess.run(cmd, env=mpi_env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return np.array(out["costs"]), out["ranks"], res.stdout
+
+
+def taken(ranks):
+    items = [k for r in ranks for k in r["items"]]
+    assert len(items) == len(set(items)), "an item was handed out twice"
+    return set(items)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_every_item_once_and_progress_logged(ranks):
+    costs, report, stdout = drive("all", ranks)
+    assert taken(report) == set(range(len(costs)))
+    assert not any(r["stopped"] for r in report)
+    assert all(r["items"] for r in report), "a rank got no work"
+    assert f"{len(costs)}/{len(costs)} realizations done, 100.0% of the predicted work" in stdout
+    assert "ETA" in stdout
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_stop_reported_by_one_rank_stops_all(ranks):
+    costs, report, stdout = drive("stop", ranks)
+    assert all(r["stopped"] for r in report)
+    assert 0 < len(taken(report)) < len(costs)
+    assert "stop signal reported by rank 1" in stdout
+
+
+@pytest.mark.mpi
+def test_half_speed_rank_gets_less_work():
+    """Rank 1 sleeps twice as long per item: a static deal would take 2x the ideal
+    time; the queue gives rank 0 about two thirds of the work and stays near 4/3."""
+    costs, report, _ = drive("slow", 2)
+    share = costs[report[0]["items"]].sum() / costs.sum()
+    assert 0.55 < share < 0.8
+    ideal = costs.sum() / 1.5                          # speeds 1 and 1/2
+    assert max(r["wall"] for r in report) < 1.3 * ideal
+
+
+@pytest.mark.mpi
+def test_wide_items_go_to_the_wide_group():
+    costs, report, _ = drive("groups", 3)
+    assert taken(report) == set(range(len(costs)))
+    heavy = set(np.flatnonzero(costs >= 0.3))
+    assert heavy <= set(report[0]["items"])
+    assert not report[1]["items"]                       # a member, not a worker
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("scenario", ["late", "rankserver"])
+def test_rank0_serving_only_and_closing_early(scenario):
+    costs, report, _ = drive(scenario, 3)
+    assert not report[0]["items"]
+    assert taken(report) == set(range(len(costs)))
+    assert not any(r["stopped"] for r in report)
+
+
+def test_eta_uses_measured_wall_per_predicted_cost(caplog):
+    """One rank, 10 items of predicted cost 1 taking 2 ms each: after the first chunk
+    of 5 (guided: remaining / 2), the ETA is the other 5 x 2 ms; percent counts the
+    earlier job's done_cost."""
+    queue = WorkQueue(MPI.COMM_SELF, np.ones(10), min_chunk_seconds=0.0, done_cost=10.0,
+                      done_items=10, progress_seconds=0.0)
+    first = queue.take()
+    assert first == [0, 1, 2, 3, 4]
+    assert queue.eta() is None
+    with caplog.at_level(logging.INFO, logger="tlsmpi"):
+        second = queue.take([(k, 0.002) for k in first])
+    assert second == [5, 6]                            # remaining 5 / 2, whole items
+    assert queue.eta() == pytest.approx(5 * 0.002, rel=0.2)
+    assert "15/20 realizations done, 75.0% of the predicted work" in caplog.text
+    queue.take([(k, 0.002) for k in second], stop=True)
+    assert queue.take() == []
+    assert queue.close() is True
+
+
+def test_plan_groups_heavy_tail():
+    costs = np.random.default_rng(3).pareto(1.2, 2000) + 1.0
+    n_ranks = 256
+    group_sizes, widths = plan_groups(costs, n_ranks, overhead=0.1)
+    assert sum(group_sizes) == n_ranks
+    assert set(widths) <= set(group_sizes)
+    fair = costs.sum() / n_ranks
+    walls = costs / (widths * group_efficiency(widths, 0.1))
+    assert np.all((walls <= 0.5 * fair) | (widths == max(group_sizes)))
+    assert widths.max() > 1
+    group_sizes = np.array(group_sizes)
+    rank_seconds = costs / group_efficiency(widths, 0.1)
+    for g in (2, 4, 8):                    # sizes not forced to one group: ranks follow work
+        work = rank_seconds[widths == g].sum() / rank_seconds.sum()
+        assert abs(g * np.count_nonzero(group_sizes == g) / n_ranks - work) <= g / n_ranks
+
+
+def test_plan_groups_uniform_costs_stay_single():
+    group_sizes, widths = plan_groups(np.ones(100), 8)
+    assert group_sizes == [1] * 8 and np.all(widths == 1)

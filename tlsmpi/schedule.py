@@ -1,0 +1,379 @@
+"""Work sharing of an ensemble: a shared queue of items ordered by predicted cost.
+
+The runner turns every pending (case, realization) into an *item* with a predicted
+cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
+
+- **Queue.**  Rank 0 owns the queue.  A free worker (a rank, or the leader of a rank
+  group) asks for the next chunk and gets the largest pending items first; cheap items
+  come in chunks (guided self-scheduling: a chunk is worth about ``remaining cost /
+  (chunk_factor x ranks)``, at least one item, and at least ``min_chunk_seconds`` of
+  measured wall time), so the queue is no hot spot even for millisecond items.
+- **Progress of the queue does not depend on MPI progress.**  With Open MPI 4.1 on
+  the development machine (shared memory), neither a non-blocking allreduce nor a
+  passive-target ``Win.Fetch_and_op`` completes while the target rank computes: both
+  waited the full second that rank 0 spent in a computation without MPI calls
+  (docs/performance.md, "Scheduling").  So rank 0 serves requests from a thread
+  (mpi4py initializes ``MPI_THREAD_MULTIPLE``) on a duplicate of the communicator,
+  and computes in its main thread; its own requests do not go through MPI.  The
+  thread polls (``Iprobe`` and a sleep of 0.1-2 ms) instead of blocking in ``recv``,
+  because Open MPI's blocking receive spins: it took a whole core from rank 0.
+  Waiting workers poll the same way, so idle ranks do not steal the cores of busy
+  ones when the job is oversubscribed.
+- **No collective per item.**  A worker talks to rank 0 only when it needs work; the
+  request carries the items it completed (with their wall times) and its stop flag.
+- **Stop agreement.**  Once a worker reports a stop signal, rank 0 hands out nothing
+  more; every worker gets ``[]`` at its next `WorkQueue.take`, so all stop at an item
+  boundary and untaken items stay pending for ``--resume``.
+- **Progress by predicted cost.**  Rank 0 logs items done, percent of the predicted
+  work (including ``done_cost`` from earlier jobs), this job's rate and an ETA.  The
+  ETA corrects the cost model on the fly with the ratio of measured rank-seconds to
+  predicted cost of the completed items, so the model's absolute scale does not matter.
+- **Rank groups.**  `plan_groups` gives predicted-heavy items a larger group of ranks
+  (a parallel engine), so that no single item outlasts the rest of the job.
+
+Example (the runner's loop, one rank per item)::
+
+    queue = WorkQueue(comm, costs)
+    done = []
+    while True:
+        chunk = queue.take(done, stop=bool(stop_flag.signal))
+        if not chunk:
+            break
+        done = [(k, compute(k)) for k in chunk]        # (item, wall seconds)
+    stopped = queue.close()
+"""
+import logging
+import threading
+import time
+
+import numpy as np
+
+log = logging.getLogger("tlsmpi")
+
+_REQUEST, _REPLY, _BYE, _CLOSED = 11, 12, 13, 14
+#: Polling pauses (s) of the server thread and of waiting workers: the pause doubles
+#: from the first to the second value while no message arrives.
+POLL_PAUSE = (1e-4, 2e-3)
+
+
+def _recv(comm, source, tag):
+    """A blocking receive that sleeps between probes instead of spinning."""
+    from mpi4py import MPI
+    pause = POLL_PAUSE[0]
+    status = MPI.Status()
+    while not comm.Iprobe(source, tag, status):
+        time.sleep(pause)
+        pause = min(2 * pause, POLL_PAUSE[1])
+    return comm.recv(source=status.Get_source(), tag=status.Get_tag()), status.Get_source()
+
+
+def group_efficiency(size, overhead):
+    """Parallel efficiency assumed for one item on ``size`` ranks: 1 / (1 + overhead log2 size).
+
+    An item of predicted cost c then takes c / (size x efficiency) on the group."""
+    return 1.0 / (1.0 + overhead * np.log2(size))
+
+
+def plan_groups(costs, n_ranks, sizes=(1, 2, 4, 8, 16, 32, 64), *, overhead=0.1, share=0.5):
+    """Split ``n_ranks`` into rank groups so that no single item outlasts the job.
+
+    The fair share of a rank is ``S = sum(costs) / n_ranks``.  Item k gets the smallest
+    group size g of ``sizes`` (at most ``n_ranks``) whose wall time
+    ``costs[k] / (g x group_efficiency(g, overhead))`` is at most ``share x S``; with
+    largest-first dealing such items all end well before the job does.  Each size in
+    use then gets a number of groups in proportion to the rank-seconds of its items
+    (at least one group); the rest are groups of ``sizes[0]``.
+
+    Parameters
+    ----------
+    costs : array_like
+        Predicted cost of every item on one rank.
+    n_ranks : int
+        Ranks to split; a multiple of ``sizes[0]``.
+    sizes : sequence of int
+        Allowed group sizes, ascending, each a multiple of ``sizes[0]``.
+    overhead : float
+        Parallel overhead per doubling of the group (see `group_efficiency`).
+    share : float
+        Largest wall time of an item as a fraction of the fair share.
+
+    Returns
+    -------
+    group_sizes : list of int
+        Sizes of the groups, largest first, summing to ``n_ranks``.
+    widths : ndarray of int
+        The group size that item k should run on (pass as ``width`` to `WorkQueue`).
+    """
+    costs = np.asarray(costs, dtype=float)
+    if n_ranks % sizes[0]:
+        raise ValueError(f"{n_ranks} ranks are not a multiple of the smallest group size {sizes[0]}")
+    usable = [g for g in sizes if g <= n_ranks]
+    limit = share * costs.sum() / n_ranks
+    widths = np.full(costs.shape, usable[-1], dtype=int)
+    for g in reversed(usable):
+        widths[costs / (g * group_efficiency(g, overhead)) <= limit] = g
+    work = {g: float((costs[widths == g] / group_efficiency(g, overhead)).sum()) for g in usable}
+    total = sum(work.values())
+    group_sizes, left = [], n_ranks
+    for g in reversed(usable[1:]):
+        if work[g] == 0:
+            continue
+        want = max(1, int(round(n_ranks * work[g] / total / g)))
+        room = (left - sizes[0] * any(work[h] for h in usable if h < g)) // g
+        n = max(min(want, room), 0 if group_sizes else 1)   # the widest items need a group
+        group_sizes += [g] * n
+        left -= g * n
+    group_sizes += [sizes[0]] * (left // sizes[0])
+    return group_sizes, widths
+
+
+class WorkQueue:
+    """The shared queue of one job's pending items (collective over ``comm``).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        All ranks of the job (e.g. COMM_WORLD); queue traffic uses a duplicate.
+    costs : array_like
+        Predicted costs of the pending items, identical on all ranks; item k is an
+        index into ``costs``.
+    worker : bool
+        Whether this rank asks for work (group leaders only; the other members of a
+        group get their items from their leader).
+    progress_seconds : float
+        Interval of the progress log on rank 0 (INFO, logger "tlsmpi").
+    done_cost : float
+        Predicted cost completed by earlier jobs (``--resume``), for percent done.
+    done_items : int
+        Items completed by earlier jobs, for the count in the log.
+    log_label : str
+        Name of the items in the log.
+    width : array_like of int, optional
+        Group size each item should run on (`plan_groups`); an item goes only to a
+        worker whose group is at least that large, exact fits first.  Default: any.
+    group_size : int
+        Ranks in this worker's group (its leader included).
+    chunk_factor : float
+        Guided chunking: a chunk is worth about remaining cost / (chunk_factor x ranks).
+    min_chunk_seconds : float
+        Smallest chunk in measured wall seconds (converted with the measured ratio of
+        wall time to predicted cost, once items have completed).
+    serve_in_thread : bool
+        True: rank 0 serves from a thread and computes too.  False: rank 0 only
+        serves (its `take` serves until the job ends, then returns []); chosen
+        automatically when MPI does not provide ``MPI_THREAD_MULTIPLE``.
+    """
+
+    def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
+                 done_items=0, log_label="realizations", width=None, group_size=1,
+                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True):
+        from mpi4py import MPI
+        self.comm = comm.Dup()
+        self.rank, self.size = self.comm.rank, self.comm.size
+        self.worker = worker
+        self.costs = np.asarray(costs, dtype=float)
+        self.serve_in_thread = serve_in_thread and MPI.Query_thread() >= MPI.THREAD_MULTIPLE
+        workers = self.comm.allgather(group_size if worker else 0)
+        self.group_sizes = {r: g for r, g in enumerate(workers) if g}
+        if not self.serve_in_thread and self.size > 1:
+            self.group_sizes.pop(0, None)
+        width = np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
+        largest = max(self.group_sizes.values(), default=0)
+        if len(width) and width.max() > largest:
+            raise ValueError(f"items of width {width.max()} but the largest working group "
+                             f"has {largest} ranks")
+        self._thread = None
+        self._finished = False
+        if self.rank != 0:
+            return
+        self.n_ranks = sum(self.group_sizes.values())
+        self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
+        order = np.lexsort((np.arange(len(self.costs)), -self.costs))
+        # per width: items by decreasing cost, their cumulative cost, the next untaken position
+        self.pending = {int(w): order[width[order] == w] for w in np.unique(width)}
+        self.cumulative = {w: np.concatenate(([0.0], np.cumsum(self.costs[items])))
+                           for w, items in self.pending.items()}
+        self.next = dict.fromkeys(self.pending, 0)
+        self.in_flight = {}                       # rank -> (items, cost, time handed out)
+        self.stop_agreed = False
+        self.done = self.predicted_done = self.rank_seconds = 0
+        self.done_items, self.done_cost = done_items, done_cost
+        self.total_items = done_items + len(self.costs)
+        self.total_cost = done_cost + float(self.costs.sum())
+        self.progress_seconds = progress_seconds
+        self.label = log_label
+        self.start = self.last_log = time.monotonic()
+        self._lock = threading.RLock()
+        self._served = False
+        if self.size > 1 and self.serve_in_thread:
+            self._thread = threading.Thread(target=self._serve, name="tlsmpi-queue", daemon=True)
+            self._thread.start()
+
+    # -- worker side ---------------------------------------------------------------
+
+    def take(self, completed=(), stop=False):
+        """Report completed items, return the next chunk (largest predicted cost first).
+
+        Parameters
+        ----------
+        completed : sequence of (int, float)
+            Items finished since the last call and their wall seconds.
+        stop : bool
+            True if this rank saw a stop signal: rank 0 then hands out nothing more.
+
+        Returns
+        -------
+        list of int
+            Item indices to compute, or [] when no work is left or a stop was agreed
+            (then do not call `take` again; call `close`).
+        """
+        if not self.worker:
+            raise RuntimeError("take() on a rank created with worker=False")
+        completed = [(int(k), float(w)) for k, w in completed]
+        if self.rank == 0:
+            if not self.serve_in_thread and self.size > 1:
+                self._serve()
+                return []
+            with self._lock:
+                return self._handle(0, completed, stop)
+        self.comm.send((completed, bool(stop)), dest=0, tag=_REQUEST)
+        return _recv(self.comm, 0, _REPLY)[0]
+
+    def close(self):
+        """Collective: wait for all ranks, stop the server; True if stopped by a signal.
+
+        A stop counts only if it was agreed while items were still untaken (so the
+        job is incomplete).  Ranks still computing are waited for, without spinning."""
+        if self._finished:
+            raise RuntimeError("close() called twice")
+        self._finished = True
+        if self.rank != 0:
+            self.comm.send(None, dest=0, tag=_BYE)
+            stopped = _recv(self.comm, 0, _CLOSED)[0]
+        else:
+            if self._thread is not None:
+                self._thread.join()
+            elif self.size > 1 and not self._served:
+                self._serve()
+            stopped = self.stop_agreed
+            requests = [self.comm.isend(stopped, dest=r, tag=_CLOSED) for r in range(1, self.size)]
+            for request in requests:
+                request.wait()
+            self._log(force=True)
+        self.comm.Free()
+        return stopped
+
+    # -- rank 0: the server -----------------------------------------------------------
+
+    def _serve(self):
+        """Answer requests until every other rank has said goodbye in `close`."""
+        from mpi4py import MPI
+        status = MPI.Status()
+        byes, pause = 0, POLL_PAUSE[0]
+        while byes < self.size - 1:
+            if not self.comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, status):
+                with self._lock:
+                    self._log()
+                time.sleep(pause)
+                pause = min(2 * pause, POLL_PAUSE[1])
+                continue
+            pause = POLL_PAUSE[0]
+            source, tag = status.Get_source(), status.Get_tag()
+            message = self.comm.recv(source=source, tag=tag)
+            if tag == _BYE:
+                byes += 1
+                continue
+            with self._lock:
+                chunk = self._handle(source, *message)
+            self.comm.send(chunk, dest=source, tag=_REPLY)
+        self._served = True
+
+    def _handle(self, rank, completed, stop):
+        """Record a worker's completed items and stop flag; return its next chunk."""
+        now = time.monotonic()
+        self._complete(rank, completed)
+        if stop and self._untaken() > 0:
+            if not self.stop_agreed:
+                log.info(f"stop signal reported by rank {rank}: no more {self.label} handed out")
+            self.stop_agreed = True
+        chunk = [] if self.stop_agreed else self._chunk(self.group_sizes[rank])
+        if chunk:
+            self.in_flight[rank] = (chunk, float(self.costs[chunk].sum()), now)
+        self._log()
+        return chunk
+
+    def _complete(self, rank, completed):
+        g = self.group_sizes[rank]
+        self.in_flight.pop(rank, None)
+        for k, wall in completed:
+            self.done += 1
+            self.predicted_done += self.costs[k]
+            self.rank_seconds += g * wall
+
+    def _ratio(self):
+        """Measured rank-seconds per unit of predicted cost (None before any result)."""
+        return self.rank_seconds / self.predicted_done if self.predicted_done > 0 else None
+
+    def _untaken(self, widths=None):
+        """Predicted cost of the items not handed out yet (of the given widths)."""
+        return sum(self.cumulative[w][-1] - self.cumulative[w][self.next[w]]
+                   for w in (self.pending if widths is None else widths))
+
+    def _chunk(self, g):
+        """Guided chunk for a group of g ranks: exact-width items first, then narrower."""
+        widths = [w for w in sorted(self.pending, reverse=True)
+                  if w <= g and self.next[w] < len(self.pending[w])]
+        if not widths:
+            return []
+        target = g * self._untaken(widths) / (self.chunk_factor * self.n_ranks)
+        ratio = self._ratio()
+        if ratio:
+            target = max(target, g * self.min_chunk_seconds / ratio)
+        w = widths[0]
+        start, cumulative = self.next[w], self.cumulative[w]
+        end = np.searchsorted(cumulative, cumulative[start] + target, side="right") - 1
+        self.next[w] = end = min(max(end, start + 1), len(self.pending[w]))
+        return [int(k) for k in self.pending[w][start:end]]
+
+    # -- rank 0: progress ---------------------------------------------------------------
+
+    def eta(self):
+        """Estimated seconds to the end of the job (rank 0; None before any result).
+
+        Remaining predicted cost (untaken items plus the unfinished part of the
+        chunks in flight) times the measured rank-seconds per predicted cost, divided
+        by the ranks; at least the longest remaining chunk in flight."""
+        with self._lock:
+            return self._eta()
+
+    def _eta(self):
+        ratio = self._ratio()
+        if ratio is None:
+            return None
+        now = time.monotonic()
+        left, longest = self._untaken(), 0.0
+        for rank, (_, cost, since) in self.in_flight.items():
+            g = self.group_sizes[rank]
+            seconds = max(cost * ratio / g - (now - since), 0.0)
+            left += seconds * g / ratio
+            longest = max(longest, seconds)
+        return max(left * ratio / self.n_ranks, longest)
+
+    def _log(self, force=False):
+        now = time.monotonic()
+        if not force and now - self.last_log < self.progress_seconds:
+            return
+        self.last_log = now
+        elapsed = max(now - self.start, 1e-9)
+        done_cost = self.done_cost + self.predicted_done
+        percent = 100 * done_cost / self.total_cost if self.total_cost > 0 else 100.0
+        rate = 100 * 60 * self.predicted_done / self.total_cost / elapsed if self.total_cost > 0 else 0.0
+        eta = self._eta()
+        eta = "unknown" if eta is None else _clock(eta)
+        log.info(f"{self.done_items + self.done}/{self.total_items} {self.label} done, "
+                 f"{percent:.1f}% of the predicted work, {rate:.3g}%/min in this job, ETA {eta}")
+
+
+def _clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
