@@ -127,6 +127,112 @@ def plan_groups(costs, n_ranks, sizes=(1, 2, 4, 8, 16, 32, 64), *, overhead=0.1,
     return group_sizes, widths
 
 
+class Dealer:
+    """The queue's rules without MPI: which items a worker gets, progress and ETA.
+
+    `WorkQueue` runs one on rank 0; the scheduling benchmark replays the same rules in
+    a discrete-event simulation (``python -m tlsmpi.bench schedule``).  Times ``now``
+    are seconds on any monotonic clock.
+
+    Parameters
+    ----------
+    costs : array_like
+        Predicted cost of every item.
+    group_sizes : dict
+        Worker id -> ranks in its group.
+    width : array_like of int, optional
+        Smallest group size of each item (default 1).
+    chunk_factor, min_chunk_seconds :
+        See `WorkQueue`.
+    now : float
+        Start time of the job.
+    """
+
+    def __init__(self, costs, group_sizes, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
+                 now=0.0):
+        self.costs = np.asarray(costs, dtype=float)
+        self.group_sizes = dict(group_sizes)
+        self.n_ranks = sum(self.group_sizes.values())
+        self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
+        width = np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
+        order = np.lexsort((np.arange(len(self.costs)), -self.costs))
+        # per width: items by decreasing cost, their cumulative cost, the next untaken position
+        self.pending = {int(w): order[width[order] == w] for w in np.unique(width)}
+        self.cumulative = {w: np.concatenate(([0.0], np.cumsum(self.costs[items])))
+                           for w, items in self.pending.items()}
+        self.next = dict.fromkeys(self.pending, 0)
+        self.in_flight = {}                       # worker -> (predicted cost, time handed out)
+        self.stop_agreed = False
+        self.done = 0
+        self.predicted_done = self.rank_seconds = 0.0
+        #: Server seconds per request (set by the server), for the hot-spot guard.
+        self.service_seconds = 0.0
+        self.start = now
+
+    def handle(self, worker, completed, stop, now):
+        """Record a worker's completed items [(k, wall), ...] and stop flag; return its
+        next chunk (a list of item indices, [] when nothing is left or a stop was agreed)."""
+        g = self.group_sizes[worker]
+        self.in_flight.pop(worker, None)
+        for k, wall in completed:
+            self.done += 1
+            self.predicted_done += self.costs[k]
+            self.rank_seconds += g * wall
+        if stop and self.untaken() > 0:
+            self.stop_agreed = True
+        chunk = [] if self.stop_agreed else self._chunk(g)
+        if chunk:
+            self.in_flight[worker] = (float(self.costs[chunk].sum()), now)
+        return chunk
+
+    def ratio(self):
+        """Measured rank-seconds per unit of predicted cost (None before any result)."""
+        return self.rank_seconds / self.predicted_done if self.predicted_done > 0 else None
+
+    def untaken(self, widths=None):
+        """Predicted cost of the items not handed out yet (of the given widths)."""
+        return sum(self.cumulative[w][-1] - self.cumulative[w][self.next[w]]
+                   for w in (self.pending if widths is None else widths))
+
+    def _chunk(self, g):
+        """Guided chunk for a group of g ranks: exact-width items first, then narrower.
+
+        Worth about g x untaken / (chunk_factor x ranks), at least one item, and at
+        least ``min_chunk_seconds`` and 4 x workers x server seconds per request of
+        measured wall time (so the server stays below a quarter of its capacity)."""
+        widths = [w for w in sorted(self.pending, reverse=True)
+                  if w <= g and self.next[w] < len(self.pending[w])]
+        if not widths:
+            return []
+        target = g * self.untaken(widths) / (self.chunk_factor * self.n_ranks)
+        ratio = self.ratio()
+        if ratio:
+            seconds = max(self.min_chunk_seconds, 4 * len(self.group_sizes) * self.service_seconds)
+            target = max(target, g * seconds / ratio)
+        w = widths[0]
+        start, cumulative = self.next[w], self.cumulative[w]
+        end = np.searchsorted(cumulative, cumulative[start] + target, side="right") - 1
+        self.next[w] = end = min(max(end, start + 1), len(self.pending[w]))
+        return [int(k) for k in self.pending[w][start:end]]
+
+    def eta(self, now):
+        """Estimated seconds to the end of the job (None before any result).
+
+        Remaining predicted cost (untaken items plus the unfinished part of the
+        chunks in flight) times the measured rank-seconds per predicted cost, divided
+        by the ranks; at least the longest remaining chunk in flight."""
+        ratio = self.ratio()
+        if ratio is None:
+            return None
+        left, longest = self.untaken(), 0.0
+        for worker, (cost, since) in self.in_flight.items():
+            g = self.group_sizes[worker]
+            seconds = max(cost * ratio / g - (now - since), 0.0)
+            left += seconds * g / ratio
+            longest = max(longest, seconds)
+        return max(left * ratio / self.n_ranks, longest)
+
+
 class WorkQueue:
     """The shared queue of one job's pending items (collective over ``comm``).
 
@@ -186,23 +292,14 @@ class WorkQueue:
         self._finished = False
         if self.rank != 0:
             return
-        self.n_ranks = sum(self.group_sizes.values())
-        self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
-        order = np.lexsort((np.arange(len(self.costs)), -self.costs))
-        # per width: items by decreasing cost, their cumulative cost, the next untaken position
-        self.pending = {int(w): order[width[order] == w] for w in np.unique(width)}
-        self.cumulative = {w: np.concatenate(([0.0], np.cumsum(self.costs[items])))
-                           for w, items in self.pending.items()}
-        self.next = dict.fromkeys(self.pending, 0)
-        self.in_flight = {}                       # rank -> (items, cost, time handed out)
-        self.stop_agreed = False
-        self.done = self.predicted_done = self.rank_seconds = 0
+        self.dealer = Dealer(self.costs, self.group_sizes, width, chunk_factor, min_chunk_seconds,
+                             time.monotonic())
         self.done_items, self.done_cost = done_items, done_cost
         self.total_items = done_items + len(self.costs)
         self.total_cost = done_cost + float(self.costs.sum())
         self.progress_seconds = progress_seconds
         self.label = log_label
-        self.start = self.last_log = time.monotonic()
+        self.last_log = time.monotonic()
         self._lock = threading.RLock()
         self._served = False
         if self.size > 1 and self.serve_in_thread:
@@ -255,7 +352,7 @@ class WorkQueue:
                 self._thread.join()
             elif self.size > 1 and not self._served:
                 self._serve()
-            stopped = self.stop_agreed
+            stopped = self.dealer.stop_agreed
             requests = [self.comm.isend(stopped, dest=r, tag=_CLOSED) for r in range(1, self.size)]
             for request in requests:
                 request.wait()
@@ -279,6 +376,7 @@ class WorkQueue:
                 continue
             pause = POLL_PAUSE[0]
             source, tag = status.Get_source(), status.Get_tag()
+            t0 = time.perf_counter()
             message = self.comm.recv(source=source, tag=tag)
             if tag == _BYE:
                 byes += 1
@@ -286,91 +384,40 @@ class WorkQueue:
             with self._lock:
                 chunk = self._handle(source, *message)
             self.comm.send(chunk, dest=source, tag=_REPLY)
+            with self._lock:                   # moving average of the server's time per request
+                self.dealer.service_seconds += 0.1 * (time.perf_counter() - t0 - self.dealer.service_seconds)
         self._served = True
 
     def _handle(self, rank, completed, stop):
         """Record a worker's completed items and stop flag; return its next chunk."""
-        now = time.monotonic()
-        self._complete(rank, completed)
-        if stop and self._untaken() > 0:
-            if not self.stop_agreed:
-                log.info(f"stop signal reported by rank {rank}: no more {self.label} handed out")
-            self.stop_agreed = True
-        chunk = [] if self.stop_agreed else self._chunk(self.group_sizes[rank])
-        if chunk:
-            self.in_flight[rank] = (chunk, float(self.costs[chunk].sum()), now)
+        agreed = self.dealer.stop_agreed
+        chunk = self.dealer.handle(rank, completed, stop, time.monotonic())
+        if self.dealer.stop_agreed and not agreed:
+            log.info(f"stop signal reported by rank {rank}: no more {self.label} handed out")
         self._log()
         return chunk
-
-    def _complete(self, rank, completed):
-        g = self.group_sizes[rank]
-        self.in_flight.pop(rank, None)
-        for k, wall in completed:
-            self.done += 1
-            self.predicted_done += self.costs[k]
-            self.rank_seconds += g * wall
-
-    def _ratio(self):
-        """Measured rank-seconds per unit of predicted cost (None before any result)."""
-        return self.rank_seconds / self.predicted_done if self.predicted_done > 0 else None
-
-    def _untaken(self, widths=None):
-        """Predicted cost of the items not handed out yet (of the given widths)."""
-        return sum(self.cumulative[w][-1] - self.cumulative[w][self.next[w]]
-                   for w in (self.pending if widths is None else widths))
-
-    def _chunk(self, g):
-        """Guided chunk for a group of g ranks: exact-width items first, then narrower."""
-        widths = [w for w in sorted(self.pending, reverse=True)
-                  if w <= g and self.next[w] < len(self.pending[w])]
-        if not widths:
-            return []
-        target = g * self._untaken(widths) / (self.chunk_factor * self.n_ranks)
-        ratio = self._ratio()
-        if ratio:
-            target = max(target, g * self.min_chunk_seconds / ratio)
-        w = widths[0]
-        start, cumulative = self.next[w], self.cumulative[w]
-        end = np.searchsorted(cumulative, cumulative[start] + target, side="right") - 1
-        self.next[w] = end = min(max(end, start + 1), len(self.pending[w]))
-        return [int(k) for k in self.pending[w][start:end]]
 
     # -- rank 0: progress ---------------------------------------------------------------
 
     def eta(self):
-        """Estimated seconds to the end of the job (rank 0; None before any result).
-
-        Remaining predicted cost (untaken items plus the unfinished part of the
-        chunks in flight) times the measured rank-seconds per predicted cost, divided
-        by the ranks; at least the longest remaining chunk in flight."""
+        """Estimated seconds to the end of the job (rank 0; None before any result);
+        see `Dealer.eta`."""
         with self._lock:
-            return self._eta()
-
-    def _eta(self):
-        ratio = self._ratio()
-        if ratio is None:
-            return None
-        now = time.monotonic()
-        left, longest = self._untaken(), 0.0
-        for rank, (_, cost, since) in self.in_flight.items():
-            g = self.group_sizes[rank]
-            seconds = max(cost * ratio / g - (now - since), 0.0)
-            left += seconds * g / ratio
-            longest = max(longest, seconds)
-        return max(left * ratio / self.n_ranks, longest)
+            return self.dealer.eta(time.monotonic())
 
     def _log(self, force=False):
         now = time.monotonic()
         if not force and now - self.last_log < self.progress_seconds:
             return
         self.last_log = now
-        elapsed = max(now - self.start, 1e-9)
-        done_cost = self.done_cost + self.predicted_done
+        dealer = self.dealer
+        elapsed = max(now - dealer.start, 1e-9)
+        done_cost = self.done_cost + dealer.predicted_done
         percent = 100 * done_cost / self.total_cost if self.total_cost > 0 else 100.0
-        rate = 100 * 60 * self.predicted_done / self.total_cost / elapsed if self.total_cost > 0 else 0.0
-        eta = self._eta()
+        rate = 100 * 60 * dealer.predicted_done / self.total_cost / elapsed if self.total_cost > 0 else 0.0
+        eta = dealer.eta(now)
         eta = "unknown" if eta is None else _clock(eta)
-        log.info(f"{self.done_items + self.done}/{self.total_items} {self.label} done, "
+        log.info(f"{self.done_items + dealer.done}/{self.total_items} {self.label} done, "
                  f"{percent:.1f}% of the predicted work, {rate:.3g}%/min in this job, ETA {eta}")
 
 
