@@ -499,6 +499,14 @@ def check_memory(N, nranks, available=None, ranks_on_node=None, ncv=30, flipflop
             f"{largest} with these ranks; use more nodes per realization, or engine 'exact'")
 
 
+def _petsc_library():
+    """Path of the PETSc shared library loaded by petsc4py (from /proc/self/maps)."""
+    import re
+    with open("/proc/self/maps") as fh:
+        found = re.findall(r"(/\S*libpetsc\S*\.so\S*)", fh.read())
+    return found[0] if found else "libpetsc.so"
+
+
 def norm1_estimate(real):
     """Upper bound of ||G||_1 from the site and pair blocks: each column of G gets at
     most |nu_i| + 4 Y_i (1 + 2 f_i) + ... from site i and 4 |J_ij| + 4 |K_ij| from pair ij."""
@@ -513,6 +521,7 @@ class LiouvillianEngine(Engine):
     name = "liouvillian"
     observables = ("concurrence", "entropy")
     parallel = True
+    solver_options = True
 
     def memory(self, params, request, times, ranks=1):
         return memory_estimate(params.N, ranks, flipflop=bool(params.flipflop))
@@ -525,6 +534,35 @@ class LiouvillianEngine(Engine):
 
     def init(self, argv):
         init_petsc(argv)
+
+    def unused_options(self):
+        """Options of the PETSc database that nothing read, after a probe MFN on a 1 x 1
+        matrix has read its options as every realization's solver does (PETSc's
+        PetscOptionsLeftGet, called through ctypes: petsc4py does not wrap it)."""
+        import ctypes
+        from petsc4py import PETSc
+        from slepc4py import SLEPc
+        A = PETSc.Mat().createAIJ([1, 1], nnz=1, comm=PETSc.COMM_SELF)
+        A.setValue(0, 0, 0.0)
+        A.assemble()
+        mfn = SLEPc.MFN().create(comm=PETSc.COMM_SELF)
+        try:
+            mfn.setOperator(A)
+            mfn.getFN().setType(SLEPc.FN.Type.EXP)
+            mfn.setFromOptions()
+            PETSc.Options().getReal("tlsmpi_step_norm", STEP_NORM)
+            lib = ctypes.CDLL(_petsc_library())
+            n = ctypes.c_int()
+            names = ctypes.POINTER(ctypes.c_char_p)()
+            values = ctypes.POINTER(ctypes.c_char_p)()
+            if lib.PetscOptionsLeftGet(None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values)):
+                return []
+            left = [names[i].decode() for i in range(n.value)]
+            lib.PetscOptionsLeftRestore(None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values))
+            return left
+        finally:
+            mfn.destroy()
+            A.destroy()
 
     def versions(self):
         from petsc4py import PETSc

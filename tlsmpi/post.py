@@ -11,8 +11,11 @@ figure takes the cases it needs from all of them (tlsmpi.figures).  Figures go t
 DIR/<name>.png and .pdf.  Errors are bootstrap standard errors over realizations
 (``--boot`` replicas, seeded with ``--seed``).  docs/post.md describes the analysis rules.
 
-Exit status: 0 done; 2 bad input (missing, corrupt or foreign file; a requested figure
-without data), with a one-line message.
+``check FILE...`` verifies run files for job scripts and ``unlock FILE`` clears a stale
+lock (tlsmpi.check).
+
+Exit status: 0 done; 1 a run file with damaged rows; 2 bad input (missing, corrupt or
+foreign file; a requested figure without data), with a one-line message.
 """
 import argparse
 import os
@@ -22,14 +25,18 @@ import numpy as np
 
 from . import analysis, figures, phase, randomstates
 from .model import ModelParams
-from .results import NotARunFile, Run, summary
+from .results import DamagedRun, NotARunFile, Run, summary
 
-EXIT_OK, EXIT_INPUT = 0, 2
+EXIT_OK, EXIT_DAMAGED, EXIT_INPUT = 0, 1, 2
 ALIASES = {"fig6": ["fig6a", "fig6b"]}
 
 
 class InputError(Exception):
     """Bad command line or files: reported in one line, exit status 2."""
+
+
+class Damaged(Exception):
+    """A run file whose rows fail verification: reported in one line, exit status 1."""
 
 
 def load(paths):
@@ -41,6 +48,8 @@ def load(paths):
         try:
             runs.append(Run(path))
             continue
+        except DamagedRun as err:
+            raise Damaged(str(err)) from None
         except NotARunFile as err:
             run_error = " ".join(str(err).split())
         except (OSError, KeyError, ValueError) as err:
@@ -162,8 +171,13 @@ def selected(what):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("check", "unlock"):
+        from . import check
+        return check.main(argv)
     try:
         args = parse_args(argv)
+        if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+            raise InputError(f"--outdir {args.outdir} is a file: give a directory")
         names, strict = selected(args.what)
         if not args.files and names != ["fig2"]:
             raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
@@ -189,6 +203,9 @@ def main(argv=None):
     except InputError as err:
         print(f"tlsmpi-post: error: {err}", file=sys.stderr)
         return EXIT_INPUT
+    except Damaged as err:
+        print(f"tlsmpi-post: error: {err}", file=sys.stderr)
+        return EXIT_DAMAGED
     return EXIT_OK
 
 
