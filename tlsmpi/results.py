@@ -57,7 +57,8 @@ class Case:
                          if not np.all(np.isfinite(rows[r]))]
         self.problems = [] if live else [(self.name,) + p for p in problems]
         self.observables = [o for o in OBSERVABLES if o in self._rows]
-        self.stored_means = {o: group[o + "_mean"][...] for o in self.observables}
+        self.stored_means = {o: group[o + "_mean"][...] for o in self.observables
+                             if o + "_mean" in group}
         self.errors = {int(r): group["error"][r].decode(errors="replace")
                        for r in np.flatnonzero(self.status == FAILED)}
         self.wall_seconds = group["wall_seconds"][...]
