@@ -86,11 +86,11 @@ def test_eta_uses_measured_wall_per_predicted_cost(caplog):
     queue = WorkQueue(MPI.COMM_SELF, np.ones(10), min_chunk_seconds=0.0, done_cost=10.0,
                       done_items=10, progress_seconds=0.0)
     first = queue.take()
-    assert first == [0, 1, 2, 3, 4]
+    assert len(first) == 5
     assert queue.eta() is None
     with caplog.at_level(logging.INFO, logger="tlsmpi"):
         second = queue.take([(k, 0.002) for k in first])
-    assert second == [5, 6]                            # remaining 5 / 2, whole items
+    assert len(second) == 2 and not set(first) & set(second)   # remaining 5 / 2, whole items
     assert queue.eta() == pytest.approx(5 * 0.002, rel=0.2)
     assert "15/20 realizations done, 75.0% of the predicted work" in caplog.text
     queue.take([(k, 0.002) for k in second], stop=True)

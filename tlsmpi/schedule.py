@@ -53,17 +53,23 @@ log = logging.getLogger("tlsmpi")
 _REQUEST, _REPLY, _BYE, _CLOSED = 11, 12, 13, 14
 #: Polling pauses (s) of the server thread and of waiting workers: the pause doubles
 #: from the first to the second value while no message arrives.
-POLL_PAUSE = (1e-4, 2e-3)
+POLL_PAUSE = (5e-5, 1e-3)
+#: Seconds a worker probes without sleeping for the reply to its request.
+REPLY_SPIN = 3e-4
 
 
-def _recv(comm, source, tag):
-    """A blocking receive that sleeps between probes instead of spinning."""
+def poll_recv(comm, source, tag, spin=0.0):
+    """A blocking receive that probes without pause for ``spin`` seconds, then sleeps
+    between probes instead of spinning (Open MPI's blocking receive spins); returns
+    (message, source)."""
     from mpi4py import MPI
     pause = POLL_PAUSE[0]
     status = MPI.Status()
+    spin_until = time.perf_counter() + spin
     while not comm.Iprobe(source, tag, status):
-        time.sleep(pause)
-        pause = min(2 * pause, POLL_PAUSE[1])
+        if time.perf_counter() > spin_until:
+            time.sleep(pause)
+            pause = min(2 * pause, POLL_PAUSE[1])
     return comm.recv(source=status.Get_source(), tag=status.Get_tag()), status.Get_source()
 
 
@@ -146,16 +152,24 @@ class Dealer:
         See `WorkQueue`.
     now : float
         Start time of the job.
+    recent_share : float
+        The ETA uses the ratio of wall time to predicted cost of about this share of
+        the predicted work, the most recently completed (cost models err more on some
+        sizes than on others, and the sizes come largest first).
     """
 
     def __init__(self, costs, group_sizes, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
-                 now=0.0):
+                 now=0.0, recent_share=0.1):
         self.costs = np.asarray(costs, dtype=float)
         self.group_sizes = dict(group_sizes)
         self.n_ranks = sum(self.group_sizes.values())
         self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
         width = np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
-        order = np.lexsort((np.arange(len(self.costs)), -self.costs))
+        # largest first; equal costs (the realizations of one case, or of cases the model
+        # does not tell apart) in a fixed shuffled order, so that the measured ratio of wall
+        # time to predicted cost is not that of one case only
+        ties = np.random.default_rng(0).permutation(len(self.costs))
+        order = np.lexsort((ties, -self.costs))
         # per width: items by decreasing cost, their cumulative cost, the next untaken position
         self.pending = {int(w): order[width[order] == w] for w in np.unique(width)}
         self.cumulative = {w: np.concatenate(([0.0], np.cumsum(self.costs[items])))
@@ -165,6 +179,8 @@ class Dealer:
         self.stop_agreed = False
         self.done = 0
         self.predicted_done = self.rank_seconds = 0.0
+        self.recent_ratio = None
+        self.memory = recent_share * float(self.costs.sum())
         #: Server seconds per request (set by the server), for the hot-spot guard.
         self.service_seconds = 0.0
         self.start = now
@@ -178,6 +194,11 @@ class Dealer:
             self.done += 1
             self.predicted_done += self.costs[k]
             self.rank_seconds += g * wall
+            if self.costs[k] > 0:
+                ratio = g * wall / self.costs[k]
+                weight = min(1.0, self.costs[k] / self.memory)
+                self.recent_ratio = ratio if self.recent_ratio is None else \
+                    self.recent_ratio + weight * (ratio - self.recent_ratio)
         if stop and self.untaken() > 0:
             self.stop_agreed = True
         chunk = [] if self.stop_agreed else self._chunk(g)
@@ -219,9 +240,10 @@ class Dealer:
         """Estimated seconds to the end of the job (None before any result).
 
         Remaining predicted cost (untaken items plus the unfinished part of the
-        chunks in flight) times the measured rank-seconds per predicted cost, divided
-        by the ranks; at least the longest remaining chunk in flight."""
-        ratio = self.ratio()
+        chunks in flight) times the measured rank-seconds per predicted cost of the
+        recently completed items, divided by the ranks; at least the longest remaining
+        chunk in flight."""
+        ratio = self.recent_ratio
         if ratio is None:
             return None
         left, longest = self.untaken(), 0.0
@@ -334,7 +356,7 @@ class WorkQueue:
             with self._lock:
                 return self._handle(0, completed, stop)
         self.comm.send((completed, bool(stop)), dest=0, tag=_REQUEST)
-        return _recv(self.comm, 0, _REPLY)[0]
+        return poll_recv(self.comm, 0, _REPLY, REPLY_SPIN)[0]
 
     def close(self):
         """Collective: wait for all ranks, stop the server; True if stopped by a signal.
@@ -346,7 +368,7 @@ class WorkQueue:
         self._finished = True
         if self.rank != 0:
             self.comm.send(None, dest=0, tag=_BYE)
-            stopped = _recv(self.comm, 0, _CLOSED)[0]
+            stopped = poll_recv(self.comm, 0, _CLOSED)[0]
         else:
             if self._thread is not None:
                 self._thread.join()
