@@ -25,6 +25,9 @@ the runner's overhead per item and the queue's request latency and server time
 allreduce per round, the work queue (`tlsmpi.schedule.Dealer`, the same code as rank
 0 runs), and for fig8_liouvillian the queue with rank groups (`plan_groups`).
 
+``--module`` runs the same jobs with the work queue alone (`tlsmpi.schedule`, no
+sampling, no output), under the same mpirun.
+
 ``--probe`` measures what MPI progresses on this machine while ranks compute (passive
 RMA, a non-blocking allreduce, a server thread blocking in recv or polling) and the
 queue's request latency and server time with P oversubscribed ranks.
@@ -184,36 +187,52 @@ def run_bench(table, ranks, seconds, realizations, slow_rank=-1, timeout=900):
             cmd += ["--set", f"{key}={value}"]
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
-        stdout, hung = launch(cmd, timeout, lambda: sum(t["items"] for t in read_traces(tmp)) >= items)
+        stdout, hung = launch(cmd, timeout, lambda: sum(t["items"] for t in read_traces(tmp)))
         total = time.time() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         traces = read_traces(tmp)
     busy = [t for t in traces if t["items"]]
     first, last = min(t["first"] for t in busy), max(t["last"] for t in busy)
     slept = sum(t["slept"] for t in traces)
-    if sum(t["items"] for t in traces) < items:
-        raise RuntimeError(f"the runner computed {sum(t['items'] for t in traces)} of {items} "
-                           f"items:\n{stdout}")
+    if not busy:
+        raise RuntimeError(f"the runner computed nothing:\n{stdout}")
     return {"table": table, "ranks": ranks, "items": items, "wall": last - first, "mpirun": total,
-            "hung": hung,
+            "hung": hung, "computed": sum(t["items"] for t in traces),
             "efficiency": slept / (ranks * (last - first)), "scale": scale,
             "cpu": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime,
             "eta": eta_errors(stdout, first, last)}
 
 
-def launch(cmd, timeout, finished, grace=60.0):
-    """Run an mpirun command in its own session; (output, hung).  The job is killed
-    with its ranks (its process group) after ``timeout`` seconds, or ``grace`` seconds
-    after ``finished()`` first said that all items are done (then it hung at its end)."""
+def module_bench(table, ranks, seconds, realizations, slow_rank=-1, timeout=900):
+    """`queue_only` under mpirun; the same dict as `run_bench`."""
+    cmd = ["mpirun", "--oversubscribe", "-n", str(ranks), sys.executable, "-m",
+           "tlsmpi.bench.schedule", "queue", table, str(seconds), str(realizations), str(slow_rank)]
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    res = subprocess.run(cmd, env=mpi_env(), capture_output=True, text=True, timeout=timeout)
+    total = time.time() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode != 0:
+        raise RuntimeError(res.stdout + res.stderr)
+    return {**json.loads(res.stdout.strip().splitlines()[-1]), "mpirun": total, "hung": False,
+            "cpu": cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime}
+
+
+def launch(cmd, timeout, progress, grace=60.0):
+    """Run an mpirun command in its own session; (output, stalled).  The job is killed
+    with its ranks (its process group) after ``timeout`` seconds, or when ``progress()``
+    (items done) has not changed for ``grace`` seconds."""
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, env=mpi_env(), stdout=out, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
-        start, done_at = time.time(), None
+        start = last_change = time.time()
+        done = 0
         while proc.poll() is None:
             time.sleep(2.0)
-            if done_at is None and finished():
-                done_at = time.time()
-            if time.time() - start > timeout or (done_at and time.time() - done_at > grace):
+            now, previous, done = time.time(), done, progress()
+            if done != previous:
+                last_change = now
+            if now - start > timeout or (done and now - last_change > grace):
                 os.killpg(proc.pid, signal.SIGTERM)
                 try:
                     proc.wait(timeout=10)
@@ -221,9 +240,8 @@ def launch(cmd, timeout, finished, grace=60.0):
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                 break
-        hung = proc.returncode != 0
         out.seek(0)
-        return out.read(), hung
+        return out.read(), proc.returncode != 0
 
 
 def eta_errors(log, first, last):
@@ -262,15 +280,19 @@ def bench(args):
     print(f"{'table':>8} {'items':>6} {'wall':>7} {'mpirun':>7} {'CPU':>7} {'efficiency':>10} "
           f"{'ETA/true (20-70%)':>18}")
     for table in args.tables:
-        r = run_bench(table, args.ranks, args.seconds, args.realizations, timeout=args.timeout)
+        r = (module_bench if args.module else run_bench)(
+            table, args.ranks, args.seconds, args.realizations, timeout=args.timeout)
         eta = (f"{min(r['eta']):.2f}-{max(r['eta']):.2f}" if r["eta"] else "-")
+        note = ""
+        if r["hung"]:
+            note = f"  (stalled after {r['computed']} items computed: killed)"
         print(f"{table:>8} {r['items']:>6} {r['wall']:>6.1f}s {r['mpirun']:>6.1f}s {r['cpu']:>6.1f}s "
-              f"{r['efficiency']:>10.1%} {eta:>18}" + ("  (did not end after the last item: killed)"
-                                                        if r["hung"] else ""), flush=True)
+              f"{r['efficiency']:>10.1%} {eta:>18}{note}", flush=True)
     if args.slow:
         print("\nOne rank at half speed (it sleeps twice as long), 2 ranks, fig10:")
-        base = run_bench("fig10", 2, args.seconds, args.realizations, timeout=args.timeout)
-        slow = run_bench("fig10", 2, args.seconds, args.realizations, slow_rank=1, timeout=args.timeout)
+        how = module_bench if args.module else run_bench
+        base = how("fig10", 2, args.seconds, args.realizations, timeout=args.timeout)
+        slow = how("fig10", 2, args.seconds, args.realizations, slow_rank=1, timeout=args.timeout)
         print(f"  wall {base['wall']:.1f} s -> {slow['wall']:.1f} s: {slow['wall'] / base['wall']:.2f}x "
               "(static deal 2x, ideal 1.33x)")
     return 0
@@ -457,6 +479,51 @@ def probe_queue(comm, rounds=200):
     return out
 
 
+def queue_only(comm, table, seconds, realizations, slow_rank=-1):
+    """The bench job without the runner: `WorkQueue` and sleeping items only (no
+    sampling, no output).  Rank 0 returns the same measures as `run_bench`, with the
+    ETA read every 0.5 s."""
+    from mpi4py import MPI
+    from ..model import sample
+    cfg = configuration.load(figure_config(table), [f"ensemble.realizations={realizations}"])
+    engine = SleepEngine({"table": table})
+    work, _ = total_seconds(table, realizations)
+    scale = seconds * comm.size / work
+    items = [(p, r) for p in cfg.cases() for r in range(realizations)]
+    actual = np.array([scale * item_seconds(table, p, cfg.seed, r) for p, r in items])
+    predicted = [engine.cost(p, cfg.times, cfg.request, lambda: sample(p, cfg.seed, r)) for p, r in items]
+    speed = 2.0 if comm.rank == slow_rank else 1.0
+    kinds = np.repeat(np.arange(len(cfg.cases())), realizations)
+    queue = WorkQueue(comm, predicted, progress_seconds=1e9, kinds=kinds)
+    first = comm.allreduce(time.time(), op=MPI.MIN)
+    etas, stop = [], threading.Event()
+    if comm.rank == 0:
+        def watch():
+            while not stop.wait(0.5):
+                etas.append((time.time(), queue.eta()))
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+    done = []
+    while True:
+        chunk = queue.take(done)
+        if not chunk:
+            break
+        done = []
+        for k in chunk:
+            time.sleep(actual[k] * speed)
+            done.append((k, actual[k] * speed))
+    last = comm.allreduce(time.time(), op=MPI.MAX)
+    queue.close()
+    if comm.rank != 0:
+        return None
+    stop.set()
+    watcher.join()
+    ratios = [eta / (last - t) for t, eta in etas
+              if eta is not None and 0.2 <= (t - first) / (last - first) <= 0.7]
+    return {"table": table, "ranks": comm.size, "items": len(items), "wall": last - first,
+            "efficiency": actual.sum() / (comm.size * (last - first)), "eta": ratios}
+
+
 def probe(args):
     cmd = ["mpirun", "--oversubscribe", "-n", str(args.ranks), sys.executable, "-m",
            "tlsmpi.bench.schedule", "probe"]
@@ -479,6 +546,8 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=30.0, help="ideal wall time of a run")
     parser.add_argument("--realizations", type=int, default=100, help="per case")
     parser.add_argument("--slow", action="store_true", help="also: 2 ranks, one at half speed")
+    parser.add_argument("--module", action="store_true",
+                        help="the work queue alone (tlsmpi.schedule), without the runner")
     parser.add_argument("--timeout", type=float, default=900.0, help="per mpirun (s)")
     parser.add_argument("--extrapolate", action="store_true")
     parser.add_argument("--item-overhead", type=float, help="s per item (default: measure it)")
@@ -496,9 +565,13 @@ def main(argv=None):
     return probe(args) if args.probe else bench(args)
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["probe"]:
+if __name__ == "__main__":                     # the MPI parts of --probe and --module
     from mpi4py import MPI
     world = MPI.COMM_WORLD
-    parts = world.gather({**probe_progress(world), **probe_queue(world)}, root=0)
+    if sys.argv[1] == "probe":
+        parts = world.gather({**probe_progress(world), **probe_queue(world)}, root=0)
+        result = {k: v for part in parts for k, v in part.items()}
+    else:
+        result = queue_only(world, sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     if world.rank == 0:
-        print(json.dumps({k: v for part in parts for k, v in part.items()}), flush=True)
+        print(json.dumps(result), flush=True)
