@@ -26,14 +26,16 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
   boundary and untaken items stay pending for ``--resume``.
 - **Progress by predicted cost.**  Rank 0 logs items done, percent of the predicted
   work (including ``done_cost`` from earlier jobs), this job's rate and an ETA.  The
-  ETA corrects the cost model on the fly with the ratio of measured rank-seconds to
-  predicted cost of the completed items, so the model's absolute scale does not matter.
+  ETA corrects the cost model on the fly with the measured rank-seconds per predicted
+  cost: per kind of item (``kinds``, e.g. the case; one item of every kind is handed
+  out first), else from a fit against the cost, so neither the model's scale nor its
+  errors between sizes and cases spoil the ETA.
 - **Rank groups.**  `plan_groups` gives predicted-heavy items a larger group of ranks
   (a parallel engine), so that no single item outlasts the rest of the job.
 
 Example (the runner's loop, one rank per item)::
 
-    queue = WorkQueue(comm, costs)
+    queue = WorkQueue(comm, costs, kinds=case_of_item)
     done = []
     while True:
         chunk = queue.take(done, stop=bool(stop_flag.signal))
@@ -53,17 +55,23 @@ log = logging.getLogger("tlsmpi")
 _REQUEST, _REPLY, _BYE, _CLOSED = 11, 12, 13, 14
 #: Polling pauses (s) of the server thread and of waiting workers: the pause doubles
 #: from the first to the second value while no message arrives.
-POLL_PAUSE = (1e-4, 2e-3)
+POLL_PAUSE = (5e-5, 1e-3)
+#: Seconds a worker probes without sleeping for the reply to its request.
+REPLY_SPIN = 3e-4
 
 
-def _recv(comm, source, tag):
-    """A blocking receive that sleeps between probes instead of spinning."""
+def poll_recv(comm, source, tag, spin=0.0):
+    """A blocking receive that probes without pause for ``spin`` seconds, then sleeps
+    between probes instead of spinning (Open MPI's blocking receive spins); returns
+    (message, source)."""
     from mpi4py import MPI
     pause = POLL_PAUSE[0]
     status = MPI.Status()
+    spin_until = time.perf_counter() + spin
     while not comm.Iprobe(source, tag, status):
-        time.sleep(pause)
-        pause = min(2 * pause, POLL_PAUSE[1])
+        if time.perf_counter() > spin_until:
+            time.sleep(pause)
+            pause = min(2 * pause, POLL_PAUSE[1])
     return comm.recv(source=status.Get_source(), tag=status.Get_tag()), status.Get_source()
 
 
@@ -146,25 +154,44 @@ class Dealer:
         See `WorkQueue`.
     now : float
         Start time of the job.
+    kinds : array_like of int, optional
+        A label of each item (e.g. its case): see `WorkQueue`.
     """
 
     def __init__(self, costs, group_sizes, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
-                 now=0.0):
+                 now=0.0, kinds=None):
         self.costs = np.asarray(costs, dtype=float)
+        # per kind: measured rank-seconds and predicted cost of the completed items
+        self.kinds = None if kinds is None else np.asarray(kinds, dtype=int)
+        n_kinds = 0 if kinds is None else int(self.kinds.max(initial=-1)) + 1
+        self.kind_seconds, self.kind_cost = np.zeros(n_kinds), np.zeros(n_kinds)
         self.group_sizes = dict(group_sizes)
         self.n_ranks = sum(self.group_sizes.values())
         self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
         width = np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
-        order = np.lexsort((np.arange(len(self.costs)), -self.costs))
+        # largest first; equal costs (the realizations of one case, or of cases the model
+        # does not tell apart) in a fixed shuffled order, so that the measured ratio of wall
+        # time to predicted cost is not that of one case only
+        ties = np.random.default_rng(0).permutation(len(self.costs))
+        order = np.lexsort((ties, -self.costs))
+        samples = np.zeros(len(self.costs), dtype=bool)
+        if self.kinds is not None:         # one item of every kind first, one per chunk:
+            first = np.unique(self.kinds[order], return_index=True)[1]   # its ratio is known early
+            samples[order[first]] = True
+            order = np.concatenate((order[np.sort(first)], np.delete(order, first)))
         # per width: items by decreasing cost, their cumulative cost, the next untaken position
         self.pending = {int(w): order[width[order] == w] for w in np.unique(width)}
         self.cumulative = {w: np.concatenate(([0.0], np.cumsum(self.costs[items])))
                            for w, items in self.pending.items()}
         self.next = dict.fromkeys(self.pending, 0)
-        self.in_flight = {}                       # worker -> (predicted cost, time handed out)
+        self.samples = {w: int(samples[items].sum()) for w, items in self.pending.items()}
+        self.in_flight = {}                       # worker -> (items, time handed out)
         self.stop_agreed = False
         self.done = 0
         self.predicted_done = self.rank_seconds = 0.0
+        # least-squares fit of log(rank-seconds / cost) against log(cost) of the completed
+        # items: count and sums of x, y, x^2, x y, y^2
+        self.fit = np.zeros(6)
         #: Server seconds per request (set by the server), for the hot-spot guard.
         self.service_seconds = 0.0
         self.start = now
@@ -178,11 +205,17 @@ class Dealer:
             self.done += 1
             self.predicted_done += self.costs[k]
             self.rank_seconds += g * wall
+            if self.kinds is not None:
+                self.kind_seconds[self.kinds[k]] += g * wall
+                self.kind_cost[self.kinds[k]] += self.costs[k]
+            if self.costs[k] > 0 and wall > 0:
+                x, y = np.log(self.costs[k]), np.log(g * wall / self.costs[k])
+                self.fit += (1.0, x, y, x * x, x * y, y * y)
         if stop and self.untaken() > 0:
             self.stop_agreed = True
         chunk = [] if self.stop_agreed else self._chunk(g)
         if chunk:
-            self.in_flight[worker] = (float(self.costs[chunk].sum()), now)
+            self.in_flight[worker] = (chunk, now)
         return chunk
 
     def ratio(self):
@@ -212,25 +245,62 @@ class Dealer:
         w = widths[0]
         start, cumulative = self.next[w], self.cumulative[w]
         end = np.searchsorted(cumulative, cumulative[start] + target, side="right") - 1
+        if start < self.samples[w]:
+            end = start + 1
         self.next[w] = end = min(max(end, start + 1), len(self.pending[w]))
         return [int(k) for k in self.pending[w][start:end]]
+
+    def rank_seconds_of(self, costs):
+        """Predicted rank-seconds of items of predicted ``costs`` (None before any result):
+        a c^(1 + b), with log a and b fitted by least squares to log(rank-seconds / c)
+        against log c of the completed items.  So the ETA is right when the model's
+        scale is off, and also when its error grows with the size (items come largest
+        first, so the remaining ones are smaller than those measured).  The slope b is
+        extrapolated to smaller costs, so it is used only when it differs from 0 by more
+        than 3 standard errors (else b = 0), and kept within [-1, 1]."""
+        n, sx, sy, sxx, sxy, syy = self.fit
+        if n == 0:
+            return None
+        spread, covariance = sxx - sx * sx / n, sxy - sx * sy / n
+        b = 0.0
+        if n > 2 and spread > 1e-6 * n:
+            b = covariance / spread
+            residual = max(syy - sy * sy / n - b * covariance, 0.0) / (n - 2)
+            b = float(np.clip(b, -1.0, 1.0)) if b * b > 9 * residual / spread else 0.0
+        log_a = (sy - b * sx) / n
+        return np.exp(log_a) * np.asarray(costs, dtype=float) ** (1.0 + b)
+
+    def predicted_seconds(self, items):
+        """Predicted rank-seconds of ``items`` (None before any result): an item of a
+        kind with completed items gets its kind's measured rank-seconds per cost, the
+        others `rank_seconds_of` their cost."""
+        items = np.asarray(items, dtype=int)
+        fitted = self.rank_seconds_of(self.costs[items])
+        if fitted is None or self.kinds is None:
+            return fitted
+        kinds = self.kinds[items]
+        known = self.kind_cost[kinds] > 0
+        ratio = self.kind_seconds[kinds[known]] / self.kind_cost[kinds[known]]
+        fitted[known] = self.costs[items[known]] * ratio
+        return fitted
 
     def eta(self, now):
         """Estimated seconds to the end of the job (None before any result).
 
-        Remaining predicted cost (untaken items plus the unfinished part of the
-        chunks in flight) times the measured rank-seconds per predicted cost, divided
-        by the ranks; at least the longest remaining chunk in flight."""
-        ratio = self.ratio()
-        if ratio is None:
+        Predicted rank-seconds (`predicted_seconds`) of the untaken items plus the
+        unfinished part of the chunks in flight, divided by the ranks; at least the
+        longest remaining chunk in flight."""
+        untaken = [self.pending[w][self.next[w]:] for w in self.pending]
+        left = self.predicted_seconds(np.concatenate(untaken + [np.zeros(0, dtype=int)]))
+        if left is None:
             return None
-        left, longest = self.untaken(), 0.0
-        for worker, (cost, since) in self.in_flight.items():
+        left, longest = float(left.sum()), 0.0
+        for worker, (chunk, since) in self.in_flight.items():
             g = self.group_sizes[worker]
-            seconds = max(cost * ratio / g - (now - since), 0.0)
-            left += seconds * g / ratio
+            seconds = max(float(self.predicted_seconds(chunk).sum()) / g - (now - since), 0.0)
+            left += seconds * g
             longest = max(longest, seconds)
-        return max(left * ratio / self.n_ranks, longest)
+        return max(left / self.n_ranks, longest)
 
 
 class WorkQueue:
@@ -268,11 +338,17 @@ class WorkQueue:
         True: rank 0 serves from a thread and computes too.  False: rank 0 only
         serves (its `take` serves until the job ends, then returns []); chosen
         automatically when MPI does not provide ``MPI_THREAD_MULTIPLE``.
+    kinds : array_like of int, optional
+        A label of each item, e.g. its case.  Items of one kind are expected to take
+        the same wall time per predicted cost: the ETA uses each kind's measured ratio
+        once one of its items is done (cost models often miss factors such as
+        dissipation that differ between cases of equal predicted cost), and one item
+        of every kind is handed out first so that all ratios are known early.
     """
 
     def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
                  done_items=0, log_label="realizations", width=None, group_size=1,
-                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True):
+                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds=None):
         from mpi4py import MPI
         self.comm = comm.Dup()
         self.rank, self.size = self.comm.rank, self.comm.size
@@ -293,7 +369,7 @@ class WorkQueue:
         if self.rank != 0:
             return
         self.dealer = Dealer(self.costs, self.group_sizes, width, chunk_factor, min_chunk_seconds,
-                             time.monotonic())
+                             time.monotonic(), kinds)
         self.done_items, self.done_cost = done_items, done_cost
         self.total_items = done_items + len(self.costs)
         self.total_cost = done_cost + float(self.costs.sum())
@@ -334,7 +410,7 @@ class WorkQueue:
             with self._lock:
                 return self._handle(0, completed, stop)
         self.comm.send((completed, bool(stop)), dest=0, tag=_REQUEST)
-        return _recv(self.comm, 0, _REPLY)[0]
+        return poll_recv(self.comm, 0, _REPLY, REPLY_SPIN)[0]
 
     def close(self):
         """Collective: wait for all ranks, stop the server; True if stopped by a signal.
@@ -346,7 +422,7 @@ class WorkQueue:
         self._finished = True
         if self.rank != 0:
             self.comm.send(None, dest=0, tag=_BYE)
-            stopped = _recv(self.comm, 0, _CLOSED)[0]
+            stopped = poll_recv(self.comm, 0, _CLOSED)[0]
         else:
             if self._thread is not None:
                 self._thread.join()

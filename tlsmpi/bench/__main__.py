@@ -7,6 +7,7 @@ BENCHMARKS = {
     "pairs": "tlsmpi.bench.pairs",
     "liouvillian": "tlsmpi.bench.liouvillian",
     "entropy": "tlsmpi.bench.entropy",
+    "schedule": "tlsmpi.bench.schedule",
 }
 
 
