@@ -1,8 +1,19 @@
 """The model of Secs. II-III and IV A against independent SI-unit evaluations."""
+import logging
+import math
+
 import numpy as np
 import pytest
 
+from tlsmpi import config
+from tlsmpi.errors import ConfigError
 from tlsmpi.model import EV, HBAR, MATERIALS, ModelParams, bose, minimum_image_distances, sample
+from tolerances import rounding
+
+#: Table I of the paper, typed in again (meV, eV, g/cm^3, km/s, nm^-3), independent of MATERIALS.
+TABLE_I = {"SiO2": (130, 13, 1e-3, 1e-7, 0.8, 2.2, 5.8, 3.8, 0.3),
+           "BK7": (70, 7, 1e-3, 1e-7, 0.7, 2.5, 6.2, 3.8, 0.2),
+           "PMMA": (30, 3, 1e-4, 1e-8, 0.3, 1.2, 3.2, 1.6, 0.05)}
 
 
 def test_realization_is_a_function_of_seed_and_index():
@@ -61,13 +72,52 @@ def test_bose_and_temperature():
     assert np.isclose(p.kT, 8.617333262e-5 * 1000 / 0.1)
 
 
-def test_materials_table_I():
-    p = ModelParams.from_material("SiO2")
-    m = MATERIALS["SiO2"]
-    assert np.isclose(p.W_eV, 0.13) and np.isclose(p.nD, np.log10(13 / 1e-7))
-    assert np.isclose(p.Dbar * m["W_meV"], 1e-3) and np.isclose(p.L0_nm, 0.3 ** (-1 / 3))
+@pytest.mark.parametrize("name", sorted(TABLE_I))
+def test_material_preset_stores_table_I(name):
+    """--set model.material=NAME gives every case exactly the Table I values (in units of W)."""
+    W, Dmax, Dbar, Dmin, gamma, rho, vL, vT, n_tls = TABLE_I[name]
+    cfg = config.load(None, [f'model.material="{name}"'])
+    for p in cfg.cases():
+        want = dict(material=name, W_eV=W * 1e-3, Dbar=Dbar / W, nD=math.log10(Dmax / Dmin),
+                    gamma=gamma * 1e3 / W, rho_g_cm3=rho, vL_km_s=vL, vT_km_s=vT,
+                    L0_nm=n_tls ** (-1 / 3), eta=1.0, N=16)
+        for key, value in want.items():
+            got = getattr(p, key)
+            assert got == value if isinstance(value, (str, int)) else abs(got - value) <= rounding(value), key
+    assert {p.epsilon for p in cfg.cases()} == {0.0, 1.0}          # the default job's sweep
+    assert 'material = "%s"' % name in cfg.to_toml() and "W_eV = %r" % (W * 1e-3) in cfg.to_toml()
     with pytest.raises(ValueError, match="material"):
         ModelParams.from_material("glass")
+
+
+def test_presets_change_the_disorder():
+    """The three presets and the paper's numerics give different couplings and rates."""
+    reals = [sample(p, 7, 0) for p in
+             [config.load(None, [f'model.material="{m}"', "model.N=8"]).cases()[1]
+              for m in ("", "SiO2", "BK7", "PMMA")]]
+    for a in range(4):
+        for b in range(a):
+            assert not np.allclose(reals[a].J, reals[b].J) and not np.allclose(reals[a].Y, reals[b].Y)
+
+
+def test_explicit_values_override_a_preset(tmp_path, caplog):
+    path = tmp_path / "bk7.toml"
+    path.write_text('[model]\nmaterial = "BK7"\nN = 6\nW_eV = 0.05\neta = 1.0\n[sweep]\nDbar = [1e-3]\n')
+    with caplog.at_level(logging.INFO, logger="tlsmpi"):
+        (p,) = config.load(str(path)).cases()
+    assert (p.W_eV, p.Dbar, p.gamma, p.material) == (0.05, 1e-3, 0.7e3 / 70, "BK7")
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("model.W_eV = 0.05 overrides BK7's 0.07" in m for m in messages), messages
+    assert any(m.startswith("sweep.Dbar") for m in messages)
+    assert not any("eta" in m for m in messages)                 # equal to the preset: silent
+    again = tmp_path / "again.toml"                               # the stored, resolved config
+    again.write_text(config.load(str(path)).to_toml())
+    assert config.load(str(again)).cases() == [p]
+
+
+def test_empty_time_values_is_an_error():
+    with pytest.raises(ConfigError, match="time.values"):
+        config.load(None, ["time.values=[]"])
 
 
 @pytest.mark.parametrize("bad", [dict(N=1), dict(N=2.5), dict(eta=-1.0), dict(epsilon=float("nan")),

@@ -16,6 +16,7 @@ computes every combination (a "case"), with the same disorder realizations in ea
 """
 from dataclasses import dataclass, fields
 import itertools
+import logging
 import math
 import sys
 
@@ -31,8 +32,9 @@ if sys.version_info >= (3, 11):
 else:                                   # pragma: no cover
     import tomli as tomllib
 
-MODEL_KEYS = {f.name: f.type for f in fields(ModelParams)}
-_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelParams)}
+MODEL_KEYS = {f.name: f.type for f in fields(ModelParams) if f.name != "material"}
+_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelParams) if f.name != "material"}
+log = logging.getLogger("tlsmpi")
 
 #: section -> key -> (default, check, what the check wants)
 SCHEMA = {
@@ -132,7 +134,8 @@ class Config:
         lines = []
         for name, table in self.data.items():
             lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
+                      if not (name == "time" and k == "values" and v == [])]
             lines.append("")
         return "\n".join(lines)
 
@@ -235,7 +238,8 @@ def validate(raw):
                 raise ConfigError(f"{section}.{key} = {value!r}: expected {want}")
             out[key] = value
         data[section] = out
-    _check_times(data["time"])
+    _check_times(data["time"], raw.get("time", {}))
+    _apply_material(data["model"], raw.get("model", {}), data["sweep"])
     config = Config(data)
     try:
         cases = config.cases()
@@ -245,7 +249,27 @@ def validate(raw):
     return config
 
 
-def _check_times(t):
+def _apply_material(model, explicit, sweep):
+    """With model.material set, the keys the user did not give (in [model] or [sweep])
+    take the preset's Table I values; an explicit value that differs is logged once."""
+    name = model["material"]
+    if not name:
+        return
+    preset = ModelParams.from_material(name)
+    for key in MODEL_KEYS:
+        value = getattr(preset, key)
+        if key in sweep:
+            log.info("sweep.%s = %s overrides %s's %s", key, sweep[key], name, value)
+        elif key not in explicit:
+            model[key] = value
+        elif model[key] != value:
+            log.info("model.%s = %r overrides %s's %r", key, model[key], name, value)
+
+
+def _check_times(t, explicit):
+    if "values" in explicit and not t["values"]:
+        raise ConfigError("time.values = []: give at least one time, or remove the key to use "
+                          "t_min, t_max, n_times and spacing")
     if t["values"]:
         v = t["values"]
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
