@@ -19,6 +19,7 @@ from tlsmpi import exact, liouvillian  # noqa: E402
 from tlsmpi.errors import ConfigError, SolverError  # noqa: E402
 from tlsmpi.model import ModelParams, sample  # noqa: E402
 from tlsmpi.observables import Request, concurrence, entropy_vn  # noqa: E402
+from tolerances import summed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "mpi_liouvillian_driver.py")
@@ -39,10 +40,10 @@ def petsc_options():
         db.delValue(key)
 
 
-def random_realization(N, seed, flipflop=0.3):
+def random_realization(N, seed, flipflop=0.3, form="exchange"):
     """A sampled realization with O(1) random nu, J, Y, f (T > 0) and flip-flop couplings."""
     rng = np.random.default_rng(seed)
-    real = sample(ModelParams(N=N, flipflop=flipflop, T_K=300.0, epsilon=1.0), seed, 0)
+    real = sample(ModelParams(N=N, flipflop=flipflop, flipflop_form=form, T_K=300.0, epsilon=1.0), seed, 0)
     J = np.triu(rng.normal(size=(N, N)), 1)
     return dataclasses.replace(real, nu=rng.uniform(0.5, 2, N), J=J + J.T,
                                Y=rng.uniform(0.05, 0.3, N), f=rng.uniform(0, 1, N))
@@ -58,23 +59,32 @@ def pauli_generator_from_dense(real):
     return np.einsum("bji,aij->ba", P, images) / 2**N
 
 
-@pytest.mark.parametrize("N, flipflop", [(2, 0.0), (3, 0.4), (4, 0.0), (4, 0.3)])
-def test_generator_matches_dense_superoperator(N, flipflop):
-    real = random_realization(N, seed=N, flipflop=flipflop)
+@pytest.mark.parametrize("N, flipflop, form", [(2, 0.0, "exchange"), (3, 0.4, "exchange"), (3, 0.4, "xx"),
+                                               (4, 0.0, "exchange"), (4, 0.3, "exchange"), (4, 0.3, "xx")])
+def test_generator_matches_dense_superoperator(N, flipflop, form):
+    """Both flip-flop forms against the dense generator of tests/dense.py, whose Hamiltonian
+    is written with Pauli matrices (K X X, or 2 K (X X + Y Y) per pair)."""
+    real = random_realization(N, seed=N, flipflop=flipflop, form=form)
     reference = pauli_generator_from_dense(real)
-    assert np.abs(reference.imag).max() < 1e-13
+    # each entry of the reference is a trace over 4^N terms of size max|L|; the engine's
+    # entries add at most N + N(N-1)/2 block entries
+    tol = summed(4**N, np.abs(reference).max())
+    assert np.abs(reference.imag).max() < tol
     A = liouvillian.assemble(liouvillian.Generator(real), PETSc.COMM_SELF)
     try:
         G = A.convert("dense").getDenseArray().copy()
     finally:
         A.destroy()
-    np.testing.assert_allclose(G, reference.real, rtol=0, atol=1e-13 * np.abs(reference).max())
+    np.testing.assert_allclose(G, reference.real, rtol=0, atol=tol)
+    if form == "xx":                 # S+S+ + S-S- terms: not the exchange form
+        other = liouvillian.Generator(dataclasses.replace(real, params=real.params.replace(flipflop_form="exchange")))
+        assert np.abs(liouvillian.assemble(other, PETSc.COMM_SELF).convert("dense").getDenseArray() - G).max() > 0.1
 
 
-@pytest.mark.parametrize("N, flipflop", [(3, 0.4), (4, 0.3)])
-def test_evolution_matches_dense_expm(N, flipflop, petsc_options):
+@pytest.mark.parametrize("N, flipflop, form", [(3, 0.4, "exchange"), (3, 0.4, "xx"), (4, 0.3, "exchange")])
+def test_evolution_matches_dense_expm(N, flipflop, form, petsc_options):
     petsc_options(**TIGHT)
-    real = random_realization(N, seed=10 + N, flipflop=flipflop)
+    real = random_realization(N, seed=10 + N, flipflop=flipflop, form=form)
     times = [0.0, 0.3, 1.7, 4.0]
     with liouvillian.Evolution(real) as evo:
         c = evo.run(times, np.arange(4**N))
@@ -181,6 +191,13 @@ def test_nnz_model_matches_assembled_matrix():
     finally:
         A.destroy()
     assert nnz == 4**N * (1 + 3 * N / 4 + N * (N - 1) / 4) == 4**N * liouvillian.mean_nnz_per_row(N)
+    for form in ("exchange", "xx"):
+        real_ff = sample(ModelParams(N=N, epsilon=1.0, flipflop=0.2, flipflop_form=form), 2, 0)
+        A = liouvillian.assemble(liouvillian.Generator(real_ff), PETSc.COMM_SELF)
+        try:
+            assert A.getInfo()["nz_used"] == 4**N * liouvillian.mean_nnz_per_row(N, form), form
+        finally:
+            A.destroy()
 
 
 def test_memory_check_refuses_with_largest_fitting_N():
