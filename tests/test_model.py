@@ -58,6 +58,49 @@ def test_couplings_in_si_units():
     assert np.all(np.diag(r.J) == 0)
 
 
+def _si_typical(name):
+    """hbar Y/W and J/W from Eqs. (21)-(22) in SI units with Table I (TABLE_I above) at the
+    typical values Delta = Dbar, hbar nu = W (eps ~ W/2), Tr(D^2) = |D_ij| = 1,
+    eps/(hbar nu) = 1/2 and r = L0 = rho_TLS^(-1/3); see docs/reproduction.md."""
+    W_meV, _, Dbar_meV, _, gamma_eV, rho, vL, vT, n_tls = TABLE_I[name]
+    W, Delta, gamma = W_meV * 1e-3 * EV, Dbar_meV * 1e-3 * EV, gamma_eV * EV   # J
+    rho, vL, vT = rho * 1e3, vL * 1e3, vT * 1e3                                 # kg/m^3, m/s
+    v = (3 / (1 / vL**3 + 2 / vT**3)) ** (1 / 3)                                # Eq. (A9)
+    nu = W / HBAR                                                               # 1/s
+    Y = Delta**2 * gamma**2 * nu / (12 * np.pi * rho * HBAR**3 * v**5)          # 1/s
+    r = n_tls ** (-1 / 3) * 1e-9                                                # m
+    J = gamma**2 / 4 / (4 * np.pi * rho * v**2 * r**3)                          # J
+    return HBAR * Y / W, J / W
+
+
+@pytest.mark.parametrize("name, Y_typ, J_typ", [("SiO2", 3.5e-9, 1.2e-4), ("BK7", 2.2e-9, 1.0e-4),
+                                                ("PMMA", 6.0e-10, 1.2e-4)])
+def test_preset_scales_against_the_derivation(name, Y_typ, J_typ):
+    """The presets' couplings and rates equal Eqs. (21)-(22) in SI units, realization by
+    realization; their typical values are those of docs/reproduction.md: hbar Y/W a few
+    1e-9 and J/W ~ 1e-4, below the paper's order-of-magnitude estimates 1e-8 and 1e-3
+    (Sec. III, after Eq. 22) by the factors explained there."""
+    Y_si, J_si = _si_typical(name)
+    assert abs(Y_si / Y_typ - 1) < 0.05 and abs(J_si / J_typ - 1) < 0.05
+    assert 1e-8 / 20 < Y_si < 1e-8 and 1e-3 / 20 < J_si < 1e-3
+    p = config.load(None, [f'model.material="{name}"', "model.N=6"]).cases()[1]
+    real = sample(p, 3, 0)
+    W = p.W_eV * EV
+    assert abs(p.Y_scale * p.Dbar**2 * p.gamma**2 / Y_si - 1) < rounding(100)
+    assert abs(p.J_scale * p.gamma**2 / 4 / p.L0_nm**3 / J_si - 1) < rounding(100)
+    # every realization value against Eqs. (21)-(22) evaluated in SI units
+    v = p.v_m_s
+    rho = p.rho_g_cm3 * 1e3
+    gamma = p.gamma * W
+    Y = (real.Delta * W) ** 2 * gamma**2 * (real.nu * W / HBAR) * real.g**2 / (12 * np.pi * rho * HBAR**3 * v**5)
+    assert np.abs(real.Y / (Y * HBAR / W) - 1).max() < rounding(100)
+    r = real.distances() * 1e-9 + np.eye(6)
+    a = gamma * real.eps / real.nu                       # gamma eps / (hbar nu), in J
+    J = np.outer(a, a) * real.D / (4 * np.pi * rho * v**2 * r**3) / W
+    np.fill_diagonal(J, 0)
+    assert np.abs(real.J - J).max() < rounding(100) * np.abs(J).max()
+
+
 def test_minimum_image():
     pos = np.array([[0.1, 0.1, 0.1], [2.9, 0.1, 0.1], [1.5, 1.5, 1.5]])
     d = minimum_image_distances(pos, 3.0)
