@@ -46,3 +46,9 @@ def pair_rate(real):
     """The largest sum of `site_rate` over two sites (the exponents of a pair density matrix)."""
     r = np.sort(site_rate(real))
     return float(r[-1] + r[-2])
+
+
+def evolution(real, t, k=16):
+    """Error of a density-matrix element at time t whose exponents add up to at most
+    t sum_i site_rate_i over all N sites, from N rounded factors (phase of that argument)."""
+    return phase(t * float(site_rate(real).sum()) + real.N, k=k)
