@@ -107,7 +107,7 @@ def test_stretched_exp_fit_exact_data():
     t = np.logspace(0, 8, 40)
     A0, tau, delta = 1.1, 50.0, 0.3
     fit = A.stretched_exp_fit(t, A0 * np.exp(-(t / tau) ** delta))
-    assert fit == pytest.approx((A0, tau, delta), rel=1e-6)
+    assert fit == pytest.approx((A0, tau, delta), rel=1e-6)        # the least-squares stopping tolerance
 
 
 def test_eta_collapse():

@@ -24,7 +24,7 @@ def test_realization_is_a_function_of_seed_and_index():
     # epsilon, eta and T change couplings and rates, not the disorder
     d = sample(p.replace(epsilon=1.0, eta=10.0, T_K=300.0), 5, 3)
     assert np.array_equal(a.positions, d.positions) and np.array_equal(a.D, d.D)
-    assert np.allclose(d.J, a.J * 10 / 1e5)
+    assert np.abs(d.J - a.J * 10 / 1e5).max() <= rounding(np.abs(a.J).max() * 1e-4)   # one rescaling
 
 
 def test_distributions():
@@ -36,7 +36,7 @@ def test_distributions():
     assert abs(logD.mean() + 1) < 0.03                    # <log Delta> = log Dbar
     assert abs(np.std(np.cos(r.theta)) - 1 / np.sqrt(3)) < 0.02   # cos(theta) ~ U(-1, 1)
     assert np.all(r.positions >= 0) and np.all(r.positions < p.box)
-    assert np.allclose(r.nu, 2 * np.sqrt(r.eps**2 + r.Delta**2))
+    assert np.abs(r.nu - 2 * np.sqrt(r.eps**2 + r.Delta**2)).max() <= rounding(2)   # Eq. (11), hbar nu <= 2 sqrt(2)
 
 
 def test_couplings_in_si_units():
@@ -51,10 +51,11 @@ def test_couplings_in_si_units():
     dist = r.distances() * 1e-9
     i, j = 1, 4
     J = p.eta * gamma * eps[i] / hnu[i] * gamma * eps[j] / hnu[j] * r.D[i, j] / (4 * np.pi * rho * v**2 * dist[i, j] ** 3)
-    assert np.isclose(r.J[i, j], J / W, rtol=1e-12) and r.J[i, j] == r.J[j, i]
+    # ~20 rounded products and quotients on each side
+    assert abs(r.J[i, j] / (J / W) - 1) < rounding(k=64) and r.J[i, j] == r.J[j, i]
     nu = hnu[2] / HBAR
     Y = Delta[2] ** 2 * gamma**2 * nu * r.g[2] ** 2 / (12 * np.pi * rho * HBAR**3 * v**5)
-    assert np.isclose(r.Y[2], Y * HBAR / W, rtol=1e-12)
+    assert abs(r.Y[2] / (Y * HBAR / W) - 1) < rounding(k=64)
     assert np.all(np.diag(r.J) == 0)
 
 
@@ -104,15 +105,15 @@ def test_preset_scales_against_the_derivation(name, Y_typ, J_typ):
 def test_minimum_image():
     pos = np.array([[0.1, 0.1, 0.1], [2.9, 0.1, 0.1], [1.5, 1.5, 1.5]])
     d = minimum_image_distances(pos, 3.0)
-    assert np.isclose(d[0, 1], 0.2) and np.isclose(d[0, 2], np.sqrt(3) * 1.4)
+    assert abs(d[0, 1] - 0.2) < rounding(3) and abs(d[0, 2] - np.sqrt(3) * 1.4) < rounding(3)   # box 3
 
 
 def test_bose_and_temperature():
     assert np.all(bose([0.5, 1.0], 0.0) == 0)
     kT = 0.3
-    assert np.isclose(bose(1.0, kT), 1 / (np.exp(1 / kT) - 1))
+    assert abs(bose(1.0, kT) / (1 / (np.exp(1 / kT) - 1)) - 1) < rounding(1 / kT)   # exp of 1/kT
     p = ModelParams(N=3, T_K=1000.0, W_eV=0.1)
-    assert np.isclose(p.kT, 8.617333262e-5 * 1000 / 0.1)
+    assert abs(p.kT / (8.617333262e-5 * 1000 / 0.1) - 1) < rounding()
 
 
 @pytest.mark.parametrize("name", sorted(TABLE_I))
