@@ -14,9 +14,10 @@ Tr(P_b L_i(P_a))/2 of -i[-nu_i S^z_i / 2, .] and the dissipator of site i, per p
 i < j the 16x16 block Tr(P_b L_ij(P_a))/4 of -i[h_ij, .] with
 h_ij = 2 J_ij S^z_i S^z_j + (flip-flop term), the ordered-pair sums of Eq. (23) and of
 the flip-flop term (footnote 67) in the form ``model.flipflop_form``:
-K_ij S+_i S-_j + K_ji S-_i S+_j ("exchange") or (K_ij + K_ji) S^x_i S^x_j ("xx").  A pair term is a commutator with strings that have no identity
-factor, so it changes both digits of a row: its entries never coincide with the site
-entries, and each row is a diagonal plus distinct off-diagonal entries.
+K_ij S+_i S-_j + K_ji S-_i S+_j ("exchange") or (K_ij + K_ji) S^x_i S^x_j ("xx").
+A pair term is a commutator with strings that have no identity factor, so it changes
+both digits of a row: its entries never coincide with the site entries, and each row
+is a diagonal plus distinct off-diagonal entries.
 
 Rows are distributed over the ranks of a communicator in PETSc's default contiguous
 layout; each rank builds its rows with vectorized numpy in chunks (`Generator.csr`).

@@ -39,8 +39,8 @@ class ModelParams:
     """Physical parameters; the defaults are the paper's numerics (Sec. IV A).
 
     ``material`` names the Table I preset the values came from ("" for the paper's
-    numerics; see `from_material`).  Dbar and gamma are in units of W; ``epsilon`` and ``eta`` are the
-    artificial scale factors of Eq. (25); ``flipflop`` scales the optional
+    numerics; see `from_material`).  Dbar and gamma are in units of W; ``epsilon``
+    and ``eta`` are the artificial scale factors of Eq. (25); ``flipflop`` scales the optional
     flip-flop coupling K_ij = flipflop * J_ij (footnote 67), which Engine 1 cannot
     treat.  ``flipflop_form`` chooses its operator, in the ordered-pair convention of
     the S^z S^z term (each unordered pair enters twice):
