@@ -26,7 +26,7 @@ import numpy as np
 
 from . import engines
 from .errors import ConfigError
-from .model import MATERIALS, ModelParams
+from .model import MATERIALS, ModelParams, material_values
 from .observables import Request
 
 if sys.version_info >= (3, 11):
@@ -257,9 +257,7 @@ def _apply_material(model, explicit, sweep):
     name = model["material"]
     if not name:
         return
-    preset = ModelParams.from_material(name)
-    for key in MODEL_KEYS:
-        value = getattr(preset, key)
+    for key, value in material_values(name).items():
         if key in sweep:
             log.info("sweep.%s = %s overrides %s's %s", key, sweep[key], name, value)
         elif key not in explicit:

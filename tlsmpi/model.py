@@ -89,20 +89,9 @@ class ModelParams:
 
     @classmethod
     def from_material(cls, name, **overrides):
-        """Parameters of a Table I glass: W, Dbar/W, n_Delta = log10(Delta_max/Delta_min),
-        gamma/W, rho, v_L, v_T and L0 = rho_TLS^(-1/3); ``eta`` and ``epsilon`` stay
-        physical (1).  ``overrides`` replace any of these and set the other fields."""
-        try:
-            m = MATERIALS[name]
-        except KeyError:
-            raise ValueError(f"material = {name!r}: choose one of {sorted(MATERIALS)}") from None
-        base = dict(W_eV=m["W_meV"] * 1e-3, Dbar=m["Dbar_meV"] / m["W_meV"],
-                    nD=math.log10(m["Dmax_meV"] / m["Dmin_meV"]),
-                    gamma=m["gamma_eV"] * 1e3 / m["W_meV"], rho_g_cm3=m["rho"],
-                    vL_km_s=m["vL"], vT_km_s=m["vT"], L0_nm=m["rho_TLS"] ** (-1 / 3),
-                    eta=1.0, epsilon=1.0, material=name)
-        base.update(overrides)
-        return cls(**base)
+        """Parameters of a Table I glass (`material_values`); ``overrides`` replace any of
+        them and set the other fields."""
+        return cls(**{**material_values(name), "material": name, **overrides})
 
     def replace(self, **changes):
         return replace(self, **changes)
@@ -136,6 +125,21 @@ class ModelParams:
     def box(self):
         """Side of the periodic cube, L = L0 N^(1/3) (nm)."""
         return self.L0_nm * self.N ** (1 / 3)
+
+
+def material_values(name):
+    """The ModelParams values a Table I glass sets: W, Dbar/W, n_Delta =
+    log10(Delta_max/Delta_min), gamma/W, rho, v_L, v_T and L0 = rho_TLS^(-1/3); ``eta``
+    and ``epsilon`` are physical (1)."""
+    try:
+        m = MATERIALS[name]
+    except KeyError:
+        raise ValueError(f"material = {name!r}: choose one of {sorted(MATERIALS)}") from None
+    return dict(W_eV=m["W_meV"] * 1e-3, Dbar=m["Dbar_meV"] / m["W_meV"],
+                nD=math.log10(m["Dmax_meV"] / m["Dmin_meV"]),
+                gamma=m["gamma_eV"] * 1e3 / m["W_meV"], rho_g_cm3=m["rho"],
+                vL_km_s=m["vL"], vT_km_s=m["vT"], L0_nm=m["rho_TLS"] ** (-1 / 3),
+                eta=1.0, epsilon=1.0)
 
 
 def bose(E, kT):
