@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from . import config as configuration
-from . import engines
+from . import engines, environment
 from .errors import ConfigError, SolverError
 from .model import sample
 from .output import LAYOUT_VERSION, PENDING, RunFile, h5py_module
@@ -50,6 +50,10 @@ def parse_args(argv):
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --out (same configuration)")
+    p.add_argument("--version", action="store_true", help="print the tlsmpi version and exit")
+    p.add_argument("--check-install", action="store_true",
+                   help="print what is installed (MPI, parallel HDF5, PETSc) and exit: 0 if a "
+                        "run can start, 1 if something is missing")
     return p.parse_known_args(argv)
 
 
@@ -324,11 +328,16 @@ def main(argv=None):
     """Run and return the exit status.  Any unexpected exception on any rank aborts the
     whole MPI job (no rank is left waiting in a collective), so plain
     ``mpirun python -m tlsmpi.run`` is safe without ``-m mpi4py``."""
+    argv = sys.argv[1:] if argv is None else argv
+    args, _ = parse_args(split_solver_options(argv)[0])
+    status = environment.preflight(args.version, args.check_install)
+    if status is not None:
+        return status
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     setup_logging(comm.rank)
     try:
-        return _main(comm, sys.argv[1:] if argv is None else argv)
+        return _main(comm, argv)
     except Exception:
         log.error(f"rank {comm.rank} crashed:\n{traceback.format_exc()}")
         if comm.size > 1:
