@@ -128,8 +128,8 @@ def sci(x, digits=2):
     if x == 0 or not np.isfinite(x):
         return f"{x:g}"
     e = math.floor(math.log10(abs(x)))
-    if -2 <= e <= 3:
-        return f"{x:.{digits + max(0, -e)}g}"
+    if -2 <= e <= 2:
+        return f"{x:.{max(digits, e + 1) + max(0, -e)}g}"
     m = float(f"{x / 10 ** e:.{digits}g}")
     if abs(m) == 10:                               # rounding carried into the next decade
         m, e = m / 10, e + 1
@@ -478,9 +478,10 @@ def fig9(pool):
     for k, (e, _, est) in enumerate(pairs):
         i = est.info
         t = e.t[i["window"]]
-        ax.plot(t, i["A"].value * np.exp(-(t / i["tau"].value) ** est.value), "k--",
-                lw=0.8, label=rf"$\delta={interval(est)}$, $\tau={sci(i['tau'].value)}$, "
-                              + fit_note(est, i["t_window"]))
+        ax.plot(t, i["A"].value * np.exp(-(t / i["tau"].value) ** est.value), "--",
+                color=f"C{k % 10}", lw=1.2,
+                label=rf"fit $N={e.params['N']}$: $\delta={interval(est)}$, "
+                      rf"$\tau={sci(i['tau'].value)}$, " + fit_note(est, i["t_window"]))
     ax.set(yscale="log", ylim=(1e-3, 3), ylabel=r"$C(t;\epsilon)/C(\infty;\epsilon=0)$",
            title="Fig. 9: stretched exponential " r"$A\,e^{-(t/\tau)^\delta}$")
     outside_legend(ax, fontsize=6)

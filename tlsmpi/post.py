@@ -177,17 +177,21 @@ def selected(what):
     return chosen, True
 
 
-def log_to(stream):
-    """Figure notes (panels not drawn, and why) as indented lines on ``stream``."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("  %(message)s"))
-    figures.log.handlers[:] = [handler]
-    figures.log.propagate = False
-
-
 def main(argv=None):
+    """Figure notes (panels not drawn, and why) are printed with the report."""
     argv = sys.argv[1:] if argv is None else argv
-    log_to(sys.stdout)
+    notes = logging.StreamHandler(sys.stdout)
+    notes.setFormatter(logging.Formatter("  %(message)s"))
+    figures.log.addHandler(notes)
+    figures.log.propagate = False
+    try:
+        return _main(argv)
+    finally:
+        figures.log.removeHandler(notes)
+        figures.log.propagate = True
+
+
+def _main(argv):
     try:
         args = parse_args(argv)
         names, strict = selected(args.what)
