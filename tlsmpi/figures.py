@@ -139,10 +139,11 @@ def sci(x, digits=2):
 
 def interval(est, spec=".2f"):
     """'value [lo, hi]' (the bootstrap percentile interval) of an analysis.Estimate, for
-    mathtext."""
+    mathtext; 'value (unstable)' when the bootstrap gives no interval (the estimator fails
+    on too many resamples)."""
     lo, hi = est.interval
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{est.value:{spec}}"
+        return f"{est.value:{spec}}\\,(\\mathrm{{unstable}})"
     return f"{est.value:{spec}}\\,[{lo:{spec}}, {hi:{spec}}]"
 
 
