@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-pytest.importorskip("slepc4py")
+pytest.importorskip("slepc4py", reason="needs_petsc: slepc4py is not installed "
+                    "(pip install 'tlsmpi[liouvillian]')")
 from petsc4py import PETSc  # noqa: E402
 
 import dense  # noqa: E402

@@ -15,6 +15,8 @@ from tlsmpi.results import Run
 
 from conftest import ROOT, mpi_env, run_tlsmpi
 
+pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
+
 TINY = ["--set", "model.N=5", "--set", "ensemble.realizations=3", "--set", "time.n_times=5"]
 
 

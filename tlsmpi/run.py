@@ -32,7 +32,7 @@ import numpy as np
 
 from . import __version__
 from . import config as configuration
-from . import engines
+from . import engines, environment
 from .errors import ConfigError, SolverError
 from .lock import LockError, RunLock, lock_path, read_holder
 from .model import sample
@@ -68,6 +68,10 @@ def parse_args(argv):
                    help="with --resume: recompute rows that fail verification (checksum, status)")
     p.add_argument("--strict-options", action="store_true",
                    help="make solver options that no solver used an error (default: a warning)")
+    p.add_argument("--version", action="store_true", help="print the tlsmpi version and exit")
+    p.add_argument("--check-install", action="store_true",
+                   help="print what is installed (MPI, parallel HDF5, PETSc) and exit: 0 if a "
+                        "run can start, 1 if something is missing")
     args, extra = p.parse_known_args(argv)
     if args.repair and not args.resume:
         raise ConfigError("--repair goes with --resume: python -m tlsmpi.run ... --resume --repair")
@@ -511,11 +515,17 @@ def write_rows(run, path):
 def main(argv=None):
     """Run and return the exit status.  Any BaseException on any rank (an exception,
     KeyboardInterrupt, SystemExit, MemoryError) aborts the whole MPI job within seconds
-    with one line naming the rank, so plain ``mpirun python -m tlsmpi.run`` never hangs."""
+    with one line naming the rank, so plain ``mpirun python -m tlsmpi.run`` never hangs.
+    Before MPI starts, `tlsmpi.environment` answers --version and --check-install and
+    refuses a launch that cannot work (no mpi4py, serial h5py under mpirun, ...)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    words = split_solver_options(argv)[0]
+    status = environment.preflight("--version" in words, "--check-install" in words)
+    if status is not None:
+        return status
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     setup_logging(comm.rank)
-    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return _main(comm, argv)
     except RunFileError as err:
