@@ -7,6 +7,7 @@ BENCHMARKS = {
     "pairs": "tlsmpi.bench.pairs",
     "liouvillian": "tlsmpi.bench.liouvillian",
     "entropy": "tlsmpi.bench.entropy",
+    "ed": "tlsmpi.bench.ed",
 }
 
 
