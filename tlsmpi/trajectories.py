@@ -15,7 +15,7 @@ Each sector block of H_eff (complex symmetric, not Hermitian) is diagonalized on
 H_eff = V diag(lambda) V^-1; a block whose eigenvector condition number
 ||V||_1 ||V^-1||_1 exceeds `COND_MAX` is evolved with scipy's expm_multiply instead.
 
-One trajectory: draw r ~ U(0, 1); the next jump is at the time tau where the no-jump
+One trajectory: draw r ~ U(0, 1]; the next jump is at the time tau where the no-jump
 norm ||exp(-i H_eff tau) psi||^2 falls to r (Brent's method on its logarithm); the
 channel is drawn with probability proportional to ||L psi||^2; the state is normalized
 after the jump.  Between jumps the normalized states at the output times are recorded.
@@ -133,7 +133,7 @@ def trajectory(nojump, jumps, psi0, times, rng):
     t = np.asarray(times, dtype=float)
     out = np.empty((len(t), len(psi0)), dtype=complex)
     nojump.start(psi0, 0.0)
-    r, k, n_jumps = rng.random(), 0, 0
+    r, k, n_jumps = 1.0 - rng.random(), 0, 0            # r in (0, 1]
     while k < len(t):
         phi = nojump.states(t[k:k + CHUNK])
         n2 = np.sum(np.abs(phi) ** 2, axis=1)
@@ -144,11 +144,15 @@ def trajectory(nojump, jumps, psi0, times, rng):
         if m == len(n2):
             continue
         lo = max(nojump.t0, t[k - 1]) if k else nojump.t0
-        tj = brentq(lambda x: math.log(nojump.norm2(x) / r), lo, t[k], xtol=1e-14 * t[k], rtol=1e-14)
+
+        def excess(x):
+            return math.log(nojump.norm2(x) / r)
+        # the norm at lo was above r; recomputed alone it may round to r or below
+        tj = lo if excess(lo) <= 0 else brentq(excess, lo, t[k], xtol=1e-14 * t[k], rtol=1e-14)
         psi = nojump.states([tj])[0]
         psi = jumps.apply(psi / np.linalg.norm(psi), rng.random())
         nojump.start(psi, tj)
-        r, n_jumps = rng.random(), n_jumps + 1
+        r, n_jumps = 1.0 - rng.random(), n_jumps + 1
     return out, n_jumps
 
 
