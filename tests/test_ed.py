@@ -225,3 +225,30 @@ def test_memory_estimate_grows_with_sector_size():
     xx = ed.memory_estimate(ModelParams(N=14, flipflop=1.0, flipflop_form="xx"), req, t)
     assert 8.0 * 3 * 3432**2 < ex < xx
     assert xx > 8.0 * 3 * 8192**2
+
+
+def test_through_the_runner(tmp_path):
+    """engine.name = "ed" in the runner: without flip-flop it equals Engine 1 (same seed,
+    same disorder); trajectories shared by a group of 2 ranks give the serial rows bitwise."""
+    from conftest import run_tlsmpi
+    from tlsmpi.results import Run
+    base = ["--set", "model.N=4", "--set", "ensemble.realizations=3", "--set", "time.t_max=100.0",
+            "--set", "time.n_times=6", "--set", "observables.entropy=true"]
+    ed_args = ["--set", 'engine.name="ed"', "--set", "engine.trajectories=30",
+               "--set", "sweep.flipflop=[0.0, 1.0]", "--set", "sweep.epsilon=[0.0, 1.0]"]
+    runs = {}
+    for name, ranks, extra in (("serial", 1, ed_args), ("shared", 2, ed_args + [
+            "--set", "engine.ranks_per_realization=2"]), ("exact", 1, ["--set", "sweep.epsilon=[0.0]"])):
+        out = tmp_path / f"{name}.h5"
+        res = run_tlsmpi(["--out", out, *base, *extra], ranks=ranks)
+        assert res.returncode == 0, res.stdout + res.stderr
+        runs[name] = Run(out)
+    for a, b in zip(runs["serial"].cases, runs["shared"].cases):
+        for obs in ("concurrence", "entropy"):
+            assert np.array_equal(a.values(obs), b.values(obs))
+    (ref,) = runs["exact"].cases
+    closed = [c for c in runs["serial"].cases if c.params["flipflop"] == 0 and c.params["epsilon"] == 0]
+    seed, t_max = runs["exact"].attrs["seed"], runs["exact"].times[-1]
+    scale = max(energy_scale(sample(ModelParams(N=4), seed, r)) for r in range(3))
+    for obs in ("concurrence", "entropy"):       # as test_without_flipflop_equals_engine1
+        assert np.abs(closed[0].values(obs) - ref.values(obs)).max() < 1000 * EPS * scale * t_max
