@@ -6,11 +6,11 @@ Reads run files (any engine) and groups their cases by (epsilon, N).  Per case: 
 peak C_max and its time (Sec. IV C), the plateau C(inf) and the power-law exponent beta
 of `tlsmpi.analysis` (rules in docs/post.md), S_E at the last time over N, each with
 a bootstrap error over realizations.  Where a case without flip-flop (flipflop = 0) of
-the same (epsilon, N, seed) exists, the flip-flop cases are also compared with it
+the same (epsilon, N, seed, time grid) exists, the flip-flop cases are also compared with it
 realization by realization (same disorder, same initial state): the mean over times and
 realizations of C_ff(t) - C_0(t), and the largest |mean difference| over times with the
 standard error there.  With --figure: mean C(t) per N, no flip-flop solid, the exchange
-form dashed, the xx form dotted.
+form dashed, the xx form dotted (thin lines for K/J != 1).
 """
 import argparse
 import sys
@@ -22,8 +22,9 @@ from .results import Run
 
 
 def form_of(params):
-    """"none" for flipflop = 0, else the operator form."""
-    return params.get("flipflop_form", "exchange") if params.get("flipflop", 0.0) else "none"
+    """"none" for flipflop = 0, else the operator form and K/J, e.g. "xx 0.1"."""
+    ff = params.get("flipflop", 0.0)
+    return f"{params.get('flipflop_form', 'exchange')} {ff:g}" if ff else "none"
 
 
 def load(paths):
@@ -69,9 +70,9 @@ def paired(case, ref):
 
 def table(entries):
     """The text table (module docstring), one line per case."""
-    lines = [f"{'eps':>5} {'N':>3} {'form':>8} {'n':>4} {'C_max':>16} {'t_peak':>8} {'C_inf':>20} "
+    lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'C_max':>16} {'t_peak':>8} {'C_inf':>20} "
              f"{'beta':>13} {'S_E(end)/N':>16} {'<C_ff - C_0>':>20} {'max_t|dC|':>18}"]
-    refs = {(key, seed): case for key, form, case, _, seed in entries if form == "none"}
+    refs = {(key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"}
     for key, form, case, t, seed in sorted(entries, key=lambda e: (e[0], e[1] != "none", e[1])):
         r = case_row(t, case)
 
@@ -80,10 +81,10 @@ def table(entries):
                 return ""
             v, e = r[name]
             return f"{v:{spec}} ± {e:.1g}"
-        line = (f"{key[0]:>5g} {key[1]:>3} {form:>8} {case.n_done:>4} {fmt('C_max', '.4f'):>16} "
+        line = (f"{key[0]:>5g} {key[1]:>3} {form:>12} {case.n_done:>4} {fmt('C_max', '.4f'):>16} "
                 f"{r['t_peak'][0]:>8.3g} {fmt('C_inf', '.2e'):>20} {fmt('beta', '.2f'):>13} "
                 f"{fmt('S_inf', '.4f'):>16}")
-        ref = refs.get((key, seed))
+        ref = refs.get((key, seed, t.tobytes()))
         if form != "none" and ref is not None:
             m, e, dk, ek = paired(case, ref)
             line += f" {m:>+11.2e} ± {e:.1e} {dk:>+9.2e} ± {ek:.1e}"
@@ -107,7 +108,8 @@ def figure(entries, path):
                 continue
             C = case.values("concurrence")
             m, s = C.mean(0), C.std(0, ddof=1) / np.sqrt(len(C))
-            ax.plot(t, m, styles[form], color=colors[key[1]], label=f"N = {key[1]}, {form}")
+            ax.plot(t, m, styles[form.split()[0]], color=colors[key[1]], label=f"N = {key[1]}, {form}",
+                    lw=1.5 if form == "none" or form.endswith(" 1") else 0.8)
             ax.fill_between(t, m - s, m + s, color=colors[key[1]], alpha=0.2, lw=0)
         ax.set(xscale="log", yscale="log", xlabel="t [hbar/W]", ylabel="C(t)", title=f"epsilon = {e:g}")
         ax.set_ylim(bottom=1e-5)
