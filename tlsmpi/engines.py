@@ -23,7 +23,7 @@ import importlib
 from .errors import ConfigError
 
 #: Modules that register the built-in engines when imported.
-BUILTIN = ("tlsmpi.exact", "tlsmpi.liouvillian")
+BUILTIN = ("tlsmpi.exact", "tlsmpi.liouvillian", "tlsmpi.ed")
 
 _REGISTRY = {}
 
