@@ -222,12 +222,17 @@ def test_nnz_model_matches_assembled_matrix():
 
 
 def test_memory_check_refuses_with_largest_fitting_N():
+    from tlsmpi import config
+    from tlsmpi.run import memory_verdict
     assert 1.5e9 < liouvillian.memory_estimate(11, 1) < 4e9        # DESIGN.md: ~2 GB of matrix
     assert liouvillian.memory_estimate(11, 4) < liouvillian.memory_estimate(11, 1) / 3
-    liouvillian.check_memory(9, 1, available=8e9)
-    with pytest.raises(ConfigError, match=r"N = 12 .* largest N that fits is 11"):
-        liouvillian.check_memory(12, 1, available=8e9)
-    assert "per rank" in liouvillian.memory_report(10, 2)
+    cfg = config.load(None, ['engine.name="liouvillian"', "model.N=12"])
+    engine = liouvillian.LiouvillianEngine()
+    params = cfg.cases()[0]
+    line, error = memory_verdict(engine, params.replace(N=9), cfg, 1, 8e9)
+    assert error is None and "per rank" in line
+    line, error = memory_verdict(engine, params, cfg, 1, 8e9)
+    assert "N = 12" in error and "the largest N that fits is 11" in error
 
 
 # --------------------------------------------------------------------------- under mpirun

@@ -25,10 +25,9 @@ import math
 
 import numpy as np
 
-from .engines import Engine, register
+from .engines import Engine, available_memory, register
 from .entropy import _energies, _product_amplitudes
 from .errors import ConfigError
-from .liouvillian import available_memory
 from .observables import concurrence, entropy_vn
 
 #: Complex numbers per time chunk of the state vectors psi(t) (64 MB).

@@ -92,6 +92,18 @@ class Engine:
         raise NotImplementedError
 
 
+def available_memory():
+    """MemAvailable of /proc/meminfo in bytes (None where it does not exist)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def register(cls):
     """Class decorator: make ``cls`` available as ``engine.name = cls.name``."""
     if not (isinstance(cls, type) and issubclass(cls, Engine)) or not cls.name:

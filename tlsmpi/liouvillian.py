@@ -470,48 +470,6 @@ def memory_estimate(N, nranks, ncv=30, flipflop=False):
     return matrix + vectors + assembly + BASELINE
 
 
-def available_memory():
-    """MemAvailable of /proc/meminfo in bytes (None where it does not exist)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def memory_report(N, nranks, ranks_on_node=None, ncv=30, flipflop=False):
-    """One line for the log: the estimate per rank and per node."""
-    per_rank = memory_estimate(N, nranks, ncv, flipflop)
-    node = per_rank * (ranks_on_node or nranks)
-    return (f"Liouvillian N = {N}: 4^N = {4**N} rows, ~{mean_nnz_per_row(N, flipflop):.1f} entries/row; "
-            f"estimated {per_rank / 1e9:.2f} GB per rank x {ranks_on_node or nranks} ranks on a node "
-            f"= {node / 1e9:.2f} GB (ncv = {ncv})")
-
-
-def check_memory(N, nranks, available=None, ranks_on_node=None, ncv=30, flipflop=False):
-    """Raise ConfigError if ``ranks_on_node`` ranks (default ``nranks``: the whole group on
-    one node) of ``memory_estimate`` exceed ``available`` bytes (default: MemAvailable)."""
-    available = available_memory() if available is None else available
-    if available is None:
-        return
-    ranks_on_node = ranks_on_node or nranks
-
-    def need(n):
-        return memory_estimate(n, nranks, ncv, flipflop) * ranks_on_node
-
-    if need(N) > available:
-        fits = [n for n in range(2, N) if need(n) <= available]
-        largest = f"the largest N that fits is {fits[-1]}" if fits else "no N fits"
-        raise ConfigError(
-            f"engine 'liouvillian' with N = {N} needs ~{need(N) / 1e9:.1f} GB on a node "
-            f"({memory_estimate(N, nranks, ncv, flipflop) / 1e9:.2f} GB x {ranks_on_node} ranks, "
-            f"ranks_per_realization = {nranks}) but {available / 1e9:.1f} GB is available: "
-            f"{largest} with these ranks; use more nodes per realization, or engine 'exact'")
-
-
 def _petsc_library():
     """Path of the PETSc shared library loaded by petsc4py (from /proc/self/maps)."""
     import re

@@ -150,24 +150,41 @@ def check_resources(engine, cfg, args, comm):
 
 
 def _check_memory(engine, cfg, on_node):
-    from .liouvillian import available_memory
+    from .engines import available_memory
     available = available_memory()
-    rpr = cfg.ranks_per_realization
     said = set()
     for params in cfg.cases():
-        per_rank = engine.memory(params, cfg.request, cfg.times, rpr)
-        need = per_rank * on_node
-        line = (f"engine {engine.name}, N = {params.N}: ~{_bytes(per_rank)} per rank "
-                f"x {on_node} rank(s) on a node = {_bytes(need)}")
+        line, error = memory_verdict(engine, params, cfg, on_node, available)
         if line not in said:
             log.info(line)
             said.add(line)
-        if available is not None and need > available:
-            raise ConfigError(
-                f"engine {engine.name!r} with N = {params.N} needs ~{_bytes(need)} on a node "
-                f"({_bytes(per_rank)} per rank x {on_node} ranks, ranks_per_realization = {rpr}) "
-                f"but {_bytes(available)} is available: lower model.N, use fewer ranks per node"
-                + (" or more ranks per realization" if engine.parallel else ""))
+        if error:
+            raise ConfigError(error)
+
+
+def memory_verdict(engine, params, cfg, on_node, available):
+    """(log line, error or None): the engine's memory per rank for one case, times the
+    ranks on a node, against ``available`` bytes (None: unknown, never refused); the
+    error names the largest N that would fit."""
+    rpr = cfg.ranks_per_realization
+
+    def need(N):
+        return engine.memory(params.replace(N=N), cfg.request, cfg.times, rpr) * on_node
+
+    per_rank = need(params.N) / on_node
+    line = (f"engine {engine.name}, N = {params.N}: ~{_bytes(per_rank)} per rank "
+            f"x {on_node} rank(s) on a node = {_bytes(need(params.N))}")
+    if available is None or need(params.N) <= available:
+        return line, None
+    low, high = 2, params.N                      # need() grows with N: bisect the largest fit
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if need(mid) <= available else (low, mid)
+    largest = f"the largest N that fits is {low}" if need(low) <= available else "no N fits"
+    return line, (f"engine {engine.name!r} with N = {params.N} needs ~{_bytes(need(params.N))} on "
+                  f"a node ({_bytes(per_rank)} per rank x {on_node} ranks, ranks_per_realization "
+                  f"= {rpr}) but {_bytes(available)} is available: {largest}; lower model.N or "
+                  "use fewer ranks per node" + (" or more ranks per realization" if engine.parallel else ""))
 
 
 def _bytes(n):
