@@ -65,12 +65,14 @@ def mpi_env():
 
 def run_tlsmpi(args, ranks=1, timeout=300, cwd=None, module="tlsmpi.run"):
     """Run ``python -m MODULE ARGS`` (under mpirun when ranks > 1; the calling test is
-    skipped, with the reason, when this installation cannot start mpirun)."""
+    skipped, with the reason, when this installation cannot start mpirun, or the runner
+    cannot start for want of mpi4py)."""
     cmd = [sys.executable, "-m", module, *map(str, args)]
+    needs = "needs_mpirun" if ranks > 1 else ("needs_mpi" if module == "tlsmpi.run" else None)
+    reason = needs and skip_reasons()[needs]
+    if reason:
+        pytest.skip(f"{needs}: {reason}")
     if ranks > 1:
-        reason = skip_reasons()["needs_mpirun"]
-        if reason:
-            pytest.skip(f"needs_mpirun: {reason}")
         cmd = ["mpirun", "-n", str(ranks), *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env(),
                           cwd=cwd or ROOT)

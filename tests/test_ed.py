@@ -187,6 +187,7 @@ def test_entropy_from_trajectories_is_entropy_of_averaged_rho():
     assert np.abs(res["observables"]["entropy"] - S).max() < 100 * EPS
 
 
+@pytest.mark.mpi
 def test_bitwise_identical_for_1_2_3_ranks():
     """Trajectory blocks spread over 2 and 3 ranks give bitwise the serial result."""
     import subprocess

@@ -37,6 +37,7 @@ def test_toy_engine_computes_in_process():
     assert isinstance(toy_engine.ToyEngine(), engines.Engine)
 
 
+@pytest.mark.needs_mpi
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_toy_engine_through_the_runner(tmp_path, ranks):
     out = tmp_path / "toy.h5"

@@ -15,9 +15,8 @@ import pytest
 from conftest import ROOT
 
 RECORDER = """#!/bin/bash
-printf '%s' "$(basename "$0")" >> "$FAKE_DIR/calls"
-printf ' %q' "$@" >> "$FAKE_DIR/calls"
-echo >> "$FAKE_DIR/calls"
+line=$(basename "$0")$(printf ' %q' "$@")
+printf '%s\\n' "$line" >> "$FAKE_DIR/calls"    # one write: fakes run concurrently
 """
 LAUNCHER = RECORDER + """while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done
 exec "$@"

@@ -20,6 +20,8 @@ from tlsmpi.results import DamagedRun, Run
 
 from conftest import ROOT, mpi_env, run_tlsmpi
 
+pytestmark = pytest.mark.needs_mpi   # every test runs python -m tlsmpi.run
+
 TINY = ["--set", "model.N=5", "--set", "ensemble.realizations=4", "--set", "time.n_times=5"]
 SLOW = ["--set", "model.N=40", "--set", "ensemble.realizations=40", "--set", "time.n_times=60",
         "--set", "output.checkpoint_seconds=0.1"]
@@ -226,6 +228,7 @@ def test_requeued_job_takes_over_its_own_lock(done_run):
     assert not os.path.exists(str(done_run) + ".lock")
 
 
+@pytest.mark.needs_petsc
 def test_misspelt_solver_option_is_reported(tmp_path):
     base = ["--set", 'engine.name="liouvillian"', "--set", "model.N=3", "--set", "ensemble.realizations=1",
             "--set", "time.n_times=3", "--set", "time.t_max=1.0", "-mfn_tolx", "1e-8"]

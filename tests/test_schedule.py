@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from mpi4py import MPI
 
 from tlsmpi.schedule import Dealer, WorkQueue, group_efficiency, plan_groups
 
@@ -79,10 +78,12 @@ def test_rank0_serving_only_and_closing_early(scenario):
     assert not any(r["stopped"] for r in report)
 
 
+@pytest.mark.needs_mpi                 # a queue on MPI.COMM_SELF
 def test_eta_uses_measured_wall_per_predicted_cost(caplog):
     """One rank, 10 items of predicted cost 1 taking 2 ms each: after the first chunk
     of 5 (guided: remaining / 2), the ETA is the other 5 x 2 ms; percent counts the
     earlier job's done_cost."""
+    from mpi4py import MPI
     queue = WorkQueue(MPI.COMM_SELF, np.ones(10), min_chunk_seconds=0.0, done_cost=10.0,
                       done_items=10, progress_seconds=0.0)
     first = queue.take()
