@@ -3,12 +3,14 @@
 #   ./dev.sh run [ARGS]   install what is missing, then run a job under mpirun -n 2
 #                         (no ARGS: the small default job, written to default.h5)
 #   ./dev.sh test [ARGS]  install what is missing, then run the whole test suite (pytest ARGS)
+#   ./dev.sh test-nompi [ARGS]  a login node: pip venv from python3 (no MPI, numpy >= 2),
+#                         the tests that need neither MPI nor PETSc (the rest skip, with the reason)
 #   ./dev.sh bench WHAT   install what is missing, then run a benchmark (pairs, liouvillian, entropy)
 #   ./dev.sh python ...   the project's interpreter, with the environment set up
 set -eu
 cd "$(dirname "$0")"
 VENV=${TLSMPI_VENV:-$PWD/.venv}
-PKGS="python3-venv python3-pip python3-mpi4py python3-h5py-mpi python3-petsc4py python3-slepc4py python3-scipy python3-matplotlib python3-pytest openmpi-bin"
+PKGS="python3-venv python3-pip python3-mpi4py python3-h5py-mpi python3-petsc4py python3-slepc4py python3-scipy python3-matplotlib python3-pytest python3-mpmath python3-xarray python3-h5netcdf openmpi-bin"
 PETSC_PY=/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-real/lib/python3/dist-packages
 SLEPC_PY=/usr/lib/slepcdir/slepc3.18/x86_64-linux-gnu-real/lib/python3/dist-packages
 
@@ -35,6 +37,46 @@ setup() {
     fi
 }
 
+pip_leg() {
+    # The machine's default python3 (not /usr/bin/python3): a plain venv from PyPI, as on a
+    # login node.  TLSMPI_PIP_VENV (default .venv-pip) is made on first use.
+    pvenv=${TLSMPI_PIP_VENV:-$PWD/.venv-pip}
+    if [ ! -x "$pvenv/bin/python" ]; then
+        echo "tlsmpi: creating $pvenv from $(command -v python3) (plain venv, packages from PyPI)"
+        python3 -m venv "$pvenv"
+    fi
+    "$pvenv/bin/python" -m pip install -q --upgrade '.[test]'
+    "$pvenv/bin/python" - <<'PY'
+import importlib.util, sys
+import numpy
+print(f"tlsmpi: pip venv: Python {sys.version.split()[0]}, numpy {numpy.__version__}, mpi4py "
+      f"{'present' if importlib.util.find_spec('mpi4py') else 'absent'}")
+if int(numpy.__version__.split(".")[0]) < 2 and sys.version_info >= (3, 9):
+    sys.exit("tlsmpi: error: the pip venv has numpy < 2; this leg is the numpy 2 check")
+PY
+    status=0
+    "$pvenv/bin/python" -m pytest -rs "$@" || status=$?
+    if [ "$status" = 5 ]; then
+        echo "tlsmpi: error: pytest collected no tests in the pip venv"; exit 1
+    fi
+    [ "$status" = 0 ] || exit "$status"
+    # the login-node path end to end: a run file made with MPI, read and plotted without it
+    if [ -x "$VENV/bin/python" ] && [ $# -eq 0 ]; then
+        work=$(mktemp -d)
+        mpi_env
+        "$VENV/bin/python" -m tlsmpi.run run/quick.toml --out "$work/quick.h5" >/dev/null
+        "$pvenv/bin/python" -m tlsmpi.post all "$work/quick.h5" --outdir "$work/figs" --boot 20 >/dev/null
+        status=0
+        "$pvenv/bin/python" -m tlsmpi.run --out "$work/refused.h5" 2>"$work/err" || status=$?
+        if [ "$status" != 2 ] || [ "$(wc -l < "$work/err")" != 1 ] || [ -e "$work/refused.h5" ]; then
+            echo "tlsmpi: error: without mpi4py, python -m tlsmpi.run should exit 2 with one line"
+            cat "$work/err"; exit 1
+        fi
+        echo "tlsmpi: pip venv: tlsmpi.post all made $(ls "$work/figs" | wc -l) figure files; tlsmpi.run without mpi4py: $(cat "$work/err")"
+        rm -rf "$work"
+    fi
+}
+
 mpi_env() {
     # Open MPI refuses root without these; tests start 3 ranks on 2 cores.
     if [ "$(id -u)" = 0 ]; then
@@ -53,6 +95,8 @@ case "$cmd" in
     test)
         setup; mpi_env
         exec "$VENV/bin/python" -m pytest "$@" ;;
+    test-nompi)
+        pip_leg "$@" ;;
     bench)
         setup; mpi_env
         exec "$VENV/bin/python" -m tlsmpi.bench "$@" ;;
@@ -60,5 +104,5 @@ case "$cmd" in
         setup; mpi_env
         exec "$VENV/bin/python" "$@" ;;
     *)
-        sed -n '2,8p' "$0"; exit 2 ;;
+        sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -1,46 +1,74 @@
 #!/bin/bash
-# tlsmpi on SLURM: run CONFIG into OUT, stop cleanly before the wall-time, resubmit until done.
+# tlsmpi on SLURM: run CONFIG into OUT, stop cleanly before the wall-time, requeue until done.
 #
 #   sbatch jobscripts/slurm.sh run/fig4.toml fig4.h5
-#   sbatch --ntasks=256 --time=12:00:00 jobscripts/slurm.sh run/fig10.toml fig10.h5
+#   sbatch --account=phys --partition=long --ntasks=256 --time=12:00:00 jobscripts/slurm.sh run/fig10.toml fig10.h5
 #
-# Five minutes before the wall-time SLURM sends SIGUSR1 to this script (--signal=B:USR1@300);
-# the trap forwards it to srun, which passes it to every rank.  The runner then stops at a
-# realization boundary, closes the file and exits 3; this script resubmits itself with
-# --resume (only if OUT exists).  Exit status of the runner: 0 complete, 3 stopped and
-# resumable, 2 bad input, 1 crash: only 3 resubmits, at most TLSMPI_MAX_SUBMITS times.
+# Before the wall-time SLURM sends SIGUSR1 to this script (--signal=B:USR1@300; the
+# margin must be longer than one realization and the file's close, see below); the trap
+# forwards it to srun, which passes it to every rank.  The runner stops at a realization
+# boundary, closes the file and exits.
+#
+# What happens next is decided by `python -m tlsmpi.post check OUT`, not by srun's exit
+# status: when a step is ended by a signal, srun and mpirun report the status of
+# whichever task they saw die first, or 128+signal, or 0, depending on the launcher and
+# its version -- it is not a reliable "resumable" flag.  post check reads the file:
+#   0 complete            -> done, exit 0
+#   3 incomplete          -> `scontrol requeue $SLURM_JOB_ID`: the same job, with every option
+#                            it was submitted with (account, partition, ntasks, time, ...),
+#                            runs this script again, which resumes with --resume
+#   1 damaged             -> stop and say so (exit 1): look at the file before rerunning
+#   2 not a run file      -> stop (exit 2): the run refused its input; see the log
+# A requeued job starts this script from the top, so it also resumes after a node failure
+# (SLURM requeues --requeue jobs by itself then).  At most TLSMPI_MAX_SUBMITS runs
+# (default 20, counted by SLURM_RESTART_COUNT); an OUT that is already complete is not rerun.
 #
 # Environment: TLSMPI_PYTHON (default: python), TLSMPI_MAX_SUBMITS (default 20),
-# TLSMPI_SRUN_ARGS (extra srun options).  Engine 2 needs ranks_per_realization | ntasks.
+# TLSMPI_SRUN_ARGS (extra srun options), TLSMPI_STOP_MARGIN_SECONDS (default 300: keep it
+# equal to the @seconds of --signal; it is exported so that the runner warns when one
+# realization is predicted to take longer than the margin, which would lose it at every
+# stop).  Engine 2 needs ranks_per_realization | ntasks.
 #SBATCH --job-name=tlsmpi
 #SBATCH --ntasks=64
 #SBATCH --cpus-per-task=1
 #SBATCH --time=04:00:00
 #SBATCH --signal=B:USR1@300
+#SBATCH --requeue
 #SBATCH --output=tlsmpi-%j.out
 #SBATCH --open-mode=append
 set -u
 CONFIG=${1:?usage: sbatch jobscripts/slurm.sh CONFIG.toml OUT.h5}
 OUT=${2:?usage: sbatch jobscripts/slurm.sh CONFIG.toml OUT.h5}
-SUBMIT=${TLSMPI_SUBMIT:-1}
+RUNS=$(( ${SLURM_RESTART_COUNT:-0} + 1 ))
 MAX=${TLSMPI_MAX_SUBMITS:-20}
 PYTHON=${TLSMPI_PYTHON:-python}
-# the path of this script as submitted (SLURM runs a spooled copy)
-SELF=$(scontrol show job "${SLURM_JOB_ID:-0}" 2>/dev/null | sed -n 's/^ *Command=\([^ ]*\).*/\1/p')
-SELF=${SELF:-${SLURM_SUBMIT_DIR:-.}/jobscripts/slurm.sh}
-
+export TLSMPI_STOP_MARGIN_SECONDS=${TLSMPI_STOP_MARGIN_SECONDS:-300}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+cd "${SLURM_SUBMIT_DIR:-.}" || exit 1
 
-RESUME=()
-[ -e "$OUT" ] && RESUME=(--resume)
-echo "tlsmpi job ${SLURM_JOB_ID:-?} (submission $SUBMIT/$MAX): $CONFIG -> $OUT ${RESUME[*]}"
+say() { echo "tlsmpi job ${SLURM_JOB_ID:-?}: $*"; }
 
-forward() { echo "tlsmpi job: $1 received, asking the run to stop at a realization boundary"; kill -USR1 "$pid" 2>/dev/null; }
+# check FILE: post check's verdict (0 complete, 3 resumable, 1 damaged, 2 not a run file)
+check() { "$PYTHON" -m tlsmpi.post check "$1"; }
+
+RESUME=
+if [ -e "$OUT" ]; then
+    check "$OUT"; verdict=$?
+    case $verdict in
+        0) say "$OUT is already complete: nothing to do"; exit 0 ;;
+        3) RESUME=--resume ;;
+        1) say "$OUT is damaged: not running; inspect it (python -m tlsmpi.post check $OUT)"; exit 1 ;;
+        *) say "$OUT exists but is not a tlsmpi run file: not touching it"; exit 2 ;;
+    esac
+fi
+say "run $RUNS/$MAX: $CONFIG -> $OUT $RESUME (stop margin ${TLSMPI_STOP_MARGIN_SECONDS} s)"
+
+forward() { say "$1 received, asking the run to stop at a realization boundary"; kill -USR1 "$pid" 2>/dev/null; }
 trap 'forward USR1' USR1
 trap 'forward TERM' TERM
 
-# shellcheck disable=SC2086
-srun --kill-on-bad-exit=1 ${TLSMPI_SRUN_ARGS:-} "$PYTHON" -m tlsmpi.run "$CONFIG" --out "$OUT" "${RESUME[@]}" &
+# shellcheck disable=SC2086  # TLSMPI_SRUN_ARGS and RESUME are lists of words or empty
+srun --kill-on-bad-exit=1 ${TLSMPI_SRUN_ARGS:-} "$PYTHON" -m tlsmpi.run "$CONFIG" --out "$OUT" $RESUME &
 pid=$!
 # wait returns > 128 when a trapped signal interrupts it: keep waiting for srun itself
 while :; do
@@ -48,13 +76,22 @@ while :; do
     if [ "$status" -gt 128 ] && kill -0 "$pid" 2>/dev/null; then continue; fi
     break
 done
-echo "tlsmpi job: run exited with status $status"
+say "srun exited with status $status (not used: the file decides)"
 
-if [ "$status" -eq 3 ] && [ -e "$OUT" ]; then
-    if [ "$SUBMIT" -ge "$MAX" ]; then
-        echo "tlsmpi job: not resubmitting, $MAX submissions reached; resume by hand with sbatch $SELF $CONFIG $OUT"
-    else
-        cd "${SLURM_SUBMIT_DIR:-.}" && sbatch --export=ALL,TLSMPI_SUBMIT=$((SUBMIT + 1)) "$SELF" "$CONFIG" "$OUT"
-    fi
+if [ ! -e "$OUT" ]; then
+    say "no $OUT: the run refused its input or crashed before writing; see the log"; exit 2
 fi
-exit "$status"
+check "$OUT"; verdict=$?
+case $verdict in
+    0) say "$OUT complete"; exit 0 ;;
+    3) if [ "$RUNS" -ge "$MAX" ]; then
+           say "$OUT is resumable but $MAX runs are reached: resume by hand with sbatch [options] jobscripts/slurm.sh $CONFIG $OUT"
+           exit 3
+       fi
+       say "$OUT is resumable: requeueing this job with its options"
+       scontrol requeue "$SLURM_JOB_ID" || {
+           say "scontrol requeue failed (requeue not allowed here?): resume with sbatch [options] jobscripts/slurm.sh $CONFIG $OUT"; exit 3; }
+       exit 0 ;;
+    1) say "$OUT is DAMAGED: not requeued; inspect it (python -m tlsmpi.post check $OUT)"; exit 1 ;;
+    *) say "$OUT is not a tlsmpi run file (post check exit $verdict): not requeued"; exit 2 ;;
+esac

@@ -4,9 +4,11 @@ with scipy.  Only for tests (N <= 4)."""
 import numpy as np
 from scipy.linalg import expm
 
-SZ = np.diag([1.0, -1.0]).astype(complex)       # basis (up, down), up = S^z = +1
-SP = np.array([[0, 2], [0, 0]], dtype=complex)  # S+ = Sx + i Sy, maps down -> up
-SM = SP.conj().T
+SX = np.array([[0, 1], [1, 0]], dtype=complex)     # Pauli matrices, basis (up, down),
+SY = np.array([[0, -1j], [1j, 0]], dtype=complex)  # up = S^z = +1
+SZ = np.diag([1.0, -1.0]).astype(complex)
+SP = SX + 1j * SY                                  # S+ = Sx + i Sy = [[0, 2], [0, 0]], down -> up
+SM = SX - 1j * SY
 I2 = np.eye(2, dtype=complex)
 
 
@@ -18,14 +20,20 @@ def embed(op, i, N):
 
 
 def hamiltonian(real):
+    """Eq. (23), sum over ordered pairs i != j, plus the flip-flop term of footnote 67 in
+    the form of real.params.flipflop_form, written with Pauli matrices only:
+    "xx": sum_{i != j} K_ij X_i X_j; "exchange": sum_{i < j} 2 K_ij (X_i X_j + Y_i Y_j)."""
     N = real.N
     H = sum(-0.5 * real.nu[i] * embed(SZ, i, N) for i in range(N))
     for i in range(N):
         for j in range(N):
             if i != j:
                 H = H + real.J[i, j] * embed(SZ, i, N) @ embed(SZ, j, N)
-                if real.params.flipflop:
-                    H = H + real.K[i, j] * embed(SP, i, N) @ embed(SM, j, N)
+                if real.params.flipflop_form == "xx":
+                    H = H + real.K[i, j] * embed(SX, i, N) @ embed(SX, j, N)
+                elif i < j:
+                    H = H + 2 * real.K[i, j] * (embed(SX, i, N) @ embed(SX, j, N)
+                                                + embed(SY, i, N) @ embed(SY, j, N))
     return H
 
 

@@ -9,6 +9,8 @@ import pytest
 
 from tlsmpi import post
 
+pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = """
 [model]

@@ -15,6 +15,8 @@ from tlsmpi.results import Run
 
 from conftest import ROOT, mpi_env, run_tlsmpi
 
+pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
+
 TINY = ["--set", "model.N=5", "--set", "ensemble.realizations=3", "--set", "time.n_times=5"]
 
 
@@ -54,6 +56,9 @@ BAD_CONFIGS = {
     "ranks_exact.toml": "[engine]\nranks_per_realization = 2\n",
     "bipartitions.toml": "[model]\nN = 4\n[observables]\nbipartitions = 9\n",
     "liouvillian_too_large.toml": "[model]\nN = 14\n[engine]\nname = \"liouvillian\"\n",
+    "exact_too_large.toml": "[model]\nN = 1000000\n",
+    "file_too_large.toml": "[model]\nN = 400\n[ensemble]\nrealizations = 100000000\n",
+    "empty_times.toml": "[time]\nvalues = []\n",
 }
 
 
@@ -89,7 +94,10 @@ def bad_cli_cases(d):
         "unwritable directory": (["--out", "/proc/tlsmpi.h5"], "cannot write"),
         "no directory": (["--out", d / "nodir" / "x.h5"], "does not exist"),
         "bad --set": (["--set", "N=4"], "section.key=value"),
-        "unknown option": (["--frobnicate"], "unknown option"),
+        "unknown option": (["--frobnicate"], "unknown argument"),
+        "abbreviated option": (["--out", d / "old.h5", "--overw"], "unknown argument(s) --overw"),
+        "repair without resume": (["--out", d / "old.h5", "--repair"], "--repair goes with --resume"),
+        "solver option, exact engine": (["-mfn_tol", "1e-9"], "takes no solver options"),
     }
 
 
@@ -159,11 +167,17 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, reference):
         time.sleep(rng.uniform(0.5, 3.5))
         kill_job(proc, signal.SIGKILL)
         proc.wait()
+        if os.path.exists(str(out) + ".lock"):     # killed after the lock was taken
+            refused = run_tlsmpi(["--out", out, "--resume" if out.exists() else "--overwrite", *WORK])
+            assert refused.returncode == 2 and "stale lock" in refused.stderr, refused.stderr
+            unlock = run_tlsmpi(["unlock", out], module="tlsmpi.post")   # holder gone on this host
+            assert unlock.returncode == 0, unlock.stderr
+        assert not [p for p in os.listdir(tmp_path) if ".creating" in p]
         if out.exists():
-            Run(out)                        # a killed file always opens
+            Run(out)                        # a killed file always opens and verifies
             res = run_tlsmpi(["--out", out, "--resume", *WORK], ranks=2)
         else:                               # killed while the file was being created
-            res = run_tlsmpi(["--out", out, "--overwrite", *WORK], ranks=2)
+            res = run_tlsmpi(["--out", out, *WORK], ranks=2)
         assert res.returncode == 0, res.stdout + res.stderr
         assert_same(read_all(out), reference)
 
@@ -190,25 +204,37 @@ def test_stop_signal_then_resume(tmp_path, reference, how):
     assert_same(read_all(out), reference)
 
 
-def driver(kind, index, args, ranks=2, timeout=60):
-    cmd = ["mpirun", "-n", str(ranks), sys.executable,
-           os.path.join(ROOT, "tests", "fault_driver.py"), kind, str(index), "--", *map(str, args)]
-    return subprocess.run(cmd, env=mpi_env(), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+def faulty(kind, args, ranks=2, timeout=60, where="1:*"):
+    """The real runner with TLSMPI_FAULT = KIND:RANK:REALIZATION (tlsmpi.run._fault)."""
+    cmd = ["mpirun", "-n", str(ranks), sys.executable, "-m", "tlsmpi.run", *map(str, args)]
+    env = dict(mpi_env(), TLSMPI_FAULT=f"{kind}:{where}")
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.mpi
-def test_exception_on_one_rank_ends_the_job(tmp_path):
+@pytest.mark.parametrize("kind, what", [("exception", "RuntimeError: injected fault"),
+                                        ("keyboard", "KeyboardInterrupt"),
+                                        ("exit", "SystemExit: 0"),
+                                        ("memory", "MemoryError: injected fault")])
+def test_any_base_exception_on_one_rank_ends_the_job(tmp_path, kind, what):
+    """Any BaseException on rank 1 (in its first realization) ends the whole job in
+    seconds, naming rank and realization; the job's lock is released, and the file left
+    behind verifies and resumes."""
+    out = tmp_path / "crash.h5"
     t0 = time.time()
-    res = driver("crash", 3, ["--out", tmp_path / "crash.h5", *TINY, "--set", "ensemble.realizations=6"])
+    res = faulty(kind, ["--out", out, *TINY, "--set", "ensemble.realizations=6"])
     assert res.returncode != 0 and time.time() - t0 < 30
-    log = res.stdout + res.stderr
-    assert "rank 1 crashed" in log and "realization 3" in log and "injected crash fault" in log
+    lines = [l for l in res.stderr.splitlines() if l.startswith("tlsmpi:")]
+    assert len(lines) == 1 and "rank 1 crashed on realization" in lines[0] and what in lines[0], res.stderr
+    assert not os.path.exists(str(out) + ".lock")
+    assert run_tlsmpi(["--out", out, "--resume", *TINY, "--set", "ensemble.realizations=6"],
+                      ranks=2).returncode == 0
 
 
 @pytest.mark.mpi
 def test_failed_realization_recorded_not_averaged(tmp_path):
     out = tmp_path / "failed.h5"
-    res = driver("solver", 2, ["--out", out, *TINY, "--set", "ensemble.realizations=5"])
+    res = faulty("solver", ["--out", out, *TINY, "--set", "ensemble.realizations=5"], where="*:2")
     assert res.returncode == 0, res.stderr
     assert "failed: epsilon=0 realization 2: injected solver fault" in res.stdout
     run = Run(out)
@@ -217,7 +243,8 @@ def test_failed_realization_recorded_not_averaged(tmp_path):
     with h5py.File(out, "r") as f:
         rows = f["case_000/concurrence"][...]
         assert np.isnan(rows[2]).all()
-        assert np.allclose(f["case_000/concurrence_mean"][...], rows[[0, 1, 3, 4]].mean(0))
+        mean = rows[[0, 1, 3, 4]].mean(0)
+        assert np.array_equal(f["case_000/concurrence_mean"][...], mean)   # same formula, same bytes
 
 
 @pytest.mark.mpi
@@ -229,15 +256,10 @@ def test_liouvillian_stop_and_resume(tmp_path):
     ref = tmp_path / "ref.h5"
     assert run_tlsmpi(["--out", ref, *work], ranks=2).returncode == 0
     out = tmp_path / "stopped.h5"
-    proc = start(["--out", out, *work])
-    deadline = time.time() + 60
-    while not (out.exists() and Run(out).cases[0].n_done > 0) and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGUSR1)
-    stdout, stderr = proc.communicate(timeout=60)
-    if proc.returncode == 0:                 # finished before the signal arrived
-        pytest.skip("the run completed before it could be stopped")
-    assert proc.returncode == 3, stdout + stderr
+    # every rank raises the stop signal in its first realization: certain to come mid-run
+    res = faulty("stop", ["--out", out, *work], where="*:*")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert 0 < Run(out).cases[0].n_done < 16
     res = run_tlsmpi(["--out", out, "--resume", *work], ranks=2)
     assert res.returncode == 0, res.stderr
     assert_same(read_all(out), read_all(ref))

@@ -1,9 +1,18 @@
 """Paper-level analyses of run files (Secs. IV C-D, Figs. 4-11); plain numpy/scipy, no MPI.
 
-Every estimator works on realization-averaged curves; its uncertainty is the standard
-deviation over bootstrap replicas that resample realizations with replacement
-(`bootstrap`, seeded).  Cases of one run share their disorder (same realization
-indices), so samples that belong to one group are resampled with the same indices.
+Every estimator works on realization-averaged curves; its uncertainty is the central
+68 % percentile interval of bootstrap replicas that resample realizations with
+replacement (`bootstrap`, seeded), and ``err`` is half its width.  A percentile interval
+stays meaningful when a few replicas fall far away (an estimator that is unstable on a
+resample, e.g. a peak that moves to another maximum), where a standard deviation does
+not; when more than ``MAX_FAILED`` of the replicas give no value at all the interval is
+not reported (NaN).  Cases of one run share their disorder (same realization indices),
+so samples that belong to one group are resampled with the same indices.
+
+Every fit also reports its window and its reduced chi^2 (``info['chi2_dof']``), with the
+standard errors of the mean curves as the point errors.  The points of one curve are
+correlated in time (the same realizations at every t), so chi^2/dof of a time window
+is a consistency indicator rather than a goodness-of-fit probability.
 
 Rules chosen here (the paper does not state its own; docs/post.md repeats them):
 
@@ -20,6 +29,7 @@ Rules chosen here (the paper does not state its own; docs/post.md repeats them):
   A exp(-((t + t0)/tau)^delta) in log space, t0 = 0 (see `stretched_exp_fit`), from the first time at which the eps = 0
   curve is within ``SETTLED`` (1.5) x its plateau, as long as y >= ``FLOOR``.
 """
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,19 +37,62 @@ import numpy as np
 TAIL, START, ABOVE_PLATEAU, FLOOR, SETTLED = 0.1, 0.5, 10.0, 1e-3, 1.5
 MIN_POINTS = 4
 N_BOOT = 200
+CONFIDENCE = 0.68      # central bootstrap percentile interval reported as the error
+MAX_FAILED = 0.1       # fraction of replicas without a value above which no interval is given
+CHI2_MAX = 2.0         # largest reduced chi^2 of an accepted fit window (alpha, Fig. 6a)
 ETA_REF = 1e5          # Fig. 6b normalizes the time to eta = 1e5
 
 
 @dataclass
 class Estimate:
-    """A number with its bootstrap standard error; ``info`` holds fit details."""
+    """A number with its bootstrap error: ``interval`` is the central ``CONFIDENCE``
+    percentile interval of the replicas and ``err`` half its width; ``info`` holds fit
+    details (window, chi2_dof)."""
     value: float
     err: float
     info: dict = field(default_factory=dict)
+    interval: tuple = (np.nan, np.nan)
 
     def __format__(self, spec):
         spec = spec or ".3g"
+        lo, hi = self.interval
+        if np.isfinite(lo) and np.isfinite(hi):
+            return f"{self.value:{spec}} [{lo:{spec}}, {hi:{spec}}]"
         return f"{self.value:{spec}} ± {self.err:.2g}"
+
+
+def percentile_interval(reps, level=CONFIDENCE):
+    """Central ``level`` percentile interval of bootstrap replicas along axis 0.
+
+    Returns (lo, hi) arrays (floats for scalar replicas); NaN where more than
+    ``MAX_FAILED`` of the replicas are NaN (the estimator fails on resamples).
+    """
+    reps = np.asarray(reps, dtype=float)
+    q = 50 * (1 - level), 50 * (1 + level)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN columns
+        lo, hi = np.nanpercentile(reps, q, axis=0)
+    failed = np.mean(~np.isfinite(reps), axis=0) > MAX_FAILED
+    lo, hi = np.where(failed, np.nan, lo), np.where(failed, np.nan, hi)
+    return (lo[()], hi[()]) if np.ndim(lo) == 0 else (lo, hi)
+
+
+def estimates(value, reps):
+    """Estimate(s) of ``value`` (float or array) with percentile intervals from ``reps``."""
+    lo, hi = percentile_interval(reps)
+    value, lo, hi = np.atleast_1d(value), np.atleast_1d(lo), np.atleast_1d(hi)
+    out = [Estimate(float(v), float((b - a) / 2), interval=(float(a), float(b)))
+           for v, a, b in zip(value, lo, hi)]
+    return out[0] if np.ndim(reps) == 1 else out
+
+
+def chi2_dof(residuals, sigma, n_params):
+    """Reduced chi^2 of residuals with point errors ``sigma`` (NaN without a dof or errors)."""
+    r, sigma = np.asarray(residuals, dtype=float), np.asarray(sigma, dtype=float)
+    dof = r.size - n_params
+    if dof <= 0 or not np.all(sigma > 0):
+        return np.nan
+    return float(np.sum((r / sigma) ** 2) / dof)
 
 
 # ---------------------------------------------------------------- bootstrap
@@ -159,37 +212,75 @@ def stretched_exp_fit(t, y, p0=None, t0=0.0):
 
 def peak_estimate(t, rows, n_boot=N_BOOT, seed=0):
     """Time and height of the concurrence maximum (Fig. 6b, Eq. 30: t_1 ~ hbar/J)."""
-    v, e, _ = bootstrap([rows], lambda m: np.array(peak(t, m)), n_boot, seed)
-    return Estimate(v[0], e[0], {"C_max": Estimate(v[1], e[1])})
+    v, _, reps = bootstrap([rows], lambda m: np.array(peak(t, m)), n_boot, seed)
+    t_max, c_max = estimates(v, reps)
+    t_max.info["C_max"] = c_max
+    return t_max
 
 
 def plateau_estimate(rows, n_boot=N_BOOT, seed=0):
     """C(inf) or S_E(inf) (Figs. 6a, 7 inset) with the tail drift in ``info``."""
-    v, e, _ = bootstrap([rows], plateau_value, n_boot, seed)
-    return Estimate(v, e, {"drift": plateau_drift(np.mean(rows, 0))})
+    v, _, reps = bootstrap([rows], plateau_value, n_boot, seed)
+    est = estimates(v, reps)
+    est.info["drift"] = plateau_drift(np.mean(rows, 0))
+    return est
+
+
+def sem(rows):
+    """Standard error of the mean over realizations (axis 0)."""
+    rows = np.asarray(rows, dtype=float)
+    return rows.std(0, ddof=1) / np.sqrt(len(rows))
 
 
 def beta_estimate(t, rows, n_boot=N_BOOT, seed=0):
-    """Power-law exponent beta (Figs. 4, 5, 10) in the automatic window; info: t_window."""
-    window = decay_window(t, np.mean(rows, 0))
+    """Power-law exponent beta (Figs. 4, 5, 10) in the automatic window; info: t_window,
+    window, chi2_dof of the straight line through ln(C - C(inf)) against ln t."""
+    m = np.mean(rows, 0)
+    window = decay_window(t, m)
     if window is None:
-        return Estimate(np.nan, np.nan, {"t_window": None})
-    v, e, _ = bootstrap([rows], lambda m: power_law_exponent(t, m, window), n_boot, seed)
-    return Estimate(v, e, {"t_window": (float(t[window][0]), float(t[window][-1])),
-                           "window": window})
+        return Estimate(np.nan, np.nan, {"t_window": None, "chi2_dof": np.nan})
+    v, _, reps = bootstrap([rows], lambda m: power_law_exponent(t, m, window), n_boot, seed)
+    est = estimates(v, reps)
+    c = m[window] - plateau_value(m)
+    chi2 = np.nan
+    if np.all(c > 0):
+        x, y = np.log(t[window]), np.log(c)
+        chi2 = chi2_dof(y - np.polyval(np.polyfit(x, y, 1), x), sem(rows)[window] / c, 2)
+    est.info.update(t_window=(float(t[window][0]), float(t[window][-1])), window=window,
+                    chi2_dof=chi2)
+    return est
 
 
 def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
     """alpha of C(inf) ~ exp(-alpha N) (Fig. 6a): weighted fit of ln C(inf) against N.
 
-    Only sizes N >= n_min whose plateau is positive and at least 2 standard errors above
-    zero enter (``info['N_used']``); weights come from the full-sample errors.
+    Candidates are the sizes N >= n_min whose plateau is positive and at least 2 errors
+    above zero.  The fit window is the widest range of candidate sizes that ends at the
+    largest one and has chi^2/dof <= ``CHI2_MAX`` (at least 3 sizes when there are 3):
+    small N fall faster or slower than the asymptotic exponential, and a window over all
+    sizes, dominated by the small-N plateaus with their small relative errors, can miss
+    the largest N by a factor 10.  Without such a window the one with the smallest
+    chi^2/dof is taken.  ``info``: N_used (the window), chi2_dof, ln_prefactor,
+    plateaus; weights come from the full-sample errors.
     """
     plats = [plateau_estimate(r, n_boot, seed) for r in rows_list]
-    use = [k for k, p in enumerate(plats) if N[k] >= n_min and p.value > 2 * max(p.err, 0)
-           and p.value > 0]
-    if len(use) < 2:
-        return Estimate(np.nan, np.nan, {"N_used": [N[k] for k in use]})
+    cand = [k for k, p in enumerate(plats) if N[k] >= n_min and p.value > 2 * max(p.err, 0)
+            and p.value > 0]
+    if len(cand) < 2:
+        return Estimate(np.nan, np.nan, {"N_used": [N[k] for k in cand], "chi2_dof": np.nan})
+
+    def line(use):
+        x = np.array([N[k] for k in use], dtype=float)
+        y = np.log([plats[k].value for k in use])
+        sig = np.array([plats[k].err / plats[k].value for k in use])
+        p0, p1 = linear_fit(x, y, sig)
+        return chi2_dof(y - (p0 + p1 * x), sig, 2)
+    shortest = min(3, len(cand))
+    windows = [cand[i:] for i in range(len(cand) - shortest + 1)]     # widest first
+    chi2s = [line(w) for w in windows]
+    good = [w for w, c in zip(windows, chi2s) if c <= CHI2_MAX]
+    use = good[0] if good else windows[int(np.nanargmin(chi2s))] if np.any(np.isfinite(chi2s)) \
+        else windows[-1]
     x = np.array([N[k] for k in use], dtype=float)
     sig = np.array([plats[k].err / plats[k].value for k in use])
 
@@ -200,9 +291,11 @@ def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
         p0, p1 = linear_fit(x, np.log(c), sig)
         return np.array([-p1, p0])
     g = None if groups is None else [groups[k] for k in use]
-    v, e, _ = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
-    return Estimate(v[0], e[0], {"N_used": [int(n) for n in x], "ln_prefactor": v[1],
-                                 "plateaus": plats})
+    v, _, reps = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
+    est, _ = estimates(v, reps)
+    est.info.update(N_used=[int(n) for n in x], ln_prefactor=v[1], plateaus=plats,
+                    chi2_dof=line(use))
+    return est
 
 
 def beta_extrapolation(N, times, rows_list, groups=None, n_boot=N_BOOT, seed=0):
@@ -222,9 +315,11 @@ def beta_extrapolation(N, times, rows_list, groups=None, n_boot=N_BOOT, seed=0):
         b = np.array([power_law_exponent(t, m, w) for m, (t, w) in zip(means, grids)])
         return np.array(linear_fit(x, b, sig)) if np.all(np.isfinite(b)) else np.full(2, np.nan)
     g = None if groups is None else [groups[k] for k in use]
-    v, e, _ = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
-    info["slope"] = Estimate(v[1], e[1])
-    return Estimate(v[0], e[0], info)
+    v, _, reps = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
+    est, info["slope"] = estimates(v, reps)
+    info["chi2_dof"] = chi2_dof([betas[k].value for k in use] - (v[0] + v[1] * x), sig, 2)
+    est.info.update(info)
+    return est
 
 
 def stretched_window(t, C_eps, C_0):
@@ -258,11 +353,16 @@ def stretched_estimate(t, rows_eps, rows_0, paired=True, n_boot=N_BOOT, seed=0):
     def fit(m_eps, m_0):
         c = plateau_value(m_0)
         return np.array(stretched_exp_fit(tw, m_eps[window] / c, best) if c > 0 else (np.nan,) * 3)
-    v, e, _ = bootstrap([rows_eps, rows_0], fit, n_boot, seed, [0, 0] if paired else [0, 1])
-    names = ("A", "tau", "delta")
-    est = {n: Estimate(a, b) for n, a, b in zip(names, v, e)}
-    return Estimate(v[2], e[2], {**est, "t_window": (float(tw[0]), float(tw[-1])),
-                                 "window": window})
+    v, _, reps = bootstrap([rows_eps, rows_0], fit, n_boot, seed, [0, 0] if paired else [0, 1])
+    A, tau, delta = estimates(v, reps)
+    y = np.mean(rows_eps, 0)[window] / plateau_value(np.mean(rows_0, 0))
+    sigma = sem(rows_eps)[window] / plateau_value(np.mean(rows_0, 0)) / y
+    chi2 = np.nan
+    if np.all(y > 0):
+        chi2 = chi2_dof(np.log(y) - (np.log(v[0]) - (tw / v[1]) ** v[2]), sigma, 3)
+    delta.info.update(A=A, tau=tau, t_window=(float(tw[0]), float(tw[-1])), window=window,
+                      chi2_dof=chi2)
+    return delta
 
 
 def entropy_volume_law(N, rows_list, groups=None, n_boot=N_BOOT, seed=0):
@@ -273,10 +373,15 @@ def entropy_volume_law(N, rows_list, groups=None, n_boot=N_BOOT, seed=0):
     def fit(*means):
         s = np.array([plateau_value(m) for m in means])
         return np.array(linear_fit(N, s)[::-1])
-    v, e, _ = bootstrap(rows_list, fit, n_boot, seed, groups)
-    per_N = [Estimate(p.value / n, p.err / n) for p, n in
-             zip((plateau_estimate(r, n_boot, seed) for r in rows_list), N)]
-    return Estimate(v[0], e[0], {"intercept": Estimate(v[1], e[1]), "per_N": per_N})
+    v, _, reps = bootstrap(rows_list, fit, n_boot, seed, groups)
+    slope, intercept = estimates(v, reps)
+    plats = [plateau_estimate(r, n_boot, seed) for r in rows_list]
+    per_N = [Estimate(p.value / n, p.err / n, interval=(p.interval[0] / n, p.interval[1] / n))
+             for p, n in zip(plats, N)]
+    resid = [p.value for p in plats] - (v[1] + v[0] * N)
+    slope.info.update(intercept=intercept, per_N=per_N, N_used=[int(n) for n in N],
+                      chi2_dof=chi2_dof(resid, [p.err for p in plats], 2))
+    return slope
 
 
 def eta_collapse(curves, n_grid=60):

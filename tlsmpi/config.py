@@ -5,7 +5,9 @@ paper's numerics (Sec. IV A).  ``[sweep]`` lists model parameters to scan: the r
 computes every combination (a "case"), with the same disorder realizations in each.
 
     [model]        N, material, W_eV, Dbar, nD, gamma, rho_g_cm3, vL_km_s, vT_km_s,
-                   L0_nm, eta, epsilon, T_K, flipflop        (tlsmpi.model.ModelParams)
+                   L0_nm, eta, epsilon, T_K, flipflop, flipflop_form
+                   (tlsmpi.model.ModelParams); with material = "SiO2" | "BK7" | "PMMA"
+                   the keys not given take the Table I values, given ones override
     [time]         t_min, t_max, n_times, spacing = "log" | "linear"; or values = [...]
     [ensemble]     realizations, seed
     [engine]       name (a registered engine: tlsmpi.engines), ranks_per_realization,
@@ -16,6 +18,7 @@ computes every combination (a "case"), with the same disorder realizations in ea
 """
 from dataclasses import dataclass, fields
 import itertools
+import logging
 import math
 import sys
 
@@ -23,7 +26,7 @@ import numpy as np
 
 from . import engines
 from .errors import ConfigError
-from .model import MATERIALS, ModelParams
+from .model import MATERIALS, ModelParams, material_values
 from .observables import Request
 
 if sys.version_info >= (3, 11):
@@ -31,8 +34,9 @@ if sys.version_info >= (3, 11):
 else:                                   # pragma: no cover
     import tomli as tomllib
 
-MODEL_KEYS = {f.name: f.type for f in fields(ModelParams)}
-_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelParams)}
+MODEL_KEYS = {f.name: f.type for f in fields(ModelParams) if f.name != "material"}
+_MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelParams) if f.name != "material"}
+log = logging.getLogger("tlsmpi")
 
 #: section -> key -> (default, check, what the check wants)
 SCHEMA = {
@@ -132,7 +136,8 @@ class Config:
         lines = []
         for name, table in self.data.items():
             lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
+                      if not (name == "time" and k == "values" and v == [])]
             lines.append("")
         return "\n".join(lines)
 
@@ -235,7 +240,8 @@ def validate(raw):
                 raise ConfigError(f"{section}.{key} = {value!r}: expected {want}")
             out[key] = value
         data[section] = out
-    _check_times(data["time"])
+    _check_times(data["time"], raw.get("time", {}))
+    _apply_material(data["model"], raw.get("model", {}), data["sweep"])
     config = Config(data)
     try:
         cases = config.cases()
@@ -245,7 +251,25 @@ def validate(raw):
     return config
 
 
-def _check_times(t):
+def _apply_material(model, explicit, sweep):
+    """With model.material set, the keys the user did not give (in [model] or [sweep])
+    take the preset's Table I values; an explicit value that differs is logged once."""
+    name = model["material"]
+    if not name:
+        return
+    for key, value in material_values(name).items():
+        if key in sweep:
+            log.info("sweep.%s = %s overrides %s's %s", key, sweep[key], name, value)
+        elif key not in explicit:
+            model[key] = value
+        elif model[key] != value:
+            log.info("model.%s = %r overrides %s's %r", key, model[key], name, value)
+
+
+def _check_times(t, explicit):
+    if "values" in explicit and not t["values"]:
+        raise ConfigError("time.values = []: give at least one time, or remove the key to use "
+                          "t_min, t_max, n_times and spacing")
     if t["values"]:
         v = t["values"]
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

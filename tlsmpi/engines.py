@@ -23,7 +23,7 @@ import importlib
 from .errors import ConfigError
 
 #: Modules that register the built-in engines when imported.
-BUILTIN = ("tlsmpi.exact", "tlsmpi.liouvillian")
+BUILTIN = ("tlsmpi.exact", "tlsmpi.liouvillian", "tlsmpi.ed")
 
 _REGISTRY = {}
 
@@ -46,6 +46,8 @@ class Engine:
     observables = ("concurrence",)
     #: True if one realization can run on a group of several ranks (``comm`` in `compute`).
     parallel = False
+    #: True if the engine reads solver options (``-name value`` words of the command line).
+    solver_options = False
 
     def __init__(self, options=None):
         self.options = {k: d for k, (d, _, _) in type(self).options.items()}
@@ -73,6 +75,10 @@ class Engine:
 
     def init(self, argv):
         """Called once per process before the first `compute` (e.g. solver options)."""
+
+    def unused_options(self):
+        """Names of solver options that no solver read (reported as misspelt)."""
+        return []
 
     def versions(self):
         """Library versions for the run file's provenance, e.g. {"petsc_version": "3.18.5"}."""

@@ -239,9 +239,17 @@ class ExactEngine(Engine):
         return 8 * 16.0 * N * N * T + 2 * 16.0 * N * T * 16
 
     def cost(self, params, times, request, draw):
-        """O(N^3 T) core plus O(N^2 T) tables (coefficients fitted in docs/performance.md)."""
+        """O(N^3 T) pair core plus O(N^2 T) tables (within a factor 2 of the measured
+        seconds for N = 8..64, docs/performance.md; twice as much with dissipation), plus
+        the entropy's own cost model (`tlsmpi.entropy.route_costs`)."""
+        from .entropy import route_costs
         N, T = params.N, len(times)
-        return T * (2e-6 * N**2 + 1.5e-8 * N**3) + 1e-3
+        seconds = T * (1.5e-6 * N**2 + 1.1e-8 * N**3) * (2.0 if params.epsilon else 1.0) + 1e-3
+        if request.entropy:
+            n_bubbles = request.bipartitions or N
+            routes = route_costs(N, N // 2, T, n_bubbles)
+            seconds += routes["factorized"] if params.epsilon else min(routes.values())
+        return seconds
 
     def compute(self, real, times, request, comm=None):
         return compute(real, times, request, comm)

@@ -12,10 +12,12 @@ puts site k on axis k.  dc/dt = G c with the real matrix
 a sum of local blocks (Eqs. 15 and 23): per site the 4x4 block
 Tr(P_b L_i(P_a))/2 of -i[-nu_i S^z_i / 2, .] and the dissipator of site i, per pair
 i < j the 16x16 block Tr(P_b L_ij(P_a))/4 of -i[h_ij, .] with
-h_ij = 2 J_ij S^z_i S^z_j + K_ij S+_i S-_j + K_ji S-_i S+_j (ordered-pair sums of Eq. 23
-and the flip-flop term).  A pair term is a commutator with strings that have no identity
-factor, so it changes both digits of a row: its entries never coincide with the site
-entries, and each row is a diagonal plus distinct off-diagonal entries.
+h_ij = 2 J_ij S^z_i S^z_j + (flip-flop term), the ordered-pair sums of Eq. (23) and of
+the flip-flop term (footnote 67) in the form ``model.flipflop_form``:
+K_ij S+_i S-_j + K_ji S-_i S+_j ("exchange") or (K_ij + K_ji) S^x_i S^x_j ("xx").
+A pair term is a commutator with strings that have no identity factor, so it changes
+both digits of a row: its entries never coincide with the site entries, and each row
+is a diagonal plus distinct off-diagonal entries.
 
 Rows are distributed over the ranks of a communicator in PETSc's default contiguous
 layout; each rank builds its rows with vectorized numpy in chunks (`Generator.csr`).
@@ -36,7 +38,7 @@ from .observables import concurrence, entropy_vn
 PAULI = np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
 _SP = np.array([[0, 2], [0, 0]], dtype=complex)     # S+ = S^x + i S^y
 _SM = _SP.T.copy()
-_SZ = PAULI[3]
+_SX, _SZ = PAULI[1], PAULI[3]
 
 #: MFN defaults unless -mfn_type, -mfn_ncv, -mfn_tol are given (tuned in docs/performance.md).
 DEFAULT_TYPE, DEFAULT_NCV, DEFAULT_TOL = "krylov", 8, 1e-10
@@ -97,10 +99,15 @@ def site_block(nu, Y, f):
     return _pauli_block(L, 1)
 
 
-def pair_block(J, K_ij=0.0, K_ji=0.0):
-    """16x16 block of the pair i < j: -i[h_ij, rho] with
-    h_ij = 2 J_ij Sz_i Sz_j + K_ij S+_i S-_j + K_ji S-_i S+_j (Eq. 23, ordered-pair sums)."""
-    h = 2 * J * np.kron(_SZ, _SZ) + K_ij * np.kron(_SP, _SM) + K_ji * np.kron(_SM, _SP)
+def pair_block(J, K_ij=0.0, K_ji=0.0, form="exchange"):
+    """16x16 block of the pair i < j: -i[h_ij, rho] with h_ij = 2 J_ij Sz_i Sz_j (Eq. 23,
+    ordered-pair sum) plus the flip-flop term of ``form`` (tlsmpi.model.ModelParams):
+    K_ij S+_i S-_j + K_ji S-_i S+_j ("exchange") or (K_ij + K_ji) Sx_i Sx_j ("xx")."""
+    h = 2 * J * np.kron(_SZ, _SZ)
+    if form == "xx":
+        h = h + (K_ij + K_ji) * np.kron(_SX, _SX)
+    else:
+        h = h + K_ij * np.kron(_SP, _SM) + K_ji * np.kron(_SM, _SP)
     return _pauli_block(lambda r: -1j * (h @ r - r @ h), 2)
 
 
@@ -141,11 +148,11 @@ class Generator:
         sites = [site_block(real.nu[k], real.Y[k], real.f[k]) for k in range(N)]
         self.site_diag = np.array([np.diag(G) for G in sites])  # (N, 4)
         self.tables = [((k,), _slot_table(G, [self.shift[k]])) for k, G in enumerate(sites)]
-        K = real.K
+        K, form = real.K, real.params.flipflop_form
         changed = _changed_digits(2)
         for i in range(N):
             for j in range(i + 1, N):
-                G = pair_block(real.J[i, j], K[i, j], K[j, i])
+                G = pair_block(real.J[i, j], K[i, j], K[j, i], form)
                 if not G.any():
                     continue
                 assert not (G[changed < 2] != 0).any(), "pair term must change both digits"
@@ -433,15 +440,21 @@ def _reason_name(reason):
 BASELINE = 150e6
 
 
+def _pair_offdiag(flipflop):
+    """Off-diagonal entries of a generic pair block, (mean, max) per row; ``flipflop`` is
+    False or the flip-flop form ("exchange" or "xx"; True means "exchange")."""
+    form = "exchange" if flipflop is True else (flipflop or "exchange")
+    K = 1.0 if flipflop else 0.0
+    count = ((pair_block(1.0, K, K, form) != 0) & ~np.eye(16, dtype=bool)).sum(1)
+    return count.mean(), count.max()
+
+
 def mean_nnz_per_row(N, flipflop=False):
     """Average entries per row for generic parameters (all couplings and rates non-zero):
-    1 + 3N/4 + N(N-1)/4 without flip-flop terms."""
+    1 + 3N/4 + N(N-1)/4 without flip-flop terms (``flipflop``: see `_pair_offdiag`)."""
     site = site_block(1.0, 1.0, 1.0)
-    pair = pair_block(1.0, 1.0 if flipflop else 0.0, 1.0 if flipflop else 0.0)
-    off = ~np.eye(4, dtype=bool)
-    per_site = (site[off] != 0).sum() / 4
-    per_pair = (pair[~np.eye(16, dtype=bool)] != 0).sum() / 16
-    return 1 + N * per_site + N * (N - 1) / 2 * per_pair
+    per_site = (site[~np.eye(4, dtype=bool)] != 0).sum() / 4
+    return 1 + N * per_site + N * (N - 1) / 2 * _pair_offdiag(flipflop)[0]
 
 
 def memory_estimate(N, nranks, ncv=30, flipflop=False):
@@ -452,7 +465,7 @@ def memory_estimate(N, nranks, ncv=30, flipflop=False):
     rows = 4**N / nranks
     matrix = rows * (mean_nnz_per_row(N, flipflop) * 12 + 16)
     vectors = (ncv + 4 + (2 if nranks > 1 else 0)) * rows * 8
-    slots = 1 + N + N * (N - 1) / 2 * (4 if flipflop else 1)
+    slots = 1 + N + N * (N - 1) / 2 * _pair_offdiag(flipflop)[1]
     assembly = min(CHUNK_ROWS, rows) * slots * 40
     return matrix + vectors + assembly + BASELINE
 
@@ -499,6 +512,14 @@ def check_memory(N, nranks, available=None, ranks_on_node=None, ncv=30, flipflop
             f"{largest} with these ranks; use more nodes per realization, or engine 'exact'")
 
 
+def _petsc_library():
+    """Path of the PETSc shared library loaded by petsc4py (from /proc/self/maps)."""
+    import re
+    with open("/proc/self/maps") as fh:
+        found = re.findall(r"(/\S*libpetsc\S*\.so\S*)", fh.read())
+    return found[0] if found else "libpetsc.so"
+
+
 def norm1_estimate(real):
     """Upper bound of ||G||_1 from the site and pair blocks: each column of G gets at
     most |nu_i| + 4 Y_i (1 + 2 f_i) + ... from site i and 4 |J_ij| + 4 |K_ij| from pair ij."""
@@ -507,24 +528,59 @@ def norm1_estimate(real):
     return float(site.sum() + pair.sum() / 2)
 
 
+def _flipflop(params):
+    """The ``flipflop`` argument of the memory model for ``params``."""
+    return params.flipflop_form if params.flipflop else False
+
+
 @register
 class LiouvillianEngine(Engine):
     """Engine 2 in the registry: one realization on a group of ranks (PETSc matrix)."""
     name = "liouvillian"
     observables = ("concurrence", "entropy")
     parallel = True
+    solver_options = True
 
     def memory(self, params, request, times, ranks=1):
-        return memory_estimate(params.N, ranks, flipflop=bool(params.flipflop))
+        return memory_estimate(params.N, ranks, flipflop=_flipflop(params))
 
     def cost(self, params, times, request, draw):
         """Matrix-vector products x entries: 4^N nnz/row x (output intervals + MFN
         substeps of ||G||_1 h <= STEP_NORM over the window)."""
         steps = len(times) + norm1_estimate(draw()) * float(times[-1]) / STEP_NORM
-        return 4.0**params.N * mean_nnz_per_row(params.N, bool(params.flipflop)) * steps * 2e-8
+        return 4.0**params.N * mean_nnz_per_row(params.N, _flipflop(params)) * steps * 2e-8
 
     def init(self, argv):
         init_petsc(argv)
+
+    def unused_options(self):
+        """Options of the PETSc database that nothing read, after a probe MFN on a 1 x 1
+        matrix has read its options as every realization's solver does (PETSc's
+        PetscOptionsLeftGet, called through ctypes: petsc4py does not wrap it)."""
+        import ctypes
+        from petsc4py import PETSc
+        from slepc4py import SLEPc
+        A = PETSc.Mat().createAIJ([1, 1], nnz=1, comm=PETSc.COMM_SELF)
+        A.setValue(0, 0, 0.0)
+        A.assemble()
+        mfn = SLEPc.MFN().create(comm=PETSc.COMM_SELF)
+        try:
+            mfn.setOperator(A)
+            mfn.getFN().setType(SLEPc.FN.Type.EXP)
+            mfn.setFromOptions()
+            PETSc.Options().getReal("tlsmpi_step_norm", STEP_NORM)
+            lib = ctypes.CDLL(_petsc_library())
+            n = ctypes.c_int()
+            names = ctypes.POINTER(ctypes.c_char_p)()
+            values = ctypes.POINTER(ctypes.c_char_p)()
+            if lib.PetscOptionsLeftGet(None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values)):
+                return []
+            left = [names[i].decode() for i in range(n.value)]
+            lib.PetscOptionsLeftRestore(None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values))
+            return left
+        finally:
+            mfn.destroy()
+            A.destroy()
 
     def versions(self):
         from petsc4py import PETSc

@@ -38,8 +38,9 @@ FLIPFLOP_FORMS = ("exchange", "xx")
 class ModelParams:
     """Physical parameters; the defaults are the paper's numerics (Sec. IV A).
 
-    Dbar and gamma are in units of W; ``epsilon`` and ``eta`` are the
-    artificial scale factors of Eq. (25); ``flipflop`` scales the optional
+    ``material`` names the Table I preset the values came from ("" for the paper's
+    numerics; see `from_material`).  Dbar and gamma are in units of W; ``epsilon``
+    and ``eta`` are the artificial scale factors of Eq. (25); ``flipflop`` scales the optional
     flip-flop coupling K_ij = flipflop * J_ij (footnote 67), which Engine 1 cannot
     treat.  ``flipflop_form`` chooses its operator, in the ordered-pair convention of
     the S^z S^z term (each unordered pair enters twice):
@@ -63,15 +64,19 @@ class ModelParams:
     T_K: float = 0.0
     flipflop: float = 0.0
     flipflop_form: str = "exchange"
+    material: str = ""
 
     def __post_init__(self):
+        if self.material and self.material not in MATERIALS:
+            raise ValueError(f"model.material = {self.material!r}: choose one of {sorted(MATERIALS)} "
+                             "(or \"\" for the paper's numerics)")
         if self.flipflop_form not in FLIPFLOP_FORMS:
             raise ValueError(f"model.flipflop_form = {self.flipflop_form!r}: choose one of "
                              f"{list(FLIPFLOP_FORMS)}")
         if isinstance(self.N, bool) or not isinstance(self.N, (int, np.integer)) or self.N < 2:
             raise ValueError(f"model.N = {self.N!r}: the number of TLSs must be an integer >= 2")
         for f in fields(self):
-            if f.name in ("N", "flipflop_form"):
+            if f.name in ("N", "flipflop_form", "material"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
@@ -84,19 +89,9 @@ class ModelParams:
 
     @classmethod
     def from_material(cls, name, **overrides):
-        """Parameters of a Table I glass: W, Dbar/W, n_Delta, gamma/W, rho, v_L, v_T and
-        L0 = rho_TLS^(-1/3); ``eta`` and ``epsilon`` stay physical (1) unless overridden."""
-        try:
-            m = MATERIALS[name]
-        except KeyError:
-            raise ValueError(f"material = {name!r}: choose one of {sorted(MATERIALS)}") from None
-        base = dict(W_eV=m["W_meV"] * 1e-3, Dbar=m["Dbar_meV"] / m["W_meV"],
-                    nD=math.log10(m["Dmax_meV"] / m["Dmin_meV"]),
-                    gamma=m["gamma_eV"] * 1e3 / m["W_meV"], rho_g_cm3=m["rho"],
-                    vL_km_s=m["vL"], vT_km_s=m["vT"], L0_nm=m["rho_TLS"] ** (-1 / 3),
-                    eta=1.0, epsilon=1.0)
-        base.update(overrides)
-        return cls(**base)
+        """Parameters of a Table I glass (`material_values`); ``overrides`` replace any of
+        them and set the other fields."""
+        return cls(**{**material_values(name), "material": name, **overrides})
 
     def replace(self, **changes):
         return replace(self, **changes)
@@ -130,6 +125,21 @@ class ModelParams:
     def box(self):
         """Side of the periodic cube, L = L0 N^(1/3) (nm)."""
         return self.L0_nm * self.N ** (1 / 3)
+
+
+def material_values(name):
+    """The ModelParams values a Table I glass sets: W, Dbar/W, n_Delta =
+    log10(Delta_max/Delta_min), gamma/W, rho, v_L, v_T and L0 = rho_TLS^(-1/3); ``eta``
+    and ``epsilon`` are physical (1)."""
+    try:
+        m = MATERIALS[name]
+    except KeyError:
+        raise ValueError(f"material = {name!r}: choose one of {sorted(MATERIALS)}") from None
+    return dict(W_eV=m["W_meV"] * 1e-3, Dbar=m["Dbar_meV"] / m["W_meV"],
+                nD=math.log10(m["Dmax_meV"] / m["Dmin_meV"]),
+                gamma=m["gamma_eV"] * 1e3 / m["W_meV"], rho_g_cm3=m["rho"],
+                vL_km_s=m["vL"], vT_km_s=m["vT"], L0_nm=m["rho_TLS"] ** (-1 / 3),
+                eta=1.0, epsilon=1.0)
 
 
 def bose(E, kT):

@@ -1,38 +1,63 @@
 """The run file: one HDF5 file per run, written in parallel, read anywhere.
 
-Layout (docs/output.md has the full description)::
+Layout (layout_version 2; docs/output.md has the full description)::
 
-    /                      attrs: layout_version, tlsmpi_version, config (TOML), seed,
-                                  engine, n_cases, n_realizations, versions, units
-    /times                 (T,)  output times [hbar/W]
-    /complete              ()    1 once every realization is done or failed
-    /case_000 ...          attrs: the case's model parameters, label
-        status             (R,)  0 pending, 1 done, -1 failed
-        error              (R,)  failure message of failed realizations
-        wall_seconds       (R,)  compute time of each realization
+    /                      attrs: provenance (version, git commit, command line, config
+                                  TOML, seed, engine, MPI size, library versions, times)
+    /time  /realization    dimension scales (T,), (R,)
+    /complete              ()  1 once no realization is pending
+    /end_time              ()  when the run was finalized ("" before)
+    /case_000 ...          attrs: the case's effective model parameters, label
+        site, site_other, xyz, checksum_item   dimension scales of this case
+        status             (R,)   0 pending, 1 done, -1 failed (flag_values/flag_meanings)
+        checksum           (R, K) CRC32 of each of the K rows of a written realization
+        error              (R,)   failure message of failed realizations
+        wall_seconds       (R,)   compute time of each realization
         concurrence        (R, T) C(t) of Eq. (28), per realization
         entropy            (R, T) S_E(t) of Eq. (29), per realization (if requested)
-        <obs>_mean, <obs>_sem (T,) over the done realizations, written at the end
+        <obs>_mean, <obs>_sem (T,) over the verified done realizations, at the end
         disorder/          (R, ...) nu, J, Y, f, theta, phi, eps, Delta, g, positions
 
-Crash consistency: every object is created, with its storage allocated, when the file
-is made; the file is created under a temporary name and renamed when complete, so
-a kill during creation leaves no half-made run file.  Afterwards only raw values are
-written in place, a realization's ``status`` after its data, and the file is flushed
-at checkpoints: a file killed at any moment opens, and ``--resume`` recomputes
-exactly the realizations whose status is still 0.
+Writing (docs/reliability.md).  Rank 0 alone creates the complete file (every dataset
+allocated and filled) under a unique temporary name and publishes it atomically; then
+every rank opens it with the ``mpio`` driver and only raw values are written in place:
+completed rows are buffered per rank and written by independent I/O in one operation
+per dataset at each checkpoint, data first, then checksums, then status.  A kill at
+any moment leaves a file that opens and verifies; rows whose status is not "done" or
+"failed" are recomputed by ``--resume``.
 """
 import os
+import re
+import uuid
+import zlib
 
 import numpy as np
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 OBSERVABLES = ("concurrence", "entropy")
-UNITS = {"times": "hbar/W", "concurrence": "1", "entropy": "nats", "nu": "W/hbar", "J": "W",
-         "Y": "W/hbar", "f": "1", "theta": "rad", "phi": "rad", "eps": "W", "Delta": "W",
-         "g": "1", "positions": "nm", "wall_seconds": "s"}
 PENDING, DONE, FAILED = 0, 1, -1
+STATUS_MEANINGS = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ERROR_LEN = 240
+
+#: Per-realization disorder rows: name -> (trailing dimensions, units, long name).
+DISORDER = {
+    "nu": (("site",), "1", "TLS frequency nu_i in units of W/hbar (Eq. 11)"),
+    "J": (("site", "site_other"), "1", "coupling J_ij in units of W, ordered pairs (Eq. 22)"),
+    "Y": (("site",), "1", "phonon rate Y_i in units of W/hbar (Eq. 21)"),
+    "f": (("site",), "1", "Bose factor f_T(hbar nu_i)"),
+    "theta": (("site",), "rad", "polar angle of the initial Bloch vector (Eq. 26)"),
+    "phi": (("site",), "rad", "azimuth of the initial Bloch vector (Eq. 26)"),
+    "eps": (("site",), "1", "asymmetry epsilon_i in units of W"),
+    "Delta": (("site",), "1", "tunnelling amplitude Delta_i in units of W"),
+    "g": (("site",), "1", "dipole trace factor g_i, Tr(D_i^2) = g_i^2"),
+    "positions": (("site", "xyz"), "nm", "TLS position in the periodic cube"),
+}
+#: CF attributes of the per-realization data.
+DATA_ATTRS = {
+    "concurrence": ("1", "mean pair concurrence C(t), Eq. (28)"),
+    "entropy": ("1", "half-system entanglement entropy S_E(t) in nats, Eq. (29)"),
+    "wall_seconds": ("s", "compute time of the realization"),
+}
 
 
 def h5py_module():
@@ -47,73 +72,359 @@ def case_name(k):
 
 
 def case_label(params, swept):
-    return " ".join(f"{k}={getattr(params, k):g}" for k in swept) or f"N={params.N}"
+    return " ".join(f"{k}={getattr(params, k):g}" if not isinstance(getattr(params, k), str)
+                    else f"{k}={getattr(params, k)}" for k in swept) or f"N={params.N}"
+
+
+def row_datasets(observables, save_disorder):
+    """Names (relative to the case group) of the datasets that hold one row per
+    realization and are covered by the row checksum, in checksum order."""
+    names = list(observables) + ["wall_seconds"]
+    if save_disorder:
+        names += ["disorder/" + k for k in DISORDER]
+    return names
+
+
+def crc(row):
+    """CRC32 of a row's little-endian bytes."""
+    a = np.asarray(row)
+    return zlib.crc32(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
+
+
+def file_size_estimate(config):
+    """Bytes of the run file of ``config`` (its datasets; metadata adds a few 10 kB)."""
+    R, T = config.realizations, len(config.times)
+    n_obs = sum(bool(getattr(config.request, o)) for o in OBSERVABLES)
+    save = config.section("observables")["save_disorder"]
+    total = 8.0 * T
+    for p in config.cases():
+        per_row = 8 * n_obs * T + 8 + 1 + ERROR_LEN + 4 * len(row_datasets(range(n_obs), save))
+        if save:
+            per_row += 8 * (9 * p.N + p.N * p.N + 3 * p.N)
+        total += R * per_row + 16 * n_obs * T
+    return total
+
+
+# --------------------------------------------------------------------------- creation
+
+def create(path, config, meta, overwrite=False):
+    """Make the complete run file at ``path`` (one process; no MPI).
+
+    The file is written under a unique temporary name in the target directory and
+    published with a no-clobber hard link (or, with ``overwrite``, an atomic rename),
+    so a reader never sees a half-made file and two creators never both succeed.  The
+    work is done in a forked child that never calls MPI: HDF5 can crash when it closes
+    a file whose write failed (disk full, quota), and then only the child dies.
+    Raises OSError naming the cause; the temporary file is removed.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.creating-{uuid.uuid4().hex[:12]}")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                   # the child: report, then leave at once
+        os.close(read)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)    # HDF5's own error stack
+            _create(tmp, path, config, meta, overwrite)
+            os.write(write, b"0\n")
+        except BaseException as err:               # report before the failed file's objects
+            code = getattr(err, "errno", None) or 0    # are freed: freeing them may crash
+            os.write(write, f"{code}\n{_strerror(err) or type(err).__name__}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        report = fh.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    if not report:
+        raise OSError(f"the process creating the file died ({_wait_text(status)})")
+    code, message = report.split("\n", 1)
+    if message:
+        raise OSError(int(code), message)
+
+
+def _wait_text(status):
+    return f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {os.WEXITSTATUS(status)}"
+
+
+def _create(tmp, path, config, meta, overwrite):
+    h5py = h5py_module()
+    f = h5py.File(tmp, "w", libver=("v108", "latest"))
+    try:                                           # no close after a failure: it may crash
+        _make_layout(f, config, meta)
+        f.close()
+    except RuntimeError as err:                    # h5py's close reports a failed write so
+        raise OSError(_strerror(err)) from None
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        os.link(tmp, path)                         # fails if path exists: no clobber
+        os.unlink(tmp)
+
+
+def _strerror(err):
+    """The system's words from an HDF5 error message ("... error message = 'File too
+    large' ..."), else the whole message."""
+    match = re.search(r"error message = '([^']*)'", str(err))
+    return match.group(1).capitalize() if match else str(err)
+
+
+def _scale(parent, name, data, long_name, units="1"):
+    ds = parent.create_dataset(name, data=data)
+    ds.attrs.update(units=units, long_name=long_name)
+    ds.make_scale(name)
+    return ds
+
+
+def _attach(ds, *scales):
+    for axis, scale in enumerate(scales):
+        ds.dims[axis].attach_scale(scale)
+
+
+def _early():
+    """Dataset creation properties that allocate (and fill) storage at creation, so that
+    later writes never change the file's metadata."""
+    h5py = h5py_module()
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return dcpl
+
+
+def _data(parent, name, shape, scales, units, long_name, dtype="f8"):
+    """A dataset filled with NaN (not yet computed) at creation, with CF attributes."""
+    fill = np.nan if dtype == "f8" else 0
+    ds = parent.create_dataset(name, shape=shape, dtype=dtype, fillvalue=fill, dcpl=_early())
+    ds.attrs.update(units=units, long_name=long_name)
+    if dtype == "f8":
+        ds.attrs["_FillValue"] = np.float64(np.nan)
+    _attach(ds, *scales)
+    return ds
+
+
+def _make_layout(f, config, meta):
+    times = config.times
+    R, T = config.realizations, len(times)
+    cases = config.cases()
+    swept = list(config.section("sweep"))
+    save = config.section("observables")["save_disorder"]
+    observables = [o for o in OBSERVABLES if getattr(config.request, o)]
+    f.attrs.update(meta)
+    f.attrs.update(Conventions="CF-1.8", layout_version=LAYOUT_VERSION, config=config.to_toml(),
+                   seed=config.seed, engine=config.engine, n_cases=len(cases),
+                   n_realizations=R, swept=",".join(swept),
+                   units_note="energy W, time hbar/W, length nm (see docs/output.md)")
+    time = _scale(f, "time", times, "time in units of hbar/W")
+    realization = _scale(f, "realization", np.arange(R), "disorder realization index r "
+                         "(drawn from numpy.random.default_rng([r, seed]))")
+    f.create_dataset("complete", shape=(), dtype="i1", fillvalue=0, dcpl=_early()).attrs[
+        "long_name"] = "1 once no realization is pending"
+    f.create_dataset("end_time", shape=(), dtype="S32", dcpl=_early()).attrs[
+        "long_name"] = "when the run was finalized (ISO 8601), empty before"
+    names = row_datasets(observables, save)
+    for k, params in enumerate(cases):
+        g = f.create_group(case_name(k))
+        g.attrs.update({key: getattr(params, key) for key in params.__dataclass_fields__})
+        g.attrs["label"] = case_label(params, swept)
+        status = g.create_dataset("status", shape=(R,), dtype="i1", fillvalue=PENDING, dcpl=_early())
+        status.attrs.update(long_name="state of each realization",
+                            flag_values=np.array(list(STATUS_MEANINGS), dtype="i1"),
+                            flag_meanings=" ".join(STATUS_MEANINGS.values()))
+        _attach(status, realization)
+        item = _scale(g, "checksum_item", np.arange(len(names)), "row dataset covered by "
+                      "the checksum: see attribute datasets")
+        item.attrs["datasets"] = " ".join(names)
+        checksum = g.create_dataset("checksum", shape=(R, len(names)), dtype="u4", fillvalue=0,
+                                    dcpl=_early())
+        checksum.attrs.update(long_name="CRC32 of the little-endian bytes of each row of a "
+                              "written realization", datasets=" ".join(names))
+        _attach(checksum, realization, item)
+        error = g.create_dataset("error", shape=(R,), dtype=f"S{ERROR_LEN}", dcpl=_early())
+        error.attrs["long_name"] = "failure message of a failed realization"
+        _attach(error, realization)
+        ancillary = "status checksum"
+        for obs in observables + ["wall_seconds"]:
+            units, long_name = DATA_ATTRS[obs]
+            shape, scales = ((R, T), (realization, time)) if obs != "wall_seconds" else ((R,), (realization,))
+            _data(g, obs, shape, scales, units, long_name).attrs["ancillary_variables"] = ancillary
+        for obs in observables:
+            units, long_name = DATA_ATTRS[obs]
+            _data(g, obs + "_mean", (T,), (time,), units, long_name + ", mean over done realizations")
+            _data(g, obs + "_sem", (T,), (time,), units, long_name + ", standard error of the mean")
+        if save:
+            N = params.N
+            dims = {"site": _scale(g, "site", np.arange(N), "TLS index i"),
+                    "site_other": _scale(g, "site_other", np.arange(N), "TLS index j"),
+                    "xyz": _scale(g, "xyz", np.arange(3), "Cartesian component")}
+            d = g.create_group("disorder")
+            for name, (trailing, units, long_name) in DISORDER.items():
+                shape = (R,) + tuple(3 if t == "xyz" else N for t in trailing)
+                _data(d, name, shape, (realization,) + tuple(dims[t] for t in trailing),
+                      units, long_name)
+
+
+# --------------------------------------------------------------------------- writing
+
+def _open_parallel(path, comm):
+    h5py = h5py_module()
+    if h5py.get_config().mpi:
+        return h5py.File(path, "r+", driver="mpio", comm=comm)
+    if comm.size > 1:
+        raise RuntimeError("this h5py has no MPI support, so only one rank can write the run "
+                           "file: install an MPI build of h5py (Debian: python3-h5py-mpi, "
+                           "conda-forge: h5py=*=mpi_openmpi*) or run on one rank")
+    return h5py.File(path, "r+")
 
 
 class RunFile:
-    """Writer side of the run file, opened on all ranks of ``comm``."""
+    """Writer side of the run file, opened on all ranks of ``comm`` (collective).
 
-    def __init__(self, h5file, comm):
-        self.f = h5file
+    Completed realizations are buffered with `add`/`add_failure` and written by
+    `write_buffer` (independent I/O: no other rank takes part)."""
+
+    def __init__(self, path, comm):
+        self.path = path
         self.comm = comm
-
-    @classmethod
-    def create(cls, path, comm, config, meta):
-        """Make the complete file structure under ``path + '.creating'`` and rename it."""
-        tmp = path + ".creating"
-        with _open(tmp, "w", comm) as f:
-            _make_layout(f, config, meta)
-        comm.Barrier()
-        if comm.rank == 0:
-            os.replace(tmp, path)
-        comm.Barrier()
-        return cls.open(path, comm)
-
-    @classmethod
-    def open(cls, path, comm):
-        return cls(_open(path, "r+", comm), comm)
+        self.f = _open_parallel(path, comm)
+        self.parallel = self.f.driver == "mpio"
+        self.buffer = []
+        # Every object is opened here, by all ranks together: with the mpio driver a
+        # metadata read by one rank alone can wait for the others forever.  Later I/O
+        # (raw values of these datasets) is independent.
+        self.root = {k: self.f[k] for k in ("complete", "end_time")}
+        self.cases = []
+        for name in sorted(k for k in self.f if k.startswith("case_")):
+            g = self.f[name]
+            datasets = {k: v for k, v in g.items() if isinstance(v, h5py_module().Dataset)}
+            if "disorder" in g:
+                datasets.update({"disorder/" + k: v for k, v in g["disorder"].items()})
+            self.cases.append(_Handles(name, datasets, datasets["checksum"].attrs["datasets"].split()))
 
     def status(self, case):
-        return self.f[case_name(case)]["status"][...]
+        return self.cases[case].ds["status"][...]
 
-    def write_realization(self, case, index, results, real, wall=0.0):
-        """Independent write of one realization's rows; the status goes last."""
-        g = self.f[case_name(case)]
-        for name, row in results.items():
-            g[name][index, :] = row
-        if "disorder" in g:
-            for name, ds in g["disorder"].items():
-                ds[index] = getattr(real, name)
-        g["wall_seconds"][index] = wall
-        g["status"][index] = DONE
+    def add(self, case, index, results, real, wall):
+        rows = dict(results)
+        rows["wall_seconds"] = np.float64(wall)
+        if "disorder/nu" in self.cases[case].ds:
+            rows.update({"disorder/" + k: getattr(real, k) for k in DISORDER})
+        self.buffer.append((case, index, DONE, rows, b""))
 
-    def write_failure(self, case, index, message, wall=0.0):
-        g = self.f[case_name(case)]
-        g["error"][index] = message.encode()[:ERROR_LEN]
-        g["wall_seconds"][index] = wall
-        g["status"][index] = FAILED
+    def add_failure(self, case, index, message, wall):
+        self.buffer.append((case, index, FAILED, {"wall_seconds": np.float64(wall)},
+                            message.encode(errors="replace")[:ERROR_LEN]))
 
-    def flush(self):
-        self.f.flush()
+    def write_buffer(self):
+        """Write the buffered rows: per case and dataset one write of all rows (sorted),
+        then the checksums, then the status.  Returns the number of rows written."""
+        n = len(self.buffer)
+        by_case = {}
+        for entry in sorted(self.buffer, key=lambda e: (e[0], e[1])):
+            by_case.setdefault(entry[0], []).append(entry)
+        for case, entries in by_case.items():
+            g, names = self.cases[case].ds, self.cases[case].names
+            index = [e[1] for e in entries]
+            sums = g["checksum"][index, :] if len(index) else None
+            for k, name in enumerate(names):
+                have = [(j, e) for j, e in enumerate(entries) if name in e[3]]
+                if not have:
+                    continue
+                rows = np.stack([np.asarray(e[3][name], dtype=float) for _, e in have])
+                g[name][[e[1] for _, e in have]] = rows
+                for (j, _), row in zip(have, rows):
+                    sums[j, k] = crc(row)
+            failed = [(e[1], e[4]) for e in entries if e[2] == FAILED]
+            if failed:
+                g["error"][[r for r, _ in failed]] = np.array([m for _, m in failed], dtype=f"S{ERROR_LEN}")
+            g["checksum"][index, :] = sums
+            g["status"][index] = np.array([e[2] for e in entries], dtype="i1")
+        self.buffer = []
+        if not self.parallel:
+            self.f.flush()
+        return n
 
-    def finalize(self):
-        """Means and standard errors over the done realizations (rank 0 writes)."""
-        complete = True
+    def mark_pending(self, rows):
+        """Set the status of damaged rows [(case, index)] back to pending (``--repair``)."""
+        for case, index in sorted(rows):
+            self.cases[case].ds["status"][index] = PENDING
+        if not self.parallel:
+            self.f.flush()
+
+    def finalize(self, end_time):
+        """Verify every row, then write means and standard errors over the verified done
+        rows, the complete flag and the end time (rank 0).  Returns (complete, problems)
+        on every rank; with problems nothing is written."""
+        result = None
         if self.comm.rank == 0:
-            for name in sorted(k for k in self.f if k.startswith("case_")):
-                g = self.f[name]
-                status = g["status"][...]
+            problems, complete, stats = [], True, []
+            for case in self.cases:
+                rows, status, bad = read_verified(case.ds, case.names)
+                problems += [(case.name,) + b for b in bad]
                 complete &= bool(np.all(status != PENDING))
-                for obs in OBSERVABLES:
-                    if obs in g:
-                        mean, sem = mean_sem(g[obs][...], status == DONE)
-                        g[obs + "_mean"][...] = mean
-                        g[obs + "_sem"][...] = sem
-            self.f["complete"][()] = int(complete)
-        return self.comm.bcast(complete, root=0)
+                stats.append({o: mean_sem(rows[o], status == DONE) for o in rows})
+            if not problems:
+                for case, per_obs in zip(self.cases, stats):
+                    for obs, (mean, sem) in per_obs.items():
+                        case.ds[obs + "_mean"][...] = mean
+                        case.ds[obs + "_sem"][...] = sem
+                self.root["complete"][()] = int(complete)
+                self.root["end_time"][()] = end_time.encode()
+            result = (complete, problems)
+        return self.comm.bcast(result, root=0)
 
     def close(self):
+        """Collective close (every rank)."""
+        self.cases = self.root = None
         self.f.close()
+
+
+class _Handles:
+    """The open datasets of one case group: ``ds`` by path relative to the group, and
+    ``names`` the row datasets in checksum order."""
+
+    def __init__(self, name, ds, names):
+        self.name, self.ds, self.names = name, ds, names
+
+
+# --------------------------------------------------------------------------- verifying
+
+def read_verified(group, names=None):
+    """Read a case group (or a mapping of its datasets) and verify every written row.
+
+    Returns ``(rows, status, problems)``: rows maps each observable to its (R, T)
+    array; status is the stored status with damaged rows set to PENDING; problems is a
+    list of (realization, dataset, reason) for rows that are not what they claim: a
+    status outside {pending, done, failed}, a checksum mismatch or a non-finite value
+    in a done row.
+    """
+    status = group["status"][...].astype(np.int64)
+    names = group["checksum"].attrs["datasets"].split() if names is None else names
+    sums = group["checksum"][...]
+    problems = []
+    valid = np.isin(status, list(STATUS_MEANINGS))
+    for r in np.flatnonzero(~valid):
+        problems.append((int(r), "status", f"status {status[r]} is not one of "
+                         f"{', '.join(f'{k} {v}' for k, v in STATUS_MEANINGS.items())}"))
+    rows = {}
+    done = np.flatnonzero(status == DONE)
+    failed = np.flatnonzero(status == FAILED)
+    for k, name in enumerate(names):
+        data = group[name][...]
+        if name in OBSERVABLES:
+            rows[name] = data
+        check = failed if name == "wall_seconds" else []
+        for r in np.concatenate([done, check]).astype(int):
+            if crc(data[r]) != sums[r, k]:
+                problems.append((int(r), name, "checksum mismatch (the row's bytes changed "
+                                 "after it was written)"))
+            elif status[r] == DONE and not np.all(np.isfinite(data[r])):
+                problems.append((int(r), name, "non-finite value in a row marked done"))
+    bad = sorted({p[0] for p in problems})
+    status[bad] = PENDING
+    for name in rows:
+        rows[name][status != DONE] = np.nan
+    return rows, status, problems
 
 
 def mean_sem(rows, mask):
@@ -124,71 +435,3 @@ def mean_sem(rows, mask):
         return np.full(rows.shape[1], np.nan), np.full(rows.shape[1], np.nan)
     sem = x.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.full(rows.shape[1], np.nan)
     return x.mean(0), sem
-
-
-def _open(path, mode, comm):
-    h5py = h5py_module()
-    if h5py.get_config().mpi:
-        return h5py.File(path, mode, driver="mpio", comm=comm)
-    if comm.size > 1:
-        raise RuntimeError("this h5py has no MPI support, so only one rank can write the run "
-                           "file: install an MPI build of h5py (Debian: python3-h5py-mpi, "
-                           "conda-forge: h5py=*=mpi_openmpi*) or run on one rank")
-    return h5py.File(path, mode)
-
-
-def _make_layout(f, config, meta):
-    """Create every object of the run file (collective: same calls on all ranks)."""
-    times = config.times
-    R, T = config.realizations, len(times)
-    cases = config.cases()
-    swept = list(config.section("sweep"))
-    f.attrs.update(meta)
-    f.attrs["layout_version"] = LAYOUT_VERSION
-    f.attrs["config"] = config.to_toml()
-    f.attrs["seed"] = config.seed
-    f.attrs["engine"] = config.engine
-    f.attrs["n_cases"] = len(cases)
-    f.attrs["n_realizations"] = R
-    f.attrs["swept"] = ",".join(swept)
-    f.attrs["units"] = "energy W, time hbar/W, length nm (see docs/output.md)"
-    f.create_dataset("times", data=times).attrs["units"] = UNITS["times"]
-    f.create_dataset("complete", shape=(), dtype="i1", fillvalue=0, dcpl=_early())
-    request = config.request
-    observables = [o for o in OBSERVABLES if getattr(request, o)]
-    for k, params in enumerate(cases):
-        g = f.create_group(case_name(k))
-        g.attrs.update({key: getattr(params, key) for key in params.__dataclass_fields__})
-        g.attrs["label"] = case_label(params, swept)
-        g.create_dataset("status", shape=(R,), dtype="i1", fillvalue=PENDING, dcpl=_early())
-        g.create_dataset("error", shape=(R,), dtype=f"S{ERROR_LEN}", dcpl=_early())
-        _dataset(g, "wall_seconds", (R,))
-        for obs in observables:
-            _dataset(g, obs, (R, T))
-            _dataset(g, obs + "_mean", (T,))
-            _dataset(g, obs + "_sem", (T,))
-        if config.section("observables")["save_disorder"]:
-            N = params.N
-            d = g.create_group("disorder")
-            for name, shape in (("nu", (N,)), ("J", (N, N)), ("Y", (N,)), ("f", (N,)),
-                                ("theta", (N,)), ("phi", (N,)), ("eps", (N,)),
-                                ("Delta", (N,)), ("g", (N,)), ("positions", (N, 3))):
-                _dataset(d, name, (R,) + shape)
-
-
-def _early():
-    """Dataset creation properties that allocate (and fill) storage at creation, so that
-    later writes never change the file's metadata (parallel HDF5 does this anyway)."""
-    import h5py
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    return dcpl
-
-
-def _dataset(g, name, shape):
-    ds = g.create_dataset(name, shape=shape, dtype="f8", fillvalue=np.nan, dcpl=_early())
-    base = name.split("_")[0] if name.endswith(("_mean", "_sem")) else name
-    if base in UNITS:
-        ds.attrs["units"] = UNITS[base]
-    return ds
-

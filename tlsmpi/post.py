@@ -8,13 +8,19 @@ figure the files can feed) or one or more figure names (fig2, fig4, fig5, fig6a,
 fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated.  FILEs are run files of
 ``tlsmpi.run`` and random-state files of ``tlsmpi.randomstates``, in any mix; each
 figure takes the cases it needs from all of them (tlsmpi.figures).  Figures go to
-DIR/<name>.png and .pdf.  Errors are bootstrap standard errors over realizations
-(``--boot`` replicas, seeded with ``--seed``).  docs/post.md describes the analysis rules.
+DIR/<name>.png and .pdf.  Uncertainties are bootstrap 68 % percentile intervals over
+realizations, ``value [lo, hi]`` (``--boot`` replicas, seeded with ``--seed``); every fit
+gives its window and reduced chi^2.  A figure panel without data is not drawn and the
+output says why.  docs/post.md describes the analysis rules.
 
-Exit status: 0 done; 2 bad input (missing, corrupt or foreign file; a requested figure
-without data), with a one-line message.
+``check FILE...`` verifies run files for job scripts and ``unlock FILE`` clears a stale
+lock (tlsmpi.check).
+
+Exit status: 0 done; 1 a run file with damaged rows; 2 bad input (missing, corrupt or
+foreign file; a requested figure without data), with a one-line message.
 """
 import argparse
+import logging
 import os
 import sys
 
@@ -22,14 +28,18 @@ import numpy as np
 
 from . import analysis, figures, phase, randomstates
 from .model import ModelParams
-from .results import NotARunFile, Run, summary
+from .results import DamagedRun, NotARunFile, Run, summary
 
-EXIT_OK, EXIT_INPUT = 0, 2
+EXIT_OK, EXIT_DAMAGED, EXIT_INPUT = 0, 1, 2
 ALIASES = {"fig6": ["fig6a", "fig6b"]}
 
 
 class InputError(Exception):
     """Bad command line or files: reported in one line, exit status 2."""
+
+
+class Damaged(Exception):
+    """A run file whose rows fail verification: reported in one line, exit status 1."""
 
 
 def load(paths):
@@ -41,6 +51,8 @@ def load(paths):
         try:
             runs.append(Run(path))
             continue
+        except DamagedRun as err:
+            raise Damaged(str(err)) from None
         except NotARunFile as err:
             run_error = " ".join(str(err).split())
         except (OSError, KeyError, ValueError) as err:
@@ -53,14 +65,20 @@ def load(paths):
 
 
 def _fmt(est, spec=".3g"):
-    return f"{est.value:{spec}} ± {est.err:.2g}" if np.isfinite(est.value) else "—"
+    return format(est, spec) if np.isfinite(est.value) else "—"
+
+
+def _fit(est, window, unit=""):
+    """' over lo..hi, chi2/dof x' of a fit."""
+    lo, hi = window
+    return f" over {unit}{lo:.3g}..{hi:.3g}, chi2/dof {est.info.get('chi2_dof', np.nan):.2g}"
 
 
 def case_table(pool):
     """One line per case: peak, t_peak J_nn, beta and its window, plateau, S_E(inf)/N."""
-    lines = [f"  {'file':<16} {'case':<22} {'N':>3} {'eps':>7} {'R':>5}  {'C_max':>16} "
-             f"{'t_max':>17} {'t_max*J_nn':>10}  {'beta':>16} {'window':>17}  "
-             f"{'C(inf)':>18} {'drift':>6}  {'S_E(inf)/N':>15}"]
+    lines = [f"  {'file':<16} {'case':<22} {'N':>3} {'eps':>7} {'R':>5}  {'C_max':>24} "
+             f"{'t_max':>24} {'t_max*J_nn':>10}  {'beta':>22} {'window':>17} {'chi2/dof':>8}  "
+             f"{'C(inf)':>31} {'drift':>6}  {'S_E(inf)/N':>24}"]
     for e in pool.entries:
         p, name = e.params, os.path.basename(e.group)[:16]
         line = f"  {name:<16} {e.case.label[:22]:<22} {p['N']:>3} {p['epsilon']:>7.1g} {e.case.n_done:>5}"
@@ -69,13 +87,16 @@ def case_table(pool):
             J = e.couplings
             tj = f"{pk.value * J['J_nn']:10.3g}" if J else f"{'—':>10}"
             win = "—" if b.info["t_window"] is None else "{:.2g}..{:.2g}".format(*b.info["t_window"])
-            line += (f"  {_fmt(pk.info['C_max'], '.4f'):>16} {_fmt(pk):>17} {tj}  {_fmt(b):>16} "
-                     f"{win:>17}  {_fmt(pl, '.3e'):>18} {pl.info['drift']:6.2f}")
+            line += (f"  {_fmt(pk.info['C_max'], '.4f'):>24} {_fmt(pk):>24} {tj}  {_fmt(b):>22} "
+                     f"{win:>17} {b.info['chi2_dof']:8.2g}  {_fmt(pl, '.3e'):>31} "
+                     f"{pl.info['drift']:6.2f}")
         else:
-            line += " " * 108
+            line += " " * 173
         if e.has("entropy"):
             s = e.entropy_plateau
-            line += f"  {_fmt(analysis.Estimate(s.value / p['N'], s.err / p['N']), '.4f'):>15}"
+            per_n = analysis.Estimate(s.value / p["N"], s.err / p["N"],
+                                      interval=tuple(x / p["N"] for x in s.interval))
+            line += f"  {_fmt(per_n, '.4f'):>24}"
         lines.append(line)
     return lines
 
@@ -87,13 +108,15 @@ def analysis_lines(pool):
     fam, alpha = figures.alpha(pool)
     if np.isfinite(alpha.value):
         out.append(f"  alpha (C(inf) ~ exp(-alpha N), Fig. 6a): {_fmt(alpha)} over N = "
-                   f"{alpha.info['N_used']}")
+                   f"{alpha.info['N_used']}, chi2/dof {alpha.info['chi2_dof']:.2g}")
     for eps, (group, ext) in figures.open_betas(pool).items():
         if ext is not None and np.isfinite(ext.value):
             name = "beta_i" if eps == 0 else "beta_o"
             per = ", ".join(f"N={e.params['N']}: {_fmt(e.beta)}" for e in group
                             if e.params["N"] in ext.info["N_used"])
-            out.append(f"  {name} (eps={eps:g}) extrapolated to 1/N -> 0: {_fmt(ext)}  [{per}]")
+            out.append(f"  {name} (eps={eps:g}) extrapolated to 1/N -> 0: {_fmt(ext)}"
+                       f"{_fit(ext, (min(ext.info['N_used']), max(ext.info['N_used'])), 'N=')}"
+                       f"  [{per}]")
     _, q = figures.collapse(pool)
     if q is not None:
         out.append(f"  eta collapse (Fig. 6b): chi2/dof {q['rescaled']:.3g} with t -> t eta/1e5, "
@@ -102,15 +125,18 @@ def analysis_lines(pool):
         i = est.info
         if np.isfinite(est.value):
             out.append(f"  stretched exp (Fig. 9) N={e.params['N']} eps={e.params['epsilon']:g}: "
-                       f"delta = {_fmt(est)}, tau = {_fmt(i['tau'])}, A = {_fmt(i['A'])} over t = {i['t_window'][0]:.2g}..{i['t_window'][1]:.2g}")
+                       f"delta = {_fmt(est)}, tau = {_fmt(i['tau'])}, A = {_fmt(i['A'])}"
+                       f"{_fit(est, i['t_window'], 't=')}")
     ent = pool.family("entropy", ["N"], lambda p: p["epsilon"] == 0)
     if len(ent) >= 2:
         vol = figures.volume_law(ent)
-        out.append(f"  S_E(inf) = s N + c (Fig. 7 inset): s = {_fmt(vol)}, c = {_fmt(vol.info['intercept'])}")
+        out.append(f"  S_E(inf) = s N + c (Fig. 7 inset): s = {_fmt(vol)}, c = {_fmt(vol.info['intercept'])}"
+                   f"{_fit(vol, (min(vol.info['N_used']), max(vol.info['N_used'])), 'N=')}")
     for data in pool.randomstates:
         fit = figures.random_state_fit(data)
         out.append(f"  random states (Fig. 12, {data['states']} states): a = {fit['a']:.4g} ± "
-                   f"{fit['a_err']:.2g}, b = {fit['b']:.4g} ± {fit['b_err']:.2g} over N = {fit['N_used']}")
+                   f"{fit['a_err']:.2g}, b = {fit['b']:.4g} ± {fit['b_err']:.2g} (fit covariance) "
+                   f"over N = {fit['N_used']}, chi2/dof {fit['chi2_dof']:.2g}")
     for name, m in phase.materials().items():
         out.append(f"  Eq. (24) {name}: Dbar/W = {m['dbar_over_w']:.2g}, W/(hbar/tau) = "
                    f"{m['w_over_hbar_tau']:.3g}, hbar Y/J ~ {m['ratio']:.2g} "
@@ -161,9 +187,27 @@ def selected(what):
 
 
 def main(argv=None):
+    """Figure notes (panels not drawn, and why) are printed with the report."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("check", "unlock"):
+        from . import check
+        return check.main(argv)
+    notes = logging.StreamHandler(sys.stdout)
+    notes.setFormatter(logging.Formatter("  %(message)s"))
+    figures.log.addHandler(notes)
+    figures.log.propagate = False
+    try:
+        return _main(argv)
+    finally:
+        figures.log.removeHandler(notes)
+        figures.log.propagate = True
+
+
+def _main(argv):
     try:
         args = parse_args(argv)
+        if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
+            raise InputError(f"--outdir {args.outdir} is a file: give a directory")
         names, strict = selected(args.what)
         if not args.files and names != ["fig2"]:
             raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
@@ -189,6 +233,9 @@ def main(argv=None):
     except InputError as err:
         print(f"tlsmpi-post: error: {err}", file=sys.stderr)
         return EXIT_INPUT
+    except Damaged as err:
+        print(f"tlsmpi-post: error: {err}", file=sys.stderr)
+        return EXIT_DAMAGED
     return EXIT_OK
 
 

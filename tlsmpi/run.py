@@ -1,22 +1,28 @@
 """Ensemble runner: ``mpirun -n P python -m tlsmpi.run [CONFIG.toml] [options]``.
 
-Disorder realizations (for every case of the sweep) are dealt out cyclically to
-groups of ``engine.ranks_per_realization`` ranks; realization r of every case is
-drawn from ``default_rng([r, seed])``, so the results do not depend on the rank
-count.  Ranks work in rounds of one realization per group; one non-blocking allreduce
-per round (read a round later, see `Rounds`) shares the stop flag
-(SIGUSR1/SIGTERM), the progress count and the checkpoint decision, so all ranks
-stop, flush and close together without waiting on each other every round.
+The runner wires configuration, engine, work queue and run file together; it knows
+no physics.  Realization r of every case is drawn from ``default_rng([r, seed])`` and
+computed by one rank group alone, so the numbers do not depend on the rank count.
+Work is shared through `tlsmpi.schedule.WorkQueue` (largest predicted cost first, no
+collective per realization); completed rows are buffered per rank and written at
+checkpoints by independent I/O.  SIGUSR1/SIGTERM stop every rank at its next
+realization boundary; the file stays resumable.
 
-Exit status: 0 done; 2 bad input (nothing on disk touched); 3 stopped by a signal,
-resume with ``--resume``; 1 crash (the whole job is aborted, see the log).
+Exit status (docs/reliability.md): 0 done; 1 crash (the whole job is aborted, see the
+log); 2 bad input or refused (nothing on disk touched); 3 stopped by a signal, resume
+with ``--resume``; 4 I/O error (disk full, quota, read-only filesystem: the message
+names the cause and the path).
 """
 import argparse
 import datetime
+import errno
 import logging
 import os
+import shlex
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,22 +32,30 @@ import numpy as np
 
 from . import __version__
 from . import config as configuration
-from . import engines
+from . import engines, environment
 from .errors import ConfigError, SolverError
+from .lock import LockError, RunLock, lock_path, read_holder
 from .model import sample
-from .output import LAYOUT_VERSION, PENDING, RunFile, h5py_module
 
-EXIT_OK, EXIT_CRASH, EXIT_INPUT, EXIT_STOPPED = 0, 1, 2, 3
+EXIT_OK, EXIT_CRASH, EXIT_INPUT, EXIT_STOPPED, EXIT_IO = 0, 1, 2, 3, 4
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
+#: errno values reported as an I/O error of the run file (exit 4) rather than a crash.
+IO_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
+#: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
+#: unless set.  WHERE is a realization index (* = any), or "create" (rank 0 creating the file).
+#: KIND: exception, keyboard, exit, memory, solver, stop (SIGUSR1 to self), or fsize (a
+#: 100 kB file-size limit from here on: writes fail with EFBIG, as a quota would).
+FAULT_VARIABLE = "TLSMPI_FAULT"
 
 log = logging.getLogger("tlsmpi")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        prog="python -m tlsmpi.run", description=__doc__.split("\n\n")[0],
-        epilog="Other options starting with '-' (e.g. -mfn_tol 1e-10, -log_view) go to "
-               "PETSc/SLEPc when engine.name = 'liouvillian'.")
+        prog="python -m tlsmpi.run", description=__doc__.split("\n\n")[0], allow_abbrev=False,
+        epilog="Options with a single dash (e.g. -mfn_tol 1e-10, -log_view) go to PETSc/SLEPc "
+               "for engines that take solver options.  Exit status: 0 done, 1 crash, 2 bad "
+               "input, 3 stopped (resume with --resume), 4 I/O error.")
     p.add_argument("config", nargs="?", help="TOML run configuration (default: the small default job)")
     p.add_argument("--out", help="output HDF5 file (default: CONFIG stem + .h5, or default.h5)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -50,7 +64,18 @@ def parse_args(argv):
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     group.add_argument("--resume", action="store_true",
                        help="continue an interrupted run in --out (same configuration)")
-    return p.parse_known_args(argv)
+    p.add_argument("--repair", action="store_true",
+                   help="with --resume: recompute rows that fail verification (checksum, status)")
+    p.add_argument("--strict-options", action="store_true",
+                   help="make solver options that no solver used an error (default: a warning)")
+    p.add_argument("--version", action="store_true", help="print the tlsmpi version and exit")
+    p.add_argument("--check-install", action="store_true",
+                   help="print what is installed (MPI, parallel HDF5, PETSc) and exit: 0 if a "
+                        "run can start, 1 if something is missing")
+    args, extra = p.parse_known_args(argv)
+    if args.repair and not args.resume:
+        raise ConfigError("--repair goes with --resume: python -m tlsmpi.run ... --resume --repair")
+    return args, extra
 
 
 def split_solver_options(argv):
@@ -79,24 +104,110 @@ def _is_number(word):
 
 
 def prepare(argv):
-    """Everything that can fail on bad input, before any file is touched: (args, config, extra)."""
+    """Parse and validate everything that needs no file: (args, config, solver options)."""
     argv, solver = split_solver_options(argv)
     args, extra = parse_args(argv)
-    extra += solver
+    if extra:
+        raise ConfigError(f"unknown argument(s) {' '.join(extra)}: see python -m tlsmpi.run --help")
     cfg = configuration.load(args.config, args.overrides)
-    if extra and cfg.engine != "liouvillian":
-        raise ConfigError(f"unknown option(s) {' '.join(extra)}: see python -m tlsmpi.run --help "
-                          "(solver options are only for engine.name = 'liouvillian')")
+    engine = engines.get(cfg.engine)
+    if solver and not engine.solver_options:
+        raise ConfigError(f"unknown option(s) {' '.join(solver)}: engine {cfg.engine!r} takes no "
+                          "solver options (see python -m tlsmpi.run --help)")
     if args.out is None:
         stem = os.path.splitext(os.path.basename(args.config))[0] if args.config else "default"
         args.out = stem + ".h5"
-    check_output(args, cfg)
-    return args, cfg, extra
+    return args, cfg, solver
 
 
-def check_output(args, cfg):
+# --------------------------------------------------------------------------- resources
+
+def check_resources(engine, cfg, args, comm):
+    """Refuse (ConfigError) what cannot fit: memory per node for the largest case, and
+    the run file against the free space of its filesystem.  Rank 0's verdict rules."""
+    from mpi4py import MPI
+    from .output import file_size_estimate
+    on_node = comm.allreduce(comm.Split_type(MPI.COMM_TYPE_SHARED).size, op=MPI.MAX)
+    error = None
+    if comm.rank == 0:
+        try:
+            check_directory(args.out)
+            _check_memory(engine, cfg, on_node)
+            if not args.resume:
+                need = file_size_estimate(cfg)
+                free = shutil.disk_usage(os.path.dirname(os.path.abspath(args.out))).free
+                if args.overwrite and os.path.isfile(args.out):
+                    free += os.path.getsize(args.out)
+                if need * 1.05 + 1e6 > free:
+                    raise ConfigError(f"--out {args.out}: the run file needs ~{_bytes(need)} but its "
+                                      f"filesystem has {_bytes(free)} free; free space, choose "
+                                      "another --out, or save less (observables.save_disorder = false)")
+        except ConfigError as err:
+            error = str(err)
+    error = comm.bcast(error, root=0)
+    if error:
+        raise ConfigError(error)
+
+
+def _check_memory(engine, cfg, on_node):
+    from .liouvillian import available_memory
+    available = available_memory()
+    rpr = cfg.ranks_per_realization
+    said = set()
+    for params in cfg.cases():
+        per_rank = engine.memory(params, cfg.request, cfg.times, rpr)
+        need = per_rank * on_node
+        line = (f"engine {engine.name}, N = {params.N}: ~{_bytes(per_rank)} per rank "
+                f"x {on_node} rank(s) on a node = {_bytes(need)}")
+        if line not in said:
+            log.info(line)
+            said.add(line)
+        if available is not None and need > available:
+            raise ConfigError(
+                f"engine {engine.name!r} with N = {params.N} needs ~{_bytes(need)} on a node "
+                f"({_bytes(per_rank)} per rank x {on_node} ranks, ranks_per_realization = {rpr}) "
+                f"but {_bytes(available)} is available: lower model.N, use fewer ranks per node"
+                + (" or more ranks per realization" if engine.parallel else ""))
+
+
+def _bytes(n):
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+# --------------------------------------------------------------------------- the file
+
+def claim_output(args, cfg):
+    """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
+    the damaged rows to recompute (--repair); raises ConfigError or LockError."""
     out = args.out
+    held = RunLock(out).acquire()
+    try:
+        if held.taken_over:
+            log.warning(f"took over the lock of {out} from an earlier run of this batch job "
+                        f"({held.taken_over})")
+        exists = os.path.exists(out)
+        repair = []
+        if args.resume:
+            if not exists:
+                raise ConfigError(f"--resume: {out} does not exist; start the run without --resume")
+            repair = check_resumable(out, cfg, args.repair)
+        elif exists and not args.overwrite:
+            raise ConfigError(f"{out} exists: pass --resume to continue it, --overwrite to replace "
+                              "it, or choose another --out")
+        return held, repair
+    except BaseException:
+        held.release()
+        raise
+
+
+def check_directory(out):
+    """--out names a file in an existing directory where this process can write."""
     directory = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(out):
+        raise ConfigError(f"--out {out} is a directory: give a file name")
     if not os.path.isdir(directory):
         raise ConfigError(f"--out {out}: directory {directory} does not exist; create it first")
     try:                                   # the real test (os.access is blind for root)
@@ -104,45 +215,65 @@ def check_output(args, cfg):
     except OSError as err:
         raise ConfigError(f"--out {out}: cannot write in {directory} ({err.strerror}); "
                           "choose another --out") from None
-    exists = os.path.exists(out)
-    if exists and os.path.isdir(out):
-        raise ConfigError(f"--out {out} is a directory: give a file name")
-    if args.resume:
-        if not exists:
-            raise ConfigError(f"--resume: {out} does not exist; start the run without --resume")
-        check_resumable(out, cfg)
-    elif exists and not args.overwrite:
-        raise ConfigError(f"{out} exists: pass --resume to continue it, --overwrite to replace "
-                          "it, or choose another --out")
 
 
-def check_resumable(path, cfg):
-    """Refuse to resume a file of another configuration, seed or layout."""
-    from .results import NotARunFile, Run
+def check_resumable(path, cfg, repair):
+    """Refuse to resume a file of another configuration, seed or layout, or with damaged
+    rows (unless ``repair``); return the damaged rows [(case, index)] to recompute."""
+    from .output import LAYOUT_VERSION
+    from .results import DamagedRun, NotARunFile, Run
     try:
-        run = Run(path)
+        run = Run(path, verify=False)
     except (NotARunFile, OSError, KeyError) as err:
         raise ConfigError(f"--resume: {err}; start a new run with --overwrite or another --out") from None
+    if run.layout != LAYOUT_VERSION:
+        raise ConfigError(f"--resume: {path} has layout {run.layout}, this tlsmpi writes layout "
+                          f"{LAYOUT_VERSION}; finish it with the tlsmpi that started it or start anew")
     if run.attrs.get("seed") != cfg.seed:
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
     if run.config != cfg.to_toml():
         raise ConfigError(f"--resume: {path} was written with a different configuration; "
                           "resume with the same config and --set options, or use another --out")
+    if run.problems and not repair:
+        raise ConfigError(f"--resume: {DamagedRun(path, run.problems)}")
+    names = [c.name for c in run.cases]
+    return sorted({(names.index(c), r) for c, r, _, _ in run.problems})
 
 
-def metadata(comm, engine):
+def provenance(comm, engine, argv):
+    """Root attributes: who made the file, with what, from which command."""
     from mpi4py import MPI
     import mpi4py
+    from .output import h5py_module
     h5py = h5py_module()
-    meta = {"tlsmpi_version": __version__, "created": datetime.datetime.now().isoformat(timespec="seconds"),
+    return {"tlsmpi_version": __version__, "git_commit": git_commit(),
+            "command_line": shlex.join([sys.executable, "-m", "tlsmpi.run", *argv]),
+            "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "host": socket.gethostname(), "n_ranks": comm.size,
             "mpi_version": MPI.Get_library_version().replace("\0", "").splitlines()[0].strip(),
             "mpi4py_version": mpi4py.__version__, "h5py_version": h5py.version.version,
-            "hdf5_version": h5py.version.hdf5_version, "numpy_version": np.__version__}
-    meta.update(engine.versions())
-    return meta
+            "hdf5_version": h5py.version.hdf5_version, "numpy_version": np.__version__,
+            "python_version": sys.version.split()[0], **engine.versions()}
 
+
+def git_commit():
+    """The commit of the tlsmpi checkout this code runs from ('' if not a checkout),
+    with '-dirty' when it has uncommitted changes."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(here, ".git")):
+        return ""
+    try:
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return commit + ("-dirty" if dirty and commit else "")
+
+
+# --------------------------------------------------------------------------- the loop
 
 def setup_logging(rank):
     handler = logging.StreamHandler(sys.stdout if rank == 0 else sys.stderr)
@@ -154,7 +285,7 @@ def setup_logging(rank):
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM; checked by all ranks together between rounds."""
+    """Set by SIGUSR1/SIGTERM; every rank stops at its next realization boundary."""
 
     def __init__(self):
         self.signal = 0
@@ -165,78 +296,48 @@ class StopFlag:
         self.signal = signum
 
 
-class Rounds:
-    """The per-round agreement of all ranks: [stop signal, realizations written, flush due]
-    summed by a non-blocking allreduce whose result is read one round later.  A rank
-    only waits when another is more than a round behind, yet every rank takes the same
-    decision (stop, flush) at the same round."""
-
-    def __init__(self, comm):
-        self.comm = comm
-        self.request = None
-
-    def exchange(self, flags):
-        """Start this round's reduction; return the previous round's totals (or None)."""
-        previous = self.finish()
-        self.send = np.array(flags, dtype=np.int64)
-        self.recv = np.empty_like(self.send)
-        self.request = self.comm.Iallreduce(self.send, self.recv)
-        return previous
-
-    def finish(self):
-        if self.request is None:
-            return None
-        self.request.Wait()
-        self.request = None
-        return self.recv
-
-
-class Progress:
-    def __init__(self, total, every):
-        self.total, self.every = total, every
-        self.start = self.last = time.monotonic()
-
-    def report(self, done, force=False):
-        now = time.monotonic()
-        if not force and now - self.last < self.every:
+def _fault(rank, where):
+    """Raise the fault of TLSMPI_FAULT = "KIND:RANK:WHERE" (tests only)."""
+    spec = os.environ.get(FAULT_VARIABLE)
+    if not spec:
+        return
+    kind, at_rank, at = spec.split(":")
+    if at_rank in ("*", str(rank)) and (at == str(where) or (at == "*" and where != "create")):
+        if kind == "stop":
+            os.kill(os.getpid(), signal.SIGUSR1)
             return
-        self.last = now
-        rate = done / max(now - self.start, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        log.info(f"{done}/{self.total} realizations done, {rate:.3g}/s, ETA {eta:.0f} s")
+        if kind == "fsize":
+            import resource
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+            return
+        raise {"exception": RuntimeError("injected fault"), "keyboard": KeyboardInterrupt(),
+               "exit": SystemExit(0), "memory": MemoryError("injected fault"),
+               "solver": SolverError("injected solver fault")}[kind]
 
 
-def run_item(engine, params, cfg, times, r, group_comm):
+#: The item this rank computes, for the crash message of `main`.
+current_item = {}
+
+
+def run_item(engine, params, cfg, times, r, group_comm, rank):
     """Compute one realization; a SolverError or non-finite result is a failed realization."""
+    current_item.update(label=f"realization {r} of case {params.N=}, {params.epsilon=}"
+                        .replace("params.", ""))
     t0 = time.perf_counter()
     real = sample(params, cfg.seed, r)
     try:
+        _fault(rank, r)
         results = engine.compute(real, times, cfg.request, group_comm)
         bad = [k for k, v in results.items() if not np.all(np.isfinite(v))]
         if bad:
             raise SolverError(f"non-finite values in {', '.join(bad)}")
     except SolverError as err:
-        return real, None, str(err), time.perf_counter() - t0
-    return real, results, None, time.perf_counter() - t0
-
-
-def check_liouvillian_memory(engine, cases, rpr, comm):
-    """Log the memory estimate and refuse (ConfigError on all ranks) what will not fit
-    the node with the most ranks; rank 0's verdict rules."""
-    from mpi4py import MPI
-    on_node = comm.allreduce(comm.Split_type(MPI.COMM_TYPE_SHARED).size, op=MPI.MAX)
-    error = None
-    if comm.rank == 0:
-        for N, flipflop in sorted({(p.N, bool(p.flipflop)) for p in cases}):
-            log.info(engine.memory_report(N, rpr, on_node, flipflop=flipflop))
-            try:
-                engine.check_memory(N, rpr, ranks_on_node=on_node, flipflop=flipflop)
-            except ConfigError as err:
-                error = str(err)
-                break
-    error = comm.bcast(error, root=0)
-    if error:
-        raise ConfigError(error)
+        results, error = None, str(err)
+    else:
+        error = None
+    current_item.clear()                   # left set by an exception: main names the item
+    return real, results, error, time.perf_counter() - t0
 
 
 def resume_command(args):
@@ -244,113 +345,236 @@ def resume_command(args):
     return " ".join(w for w in words + ["--out", args.out, "--resume"] if w)
 
 
-def execute(args, cfg, comm, extra=()):
-    """The main loop; returns the exit status."""
-    engine = engines.get(cfg.engine)(cfg.engine_options)
-    engine.init([sys.argv[0], *extra])
-    rpr = cfg.ranks_per_realization
-    if comm.size % rpr:
-        raise ConfigError(f"engine.ranks_per_realization = {rpr} does not divide the {comm.size} "
-                          "MPI ranks: launch a multiple of it")
-    n_groups = comm.size // rpr
-    group = comm.rank // rpr
-    group_comm = comm.Split(group, comm.rank)
-    cases, times = cfg.cases(), cfg.times
-    if cfg.engine == "liouvillian":
-        from . import liouvillian
-        check_liouvillian_memory(liouvillian, cases, rpr, comm)
+def predicted_costs(engine, cfg, cases, times):
+    """Predicted seconds of every item (case, r), shape (n_cases, R); rank 0 computes."""
+    R = cfg.realizations
+    costs = np.empty((len(cases), R))
+    for c, params in enumerate(cases):
+        for r in range(R):
+            costs[c, r] = engine.cost(params, times, cfg.request, lambda: sample(params, cfg.seed, r))
+    return costs
 
-    if args.resume:
-        run = RunFile.open(args.out, comm)
-    else:
-        run = RunFile.create(args.out, comm, cfg, metadata(comm, engine))
-    pending = [(c, r) for c in range(len(cases)) for r, s in enumerate(run.status(c)) if s == PENDING]
-    total = len(cases) * cfg.realizations
-    done_before = total - len(pending)
+
+def warn_stop_margin(costs, group_size):
+    margin = os.environ.get("TLSMPI_STOP_MARGIN_SECONDS")
+    if not margin:
+        return
+    longest = float(np.max(costs)) / max(group_size, 1) if costs.size else 0.0
+    if longest > float(margin):
+        log.warning(f"the longest realization is predicted to take ~{longest:.0f} s, more than the "
+                    f"stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
+                    "too late to stop cleanly; raise the margin (job script) or lower the cost")
+
+
+def execute(args, cfg, solver, comm, argv):
+    """Everything after validation: engine set-up, resources, the lock, the loop."""
+    engine = engines.get(cfg.engine)(cfg.engine_options)
+    engine.init([sys.argv[0], *solver])
+    left = engine.unused_options() if solver else []
+    if left:
+        message = (f"solver option(s) {' '.join('-' + o for o in left)} were not used by any "
+                   "solver (misspelt?)")
+        if args.strict_options:
+            raise ConfigError(message + "; fix them or drop --strict-options")
+        log.warning(message)
+    if engine.parallel and comm.size % cfg.ranks_per_realization:
+        raise ConfigError(f"engine.ranks_per_realization = {cfg.ranks_per_realization} does not "
+                          f"divide the {comm.size} MPI ranks: launch a multiple of it")
+    check_resources(engine, cfg, args, comm)
+
+    held, repair, error = None, [], None
+    if comm.rank == 0:
+        try:
+            held, repair = claim_output(args, cfg)
+        except (ConfigError, LockError) as err:
+            error = str(err)
+    error, record = comm.bcast((error, held.record if held else None), root=0)
+    if error:
+        raise ConfigError(error)
+    job_lock.update(path=args.out, record=record)
+    try:
+        return _execute(args, cfg, engine, comm, argv, held, repair)
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _execute(args, cfg, engine, comm, argv, held, repair):
+    from .output import PENDING, RunFile, create
+    from .schedule import WorkQueue, plan_groups
+    cases, times = cfg.cases(), cfg.times
+    failure = None
+    if comm.rank == 0 and not args.resume:
+        try:
+            _fault(0, "create")
+            create(args.out, cfg, provenance(comm, engine, argv), overwrite=args.overwrite)
+        except OSError as err:
+            failure = io_message(err, args.out, "creating")
+    failure = comm.bcast(failure, root=0)
+    if failure:
+        raise RunFileError(failure)
+    run = RunFile(args.out, comm)
+    status = costs = None
+    if comm.rank == 0:                     # rank 0 reads and decides; the others follow
+        if repair:
+            log.warning(f"--repair: recomputing {len(repair)} damaged row(s)")
+            run.mark_pending(repair)
+        status = np.array([run.status(c) for c in range(len(cases))])
+        costs = predicted_costs(engine, cfg, cases, times)
+    status, costs = comm.bcast((status, costs), root=0)
+    pending = [(int(c), int(r)) for c, r in zip(*np.nonzero(status == PENDING))]
+    item_costs = np.array([costs[c, r] for c, r in pending])
+    base = cfg.ranks_per_realization if engine.parallel else 1
+    # heavy items may get groups of up to a quarter of the ranks (never all of them:
+    # at a few ranks, running items side by side beats any parallel speed-up)
+    largest = max(base, comm.size // 4)
+    allowed = tuple(base << k for k in range(comm.size.bit_length()) if base << k <= largest)
+    sizes, widths = plan_groups(item_costs, comm.size, allowed if engine.parallel else (1,))
+    color = int(np.searchsorted(np.cumsum(sizes), comm.rank, side="right"))
+    group_comm = comm.Split(color, comm.rank)
+    leader = group_comm.rank == 0
     log.info(f"tlsmpi {__version__}: {len(cases)} case(s) x {cfg.realizations} realizations, "
-             f"{len(times)} times, engine {cfg.engine}, {comm.size} rank(s) in {n_groups} group(s); "
-             f"{len(pending)} to compute -> {args.out}")
+             f"{len(times)} times, engine {cfg.engine}, {comm.size} rank(s) in {len(sizes)} "
+             f"group(s); {len(pending)} to compute -> {args.out}")
+    if comm.rank == 0:
+        warn_stop_margin(item_costs, 1)
 
     stop = StopFlag()
-    rounds = Rounds(comm)
-    progress = Progress(total, cfg.section("output")["progress_seconds"])
+    queue = WorkQueue(comm, item_costs, worker=leader, width=widths, group_size=group_comm.size,
+                      progress_seconds=cfg.section("output")["progress_seconds"],
+                      done_cost=float(costs[status != PENDING].sum()),
+                      done_items=int((status != PENDING).sum()))
     checkpoint = cfg.section("output")["checkpoint_seconds"]
-    last_flush = time.monotonic()
-    mine = 0
-    for start in range(0, len(pending), n_groups):
-        k = start + group
-        if k < len(pending):
+    last_write = time.monotonic()
+    completed = []
+    # an exception in this loop aborts the whole job (main): no collective clean-up here
+    while True:
+        chunk = queue.take(completed, stop=bool(stop.signal)) if leader else None
+        completed = []
+        if group_comm.size > 1:
+            chunk = group_comm.bcast(chunk, root=0)
+        if not chunk:
+            break
+        for k in chunk:
+            halt = bool(stop.signal)
+            if group_comm.size > 1:
+                halt = group_comm.allreduce(halt)
+            if halt:
+                break
             c, r = pending[k]
-            try:
-                real, results, error, wall = run_item(engine, cases[c], cfg, times, r, group_comm)
-            except Exception:
-                log.error(f"rank {comm.rank} crashed on {cases[c]!r} realization {r}:\n"
-                          f"{traceback.format_exc()}")
-                sys.stdout.flush(); sys.stderr.flush()
-                comm.Abort(EXIT_CRASH)
-            if group_comm.rank == 0:
-                if error is None:
-                    run.write_realization(c, r, results, real, wall)
-                else:
-                    log.warning(f"realization {r} of case {c} failed: {error}")
-                    run.write_failure(c, r, error, wall)
-                mine += 1
-        flush_due = comm.rank == 0 and time.monotonic() - last_flush > checkpoint
-        if flush_due:                      # rank 0 alone decides when to checkpoint
-            last_flush = time.monotonic()
-        totals = rounds.exchange([stop.signal, mine, flush_due])
-        if totals is None:
-            continue
-        progress.report(done_before + int(totals[1]))
-        if totals[2] or totals[0]:
-            run.flush()
-        if totals[0]:
-            rounds.finish()
-            run.close()
-            log.info(f"stopped by signal after {done_before + int(totals[1])}/{total} "
-                     f"realizations; the file is consistent. Resume with: {resume_command(args)}")
-            return EXIT_STOPPED
-    rounds.finish()
-    complete = run.finalize()
+            real, results, error, wall = run_item(engine, cases[c], cfg, times, r, group_comm,
+                                                  comm.rank)
+            completed.append((k, wall))
+            if not leader:
+                continue
+            if error is None:
+                run.add(c, r, results, real, wall)
+            else:
+                log.warning(f"realization {r} of case {c} failed: {error}")
+                run.add_failure(c, r, error, wall)
+            if time.monotonic() - last_write > checkpoint:
+                write_rows(run, args.out)
+                last_write = time.monotonic()
+    if leader:
+        write_rows(run, args.out)
+    stopped = queue.close()
+    if stopped:
+        run.close()
+        log.info(f"stopped by signal; the file is consistent. Resume with: {resume_command(args)}")
+        return EXIT_STOPPED
+    complete, problems = run.finalize(datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
     run.close()
-    progress.report(total, force=True)
+    if problems:
+        from .results import DamagedRun
+        raise RunFileError(f"{DamagedRun(args.out, [p for p in problems])}")
     if comm.rank == 0:
         from .results import Run, summary
+        held.release()                     # the file is closed: readers need not wait
         print(summary(Run(args.out)), flush=True)
     return EXIT_OK if complete else EXIT_STOPPED
 
 
+class RunFileError(RuntimeError):
+    """The run file could not be written (the message names the cause and the path)."""
+
+
+def io_message(err, path, doing):
+    return f"{doing} {path} failed: {err.strerror or err}" + (
+        " (no data on disk was lost: resume with --resume once it is fixed)" if doing == "writing" else "")
+
+
+def write_rows(run, path):
+    try:
+        run.write_buffer()
+    except OSError as err:
+        raise RunFileError(io_message(err, path, "writing")) from None
+
+
+# --------------------------------------------------------------------------- entry point
+
 def main(argv=None):
-    """Run and return the exit status.  Any unexpected exception on any rank aborts the
-    whole MPI job (no rank is left waiting in a collective), so plain
-    ``mpirun python -m tlsmpi.run`` is safe without ``-m mpi4py``."""
+    """Run and return the exit status.  Any BaseException on any rank (an exception,
+    KeyboardInterrupt, SystemExit, MemoryError) aborts the whole MPI job within seconds
+    with one line naming the rank, so plain ``mpirun python -m tlsmpi.run`` never hangs.
+    Before MPI starts, `tlsmpi.environment` answers --version and --check-install and
+    refuses a launch that cannot work (no mpi4py, serial h5py under mpirun, ...)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    words = split_solver_options(argv)[0]
+    status = environment.preflight("--version" in words, "--check-install" in words)
+    if status is not None:
+        return status
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     setup_logging(comm.rank)
     try:
-        return _main(comm, sys.argv[1:] if argv is None else argv)
-    except Exception:
-        log.error(f"rank {comm.rank} crashed:\n{traceback.format_exc()}")
-        if comm.size > 1:
-            sys.stdout.flush(); sys.stderr.flush()
-            comm.Abort(EXIT_CRASH)
-        return EXIT_CRASH
+        return _main(comm, argv)
+    except RunFileError as err:
+        # HDF5 may crash when it closes a file whose write failed: leave at once
+        return _abort(comm, EXIT_IO, f"tlsmpi: error: {err}", now=True)
+    except BaseException as err:
+        detail = traceback.format_exc()
+        what = type(err).__name__ + (f": {err}" if str(err) else "")
+        where = f" on {current_item['label']}" if current_item else ""
+        return _abort(comm, EXIT_CRASH, f"tlsmpi: rank {comm.rank} crashed{where} ({what}); the "
+                      f"whole job is stopped; no data already on disk is lost\n{detail}")
+
+
+#: The lock of this job's run file (path, holder record), known to every rank.
+job_lock = {}
+
+
+def _abort(comm, code, message, now=False):
+    """Report, release this job's lock (the whole job ends now), abort every rank (with
+    ``now``, a single process exits at once, without the interpreter's clean-up)."""
+    print(message, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    if job_lock and read_holder(job_lock["path"]) == job_lock["record"]:
+        try:
+            os.unlink(lock_path(job_lock["path"]))
+        except OSError:
+            pass
+    if comm.size > 1:
+        comm.Abort(code)
+    if now:
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _main(comm, argv):
     error = None
     try:
-        args, cfg, extra = prepare(argv)
+        args, cfg, solver = prepare(argv)
     except ConfigError as err:
         error = str(err)
-    if comm.size > 1:                      # rank 0's verdict on shared paths rules
+    if comm.size > 1:                      # rank 0's verdict rules
         error = comm.bcast(error, root=0)
     if error is not None:
         if comm.rank == 0:
             print(f"tlsmpi: error: {error}", file=sys.stderr, flush=True)
         return EXIT_INPUT
     try:
-        return execute(args, cfg, comm, extra)
+        return execute(args, cfg, solver, comm, argv)
     except ConfigError as err:
         if comm.rank == 0:
             print(f"tlsmpi: error: {err}", file=sys.stderr, flush=True)

@@ -8,6 +8,7 @@ BENCHMARKS = {
     "liouvillian": "tlsmpi.bench.liouvillian",
     "entropy": "tlsmpi.bench.entropy",
     "schedule": "tlsmpi.bench.schedule",
+    "ed": "tlsmpi.bench.ed",
 }
 
 

@@ -1,0 +1,54 @@
+"""Test tolerances derived from the arithmetic, k * eps * scale (DESIGN.md section 8).
+
+Each helper names what the rounding error grows with; a test passes the scale of its own
+computation and says in a comment why that scale is the right one.  k absorbs the
+constants of the error bounds (a few operations per term, LAPACK's n eps), not the
+observed error on one machine.
+"""
+import numpy as np
+
+EPS = np.finfo(float).eps
+
+
+def rounding(scale=1.0, k=16):
+    """A fixed, small number of operations on quantities of size ``scale``."""
+    return k * EPS * scale
+
+
+def summed(terms, scale=1.0, k=4):
+    """A sum of ``terms`` quantities of size ``scale`` in an unspecified order
+    (the worst-case bound grows linearly with the number of terms)."""
+    return k * EPS * terms * scale
+
+
+def phase(argument, scale=1.0, k=16):
+    """exp(z) with |Im z| <= ``argument`` (e.g. t |nu| summed over the factors of a
+    product): the argument is rounded to eps |z|, which becomes an absolute error of the
+    phase, times the ``scale`` of the result.  Never below rounding(scale, k)."""
+    return k * EPS * max(argument, 1.0) * scale
+
+
+def solver(tol, scale=1.0, k=10):
+    """An iterative solver run to relative tolerance ``tol`` on a result of size ``scale``."""
+    return k * tol * scale
+
+
+def site_rate(real):
+    """Per site, |nu_i| + 8 Y_i (1 + 2 f_i) + 4 sum_j (|J_ij| + |K_ij|): a bound of every
+    frequency and rate that site i contributes to the exponents of Eq. (15)'s solution
+    (its column of tlsmpi.liouvillian.norm1_estimate).  t times the sum over the sites of
+    a reduced density matrix bounds the arguments of its exponentials at time t."""
+    return (np.abs(real.nu) + 8 * real.Y * (1 + 2 * real.f)
+            + 4 * (np.abs(real.J) + np.abs(real.K)).sum(1))
+
+
+def pair_rate(real):
+    """The largest sum of `site_rate` over two sites (the exponents of a pair density matrix)."""
+    r = np.sort(site_rate(real))
+    return float(r[-1] + r[-2])
+
+
+def evolution(real, t, k=16):
+    """Error of a density-matrix element at time t whose exponents add up to at most
+    t sum_i site_rate_i over all N sites, from N rounded factors (phase of that argument)."""
+    return phase(t * float(site_rate(real).sum()) + real.N, k=k)

@@ -1,0 +1,9 @@
+"""``python -m toy_driver ARGS`` (from tests/): the tlsmpi runner with the toy engine of
+docs/extending.md registered, the way a user's own driver script adds an engine."""
+import sys
+
+import toy_engine  # noqa: F401  (registers engine.name = "toy")
+from tlsmpi import run
+
+if __name__ == "__main__":
+    sys.exit(run.main(sys.argv[1:]))

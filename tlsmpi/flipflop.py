@@ -1,0 +1,135 @@
+"""Footnote 67 in numbers: C(t) with and without the flip-flop term (docs/flipflop.md).
+
+    python -m tlsmpi.flipflop FILE [FILE ...] [--figure flipflop.png]
+
+Reads run files (any engine) and groups their cases by (epsilon, N).  Per case: the
+peak C_max and its time (Sec. IV C), the plateau C(inf) and the power-law exponent beta
+of `tlsmpi.analysis` (rules in docs/post.md), S_E at the last time over N, each with
+a bootstrap error over realizations.  Where a case without flip-flop (flipflop = 0) of
+the same (epsilon, N, seed, time grid) exists, the flip-flop cases are also compared with it
+realization by realization (same disorder, same initial state): the mean over times and
+realizations of C_ff(t) - C_0(t), and the largest |mean difference| over times with the
+standard error there.  With --figure: mean C(t) per N, no flip-flop solid, the exchange
+form dashed, the xx form dotted (thin lines for K/J != 1).
+"""
+import argparse
+import sys
+
+import numpy as np
+
+from .analysis import bootstrap, decay_window, peak, plateau_value, power_law_exponent
+from .results import Run
+
+
+def form_of(params):
+    """"none" for flipflop = 0, else the operator form and K/J, e.g. "xx 0.1"."""
+    ff = params.get("flipflop", 0.0)
+    return f"{params.get('flipflop_form', 'exchange')} {ff:g}" if ff else "none"
+
+
+def load(paths):
+    """[(key, form, case, times, seed)] with key = (epsilon, N), from the run files."""
+    entries = []
+    for path in paths:
+        run = Run(path)
+        seed = run.attrs.get("seed")
+        for case in run.cases:
+            if case.n_done:
+                key = (float(case.params["epsilon"]), int(case.params["N"]))
+                entries.append((key, form_of(case.params), case, run.times, seed))
+    return entries
+
+
+def case_row(t, case):
+    """Estimates of one case: {"C_max", "t_peak", "C_inf", "beta", "S_inf"} -> (value, err)."""
+    C = case.values("concurrence")
+    window = decay_window(t, C.mean(0))
+    out = {}
+    for name, est in (("C_max", lambda c: peak(t, c)[1]), ("t_peak", lambda c: peak(t, c)[0]),
+                      ("C_inf", plateau_value),
+                      ("beta", lambda c: power_law_exponent(t, c, window) if window else np.nan)):
+        value, err, _ = bootstrap([C], est)
+        out[name] = (value, err)
+    if "entropy" in case.observables:
+        S = case.values("entropy")[:, -1] / case.N
+        out["S_inf"] = (S.mean(), S.std(ddof=1) / np.sqrt(len(S)))
+    return out
+
+
+def paired(case, ref):
+    """Realization-by-realization C_ff - C_0 on the realizations both have done:
+    (mean over times and realizations, its standard error, max over t of |mean|, the
+    standard error at that time)."""
+    both = case.done & ref.done
+    d = case._rows["concurrence"][both] - ref._rows["concurrence"][both]
+    per_real = d.mean(1)
+    mean_t, sem_t = d.mean(0), d.std(0, ddof=1) / np.sqrt(len(d))
+    k = int(np.argmax(np.abs(mean_t)))
+    return per_real.mean(), per_real.std(ddof=1) / np.sqrt(len(d)), mean_t[k], sem_t[k]
+
+
+def table(entries):
+    """The text table (module docstring), one line per case."""
+    lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'C_max':>16} {'t_peak':>8} {'C_inf':>20} "
+             f"{'beta':>13} {'S_E(end)/N':>16} {'<C_ff - C_0>':>20} {'max_t|dC|':>18}"]
+    refs = {(key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"}
+    for key, form, case, t, seed in sorted(entries, key=lambda e: (e[0], e[1] != "none", e[1])):
+        r = case_row(t, case)
+
+        def fmt(name, spec):
+            if name not in r:
+                return ""
+            v, e = r[name]
+            return f"{v:{spec}} ± {e:.1g}"
+        line = (f"{key[0]:>5g} {key[1]:>3} {form:>12} {case.n_done:>4} {fmt('C_max', '.4f'):>16} "
+                f"{r['t_peak'][0]:>8.3g} {fmt('C_inf', '.2e'):>20} {fmt('beta', '.2f'):>13} "
+                f"{fmt('S_inf', '.4f'):>16}")
+        ref = refs.get((key, seed, t.tobytes()))
+        if form != "none" and ref is not None:
+            m, e, dk, ek = paired(case, ref)
+            line += f" {m:>+11.2e} ± {e:.1e} {dk:>+9.2e} ± {ek:.1e}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def figure(entries, path):
+    """Mean C(t) per (epsilon, N): no flip-flop solid, exchange dashed, xx dotted."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    eps = sorted({key[0] for key, *_ in entries})
+    fig, axes = plt.subplots(1, len(eps), figsize=(6 * len(eps), 4.5), squeeze=False)
+    sizes = sorted({key[1] for key, *_ in entries})
+    colors = {N: plt.cm.viridis(i / max(1, len(sizes) - 1)) for i, N in enumerate(sizes)}
+    styles = {"none": "-", "exchange": "--", "xx": ":"}
+    for ax, e in zip(axes[0], eps):
+        for key, form, case, t, _ in entries:
+            if key[0] != e:
+                continue
+            C = case.values("concurrence")
+            m, s = C.mean(0), C.std(0, ddof=1) / np.sqrt(len(C))
+            ax.plot(t, m, styles[form.split()[0]], color=colors[key[1]], label=f"N = {key[1]}, {form}",
+                    lw=1.5 if form == "none" or form.endswith(" 1") else 0.8)
+            ax.fill_between(t, m - s, m + s, color=colors[key[1]], alpha=0.2, lw=0)
+        ax.set(xscale="log", yscale="log", xlabel="t [hbar/W]", ylabel="C(t)", title=f"epsilon = {e:g}")
+        ax.set_ylim(bottom=1e-5)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tlsmpi.flipflop", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+")
+    parser.add_argument("--figure", help="write the overlay figure here (png, pdf)")
+    args = parser.parse_args(argv)
+    entries = load(args.files)
+    print(table(entries))
+    if args.figure:
+        figure(entries, args.figure)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""One writer per run file: a lock file ``FILE.lock`` held for the whole job.
+
+The lock file is created with ``O_CREAT | O_EXCL`` (atomic on local and network
+filesystems) and records who holds it: host, pid, batch job id and start time.  Where
+the filesystem supports it, an ``fcntl`` lock is also taken on it, which the kernel
+drops when the holder dies; a lock file whose ``fcntl`` lock is free, or whose holder
+pid is gone on this host, is *stale*.  A stale lock is never taken over silently: the
+error names the holder and the command that clears it (``python -m tlsmpi.post unlock
+FILE``).  The one exception is a job that finds its own batch job id in the lock (SLURM
+and PBS keep the id when a job is requeued): the earlier incarnation of the same job is
+gone by construction, and the takeover is logged.
+"""
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+
+#: Environment variables that name the batch job (first one set wins).
+JOB_ID_VARIABLES = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "JOB_ID")
+
+
+class LockError(RuntimeError):
+    """The run file is locked by another job (or by a stale lock); the message says which."""
+
+
+def lock_path(path):
+    return str(path) + ".lock"
+
+
+def job_id():
+    for name in JOB_ID_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    return ""
+
+
+def read_holder(path):
+    """The holder record of ``path``'s lock (a dict), or None if it is not locked."""
+    try:
+        with open(lock_path(path)) as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return {"unreadable": err.strerror}
+    try:
+        holder = json.loads(text)
+        return holder if isinstance(holder, dict) else {"unreadable": "not a lock record"}
+    except ValueError:
+        return {"unreadable": "not a lock record (being written?)"}
+
+
+def describe(holder):
+    """'host:pid (job J) since T' for messages."""
+    if holder is None:
+        return "nobody"
+    if "unreadable" in holder:
+        return f"an unreadable lock ({holder['unreadable']})"
+    job = f", job {holder['job']}" if holder.get("job") else ""
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("time", 0)))
+    return f"{holder.get('host', '?')}:{holder.get('pid', '?')}{job}, since {since}"
+
+
+def held_here(holder):
+    """True if ``holder`` is this very process."""
+    return bool(holder) and holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid()
+
+
+def holder_alive(path, holder):
+    """True if the holder still runs, False if it is certainly gone, None if unknown
+    (another host, and no fcntl lock to ask)."""
+    here = holder and holder.get("host") == socket.gethostname()
+    if held_here(holder):
+        return True                              # this process (an fcntl probe would drop it)
+    try:
+        fd = os.open(lock_path(path), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EAGAIN):
+                return True                      # the kernel says someone holds it
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            if holder and holder.get("fcntl"):
+                return False                     # it held an fcntl lock, and it is free now
+        finally:
+            os.close(fd)
+    if here and isinstance(holder.get("pid"), int):
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return None
+
+
+def status(path):
+    """(holder, alive) of ``path``'s lock; holder None if there is none."""
+    holder = read_holder(path)
+    return holder, (holder_alive(path, holder) if holder is not None else False)
+
+
+class RunLock:
+    """The lock of one run file, held from `acquire` to `release`.
+
+    Parameters
+    ----------
+    path : str
+        The run file (the lock is ``path + '.lock'``).
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.fd = self.record = None
+        self.taken_over = None
+
+    def acquire(self):
+        """Take the lock or raise LockError naming the holder and what to do."""
+        name = lock_path(self.path)
+        try:
+            fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder, alive = status(self.path)
+            mine = job_id()
+            if mine and holder and holder.get("job") == mine and holder.get("pid") != os.getpid():
+                self.taken_over = holder             # our own job, requeued: the old one is gone
+                os.unlink(name)
+                return self.acquire()
+            if alive:
+                raise LockError(f"{self.path} is being written by {describe(holder)}: one job "
+                                "per run file; wait for it, or choose another --out") from None
+            state = "whose holder is gone" if alive is False else "whose holder cannot be checked from here"
+            raise LockError(f"{self.path} has a stale lock ({describe(holder)}) {state}; if no job "
+                            f"is writing it, clear the lock with: python -m tlsmpi.post unlock "
+                            f"{self.path}") from None
+        except OSError as err:
+            raise LockError(f"cannot create the lock {name} ({err.strerror}): check the "
+                            "directory's permissions or choose another --out") from None
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except OSError:
+            locked = False                           # filesystem without fcntl locks
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "job": job_id(),
+                  "time": time.time(), "fcntl": locked}
+        try:
+            os.write(fd, json.dumps(record).encode())
+            os.fsync(fd)
+        except OSError as err:
+            os.close(fd)
+            os.unlink(name)
+            raise LockError(f"cannot write the lock {name} ({err.strerror})") from None
+        self.fd, self.record = fd, record
+        return self
+
+    def release(self):
+        """Remove the lock (idempotent; safe on every exit path)."""
+        if self.fd is None:
+            return
+        try:
+            os.unlink(lock_path(self.path))
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def break_lock(path, force=False):
+    """Remove a stale lock of ``path``; refuse if its holder is alive (or unknown, unless
+    ``force``).  Returns the removed holder record (None if there was no lock)."""
+    holder, alive = status(path)
+    if holder is None:
+        return None
+    if alive or (alive is None and not force):
+        why = "is alive" if alive else "cannot be checked from this host (add --force if you are sure)"
+        raise LockError(f"{path} is locked by {describe(holder)}, which {why}")
+    os.unlink(lock_path(path))
+    return holder
