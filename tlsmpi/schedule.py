@@ -241,7 +241,8 @@ class Dealer:
         Worth about g x untaken / (chunk_factor x ranks), at least one item, and at
         least ``min_chunk_seconds`` and 4 x workers x server seconds per request of
         wall time (so the server stays below a quarter of its capacity), converted
-        with the measured wall time per cost of items like the next one."""
+        with the measured wall time per cost of items like the next one (no
+        extrapolation: a wrong guess would make one huge chunk)."""
         widths = [w for w in sorted(self.pending, reverse=True)
                   if w <= g and self.next[w] < len(self.pending[w])]
         if not widths:
@@ -249,16 +250,24 @@ class Dealer:
         w = widths[0]
         start, cumulative = self.next[w], self.cumulative[w]
         target = g * self.untaken(widths) / (self.chunk_factor * self.n_ranks)
-        following = self.pending[w][start:start + 1]
-        estimate = self.predicted_seconds(following)
-        if estimate is not None and estimate[0] > 0:
+        ratio = self._measured_ratio(self.pending[w][start])
+        if ratio:
             seconds = max(self.min_chunk_seconds, 4 * len(self.group_sizes) * self.service_seconds)
-            target = max(target, g * seconds * self.costs[following[0]] / estimate[0])
+            target = max(target, g * seconds / ratio)
         end = np.searchsorted(cumulative, cumulative[start] + target, side="right") - 1
         if start < self.samples[w]:
             end = start + 1
         self.next[w] = end = min(max(end, start + 1), len(self.pending[w]))
         return [int(k) for k in self.pending[w][start:end]]
+
+    def _measured_ratio(self, k):
+        """Measured rank-seconds per cost of item k's kind, or of all completed items
+        (geometric mean) without kinds; None before a measurement."""
+        if self.kinds is not None:
+            cost = self.kind_cost[self.kinds[k]]
+            return self.kind_seconds[self.kinds[k]] / cost if cost > 0 else None
+        n, _, sy = self.fit[:3]
+        return float(np.exp(sy / n)) if n else None
 
     def rank_seconds_of(self, costs):
         """Predicted rank-seconds of items of predicted ``costs`` (None before any result):
@@ -273,7 +282,7 @@ class Dealer:
             return None
         spread, covariance = sxx - sx * sx / n, sxy - sx * sy / n
         b = 0.0
-        if n > 2 and spread > 1e-6 * n:
+        if n >= 10 and spread > 1e-6 * n:
             b = covariance / spread
             residual = max(syy - sy * sy / n - b * covariance, 0.0) / (n - 2)
             b = float(np.clip(b, -1.0, 1.0)) if b * b > 9 * residual / spread else 0.0
