@@ -80,19 +80,19 @@ def test_rank0_serving_only_and_closing_early(scenario):
 
 
 def test_eta_uses_measured_wall_per_predicted_cost(caplog):
-    """One rank, 10 items of predicted cost 1 taking 2 ms each: after the first chunk
-    of 5 (guided: remaining / 2), the ETA is the other 5 x 2 ms; percent counts the
-    earlier job's done_cost."""
+    """One rank, 10 items of predicted cost 1 (one kind) taking 2 ms each: after the
+    kind's first item, alone, and a chunk of 4 (guided: remaining 9 / 2, whole items),
+    the ETA is 9 x 2 ms; percent counts the earlier job's done_cost."""
     queue = WorkQueue(MPI.COMM_SELF, np.ones(10), min_chunk_seconds=0.0, done_cost=10.0,
                       done_items=10, progress_seconds=0.0)
     first = queue.take()
-    assert len(first) == 5
+    assert len(first) == 1
     assert queue.eta() is None
     with caplog.at_level(logging.INFO, logger="tlsmpi"):
         second = queue.take([(k, 0.002) for k in first])
-    assert len(second) == 2 and not set(first) & set(second)   # remaining 5 / 2, whole items
-    assert queue.eta() == pytest.approx(5 * 0.002, rel=0.2)
-    assert "15/20 realizations done, 75.0% of the predicted work" in caplog.text
+    assert len(second) == 4 and not set(first) & set(second)
+    assert queue.eta() == pytest.approx(9 * 0.002, rel=0.2)
+    assert "11/20 realizations done, 55.0% of the predicted work" in caplog.text
     queue.take([(k, 0.002) for k in second], stop=True)
     assert queue.take() == []
     assert queue.close() is True
@@ -122,7 +122,7 @@ def test_eta_follows_a_cost_model_that_errs_with_size():
     """Walls grow as cost^0.5 while the model says cost: once the items of cost 100 and
     10 are measured, the ETA of those of cost 1 and 0.1 is their true sum."""
     costs = np.repeat([100.0, 10.0, 1.0, 0.1], 10)
-    dealer = Dealer(costs, {0: 1}, chunk_factor=1e9, min_chunk_seconds=0.0)
+    dealer = Dealer(costs, {0: 1}, chunk_factor=1e9, min_chunk_seconds=0.0, kinds=None)
     wall = 0.01 * costs ** 0.5
     chunk, now = dealer.handle(0, [], False, 0.0), 0.0
     while costs[chunk[0]] >= 10:

@@ -167,13 +167,16 @@ class Dealer:
         See `WorkQueue`.
     now : float
         Start time of the job.
-    kinds : array_like of int, optional
+    kinds : array_like of int, "auto" or None
         A label of each item (e.g. its case): see `WorkQueue`.
     """
 
     def __init__(self, costs, group_sizes, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
-                 now=0.0, kinds=None):
+                 now=0.0, kinds="auto"):
         self.costs = np.asarray(costs, dtype=float)
+        if isinstance(kinds, str) and kinds == "auto":     # equal predicted costs: one kind
+            values, inverse = np.unique(self.costs, return_inverse=True)
+            kinds = inverse if len(values) <= len(self.costs) // 4 else None
         # per kind: measured rank-seconds and predicted cost of the completed items
         self.kinds = None if kinds is None else np.asarray(kinds, dtype=int)
         n_kinds = 0 if kinds is None else int(self.kinds.max(initial=-1)) + 1
@@ -357,17 +360,20 @@ class WorkQueue:
         True: rank 0 serves from a thread and computes too.  False: rank 0 only
         serves (its `take` serves until the job ends, then returns []); chosen
         automatically when MPI does not provide ``MPI_THREAD_MULTIPLE``.
-    kinds : array_like of int, optional
+    kinds : array_like of int, "auto" or None
         A label of each item, e.g. its case.  Items of one kind are expected to take
-        the same wall time per predicted cost: the ETA uses each kind's measured ratio
-        once one of its items is done (cost models often miss factors such as
-        dissipation that differ between cases of equal predicted cost), and one item
-        of every kind is handed out first so that all ratios are known early.
+        the same wall time per predicted cost: the ETA and the minimum chunk use each
+        kind's measured ratio once one of its items is done (cost models err by
+        different factors on different cases), and one item of every kind is handed
+        out first, alone, so that all ratios are known early.  "auto": items of equal
+        predicted cost form a kind (the realizations of a case, when the cost does
+        not depend on the disorder), if there are at most a quarter as many distinct
+        costs as items.  None: no kinds (a fit of the ratio against the cost).
     """
 
     def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
                  done_items=0, log_label="realizations", width=None, group_size=1,
-                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds=None):
+                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds="auto"):
         from mpi4py import MPI
         self.comm = comm.Dup()
         self.rank, self.size = self.comm.rank, self.comm.size

@@ -261,6 +261,22 @@ def eta_errors(log, first, last):
     return ratios
 
 
+def real_eta(config, ranks, timeout):
+    """The real runner on ``config`` with ``ranks`` ranks: its logged ETA / true
+    remaining time between 20 % and 70 % of the run, and its wall time.  The run
+    starts at the first log line and ends at the last progress line (100 %)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["mpirun", "-n", str(ranks), sys.executable, "-m", "tlsmpi.run", config,
+               "--out", os.path.join(tmp, "r.h5"), "--set", "output.progress_seconds=2"]
+        log, failed = launch(cmd, timeout, lambda: 0)
+    if failed:
+        raise RuntimeError(log)
+    stamps = [time.mktime(time.strptime(f"{time.strftime('%Y-%m-%d')} {line[:8]}", "%Y-%m-%d %H:%M:%S"))
+              for line in log.splitlines() if re.match(r"\d\d:\d\d:\d\d tlsmpi ", line)]
+    first, last = stamps[0], stamps[-1] + 0.5
+    return eta_errors(log, first, last), last - first
+
+
 def item_overhead(realizations=400):
     """The runner's seconds per realization besides the engine (sampling, output,
     scheduling): one rank, the sleep engine with zero sleep, fig10's cases."""
@@ -275,10 +291,11 @@ def item_overhead(realizations=400):
 
 
 def bench(args):
-    print(f"Runner with the sleep engine, {args.ranks} oversubscribed ranks on {os.cpu_count()} "
-          f"cores, ideal wall {args.seconds:g} s (efficiency = sum of item costs / (ranks x wall))")
-    print(f"{'table':>8} {'items':>6} {'wall':>7} {'mpirun':>7} {'CPU':>7} {'efficiency':>10} "
-          f"{'ETA/true (20-70%)':>18}")
+    if args.tables:
+        print(f"Runner with the sleep engine, {args.ranks} oversubscribed ranks on {os.cpu_count()} "
+              f"cores, ideal wall {args.seconds:g} s (efficiency = sum of item costs / (ranks x wall))")
+        print(f"{'table':>8} {'items':>6} {'wall':>7} {'mpirun':>7} {'CPU':>7} {'efficiency':>10} "
+              f"{'ETA/true (20-70%)':>18}")
     for table in args.tables:
         r = (module_bench if args.module else run_bench)(
             table, args.ranks, args.seconds, args.realizations, timeout=args.timeout)
@@ -288,6 +305,11 @@ def bench(args):
             note, cpu = f"  (stalled after {r['computed']} items computed: killed)", f"{'-':>7}"
         print(f"{table:>8} {r['items']:>6} {r['wall']:>6.1f}s {r['mpirun']:>6.1f}s {cpu} "
               f"{r['efficiency']:>10.1%} {eta:>18}{note}", flush=True)
+    if args.eta:
+        ratios, wall = real_eta(args.eta, 2, args.timeout)
+        print(f"\nReal runner, {args.eta}, 2 ranks: {wall:.0f} s, logged ETA / true remaining time "
+              f"between 20 % and 70 % of the run: {min(ratios):.2f}-{max(ratios):.2f} "
+              f"({len(ratios)} lines)")
     if args.slow:
         print("\nOne rank at half speed (it sleeps twice as long), 2 ranks, fig10:")
         how = module_bench if args.module else run_bench
@@ -557,11 +579,13 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ranks", type=int, nargs="+", help="default 32 (bench), 256 1024 "
                         "(--extrapolate), 3 (--probe)")
-    parser.add_argument("--tables", nargs="+", default=list(FIGURES),
+    parser.add_argument("--tables", nargs="*", default=list(FIGURES),
                         choices=["uniform", "heavy", *FIGURES])
     parser.add_argument("--seconds", type=float, default=30.0, help="ideal wall time of a run")
     parser.add_argument("--realizations", type=int, default=100, help="per case")
     parser.add_argument("--slow", action="store_true", help="also: 2 ranks, one at half speed")
+    parser.add_argument("--eta", metavar="CONFIG",
+                        help="also: the real runner on CONFIG (2 ranks), its ETA against the truth")
     parser.add_argument("--module", action="store_true",
                         help="the work queue alone (tlsmpi.schedule), without the runner")
     parser.add_argument("--timeout", type=float, default=900.0, help="per mpirun (s)")
