@@ -88,9 +88,11 @@ def plan_groups(costs, n_ranks, sizes=(1, 2, 4, 8, 16, 32, 64), *, overhead=0.1,
     The fair share of a rank is ``S = sum(costs) / n_ranks``.  Item k gets the smallest
     group size g of ``sizes`` (at most ``n_ranks``) whose wall time
     ``costs[k] / (g x group_efficiency(g, overhead))`` is at most ``share x S``; with
-    largest-first dealing such items all end well before the job does.  Each size in
-    use then gets a number of groups in proportion to the rank-seconds of its items
-    (at least one group); the rest are groups of ``sizes[0]``.
+    largest-first dealing such items all end well before the job does.  Each size g
+    > ``sizes[0]`` in use then gets as many groups as first-fit decreasing needs to
+    pack the wall times of its items into bins of S (at least one group, and ranks
+    left for the smaller sizes); the rest are groups of ``sizes[0]``.  A group also
+    takes items narrower than itself once its own are gone (`WorkQueue`).
 
     Parameters
     ----------
@@ -120,19 +122,30 @@ def plan_groups(costs, n_ranks, sizes=(1, 2, 4, 8, 16, 32, 64), *, overhead=0.1,
     widths = np.full(costs.shape, usable[-1], dtype=int)
     for g in reversed(usable):
         widths[costs / (g * group_efficiency(g, overhead)) <= limit] = g
-    work = {g: float((costs[widths == g] / group_efficiency(g, overhead)).sum()) for g in usable}
-    total = sum(work.values())
     group_sizes, left = [], n_ranks
     for g in reversed(usable[1:]):
-        if work[g] == 0:
+        walls = costs[widths == g] / (g * group_efficiency(g, overhead))
+        if not len(walls):
             continue
-        want = max(1, int(round(n_ranks * work[g] / total / g)))
-        room = (left - sizes[0] * any(work[h] for h in usable if h < g)) // g
-        n = max(min(want, room), 0 if group_sizes else 1)   # the widest items need a group
-        group_sizes += [g] * n
+        room = (left - sizes[0] * bool(np.any(widths < g))) // g
+        n = max(min(_bins(walls, costs.sum() / n_ranks), room), 0 if group_sizes else 1)
+        group_sizes += [g] * n             # (the widest items need a group)
         left -= g * n
     group_sizes += [sizes[0]] * (left // sizes[0])
     return group_sizes, widths
+
+
+def _bins(sizes, capacity):
+    """Number of bins of ``capacity`` that first-fit decreasing fills with ``sizes``."""
+    free = []
+    for size in sorted(sizes, reverse=True):
+        for i, room in enumerate(free):
+            if size <= room:
+                free[i] -= size
+                break
+        else:
+            free.append(capacity - size)
+    return len(free)
 
 
 class Dealer:
@@ -154,13 +167,16 @@ class Dealer:
         See `WorkQueue`.
     now : float
         Start time of the job.
-    kinds : array_like of int, optional
+    kinds : array_like of int, "auto" or None
         A label of each item (e.g. its case): see `WorkQueue`.
     """
 
     def __init__(self, costs, group_sizes, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
-                 now=0.0, kinds=None):
+                 now=0.0, kinds="auto"):
         self.costs = np.asarray(costs, dtype=float)
+        if isinstance(kinds, str) and kinds == "auto":     # equal predicted costs: one kind
+            values, inverse = np.unique(self.costs, return_inverse=True)
+            kinds = inverse if len(values) <= len(self.costs) // 4 else None
         # per kind: measured rank-seconds and predicted cost of the completed items
         self.kinds = None if kinds is None else np.asarray(kinds, dtype=int)
         n_kinds = 0 if kinds is None else int(self.kinds.max(initial=-1)) + 1
@@ -188,7 +204,7 @@ class Dealer:
         self.in_flight = {}                       # worker -> (items, time handed out)
         self.stop_agreed = False
         self.done = 0
-        self.predicted_done = self.rank_seconds = 0.0
+        self.predicted_done = 0.0
         # least-squares fit of log(rank-seconds / cost) against log(cost) of the completed
         # items: count and sums of x, y, x^2, x y, y^2
         self.fit = np.zeros(6)
@@ -204,7 +220,6 @@ class Dealer:
         for k, wall in completed:
             self.done += 1
             self.predicted_done += self.costs[k]
-            self.rank_seconds += g * wall
             if self.kinds is not None:
                 self.kind_seconds[self.kinds[k]] += g * wall
                 self.kind_cost[self.kinds[k]] += self.costs[k]
@@ -218,10 +233,6 @@ class Dealer:
             self.in_flight[worker] = (chunk, now)
         return chunk
 
-    def ratio(self):
-        """Measured rank-seconds per unit of predicted cost (None before any result)."""
-        return self.rank_seconds / self.predicted_done if self.predicted_done > 0 else None
-
     def untaken(self, widths=None):
         """Predicted cost of the items not handed out yet (of the given widths)."""
         return sum(self.cumulative[w][-1] - self.cumulative[w][self.next[w]]
@@ -232,23 +243,34 @@ class Dealer:
 
         Worth about g x untaken / (chunk_factor x ranks), at least one item, and at
         least ``min_chunk_seconds`` and 4 x workers x server seconds per request of
-        measured wall time (so the server stays below a quarter of its capacity)."""
+        wall time (so the server stays below a quarter of its capacity), converted
+        with the measured wall time per cost of items like the next one (no
+        extrapolation: a wrong guess would make one huge chunk)."""
         widths = [w for w in sorted(self.pending, reverse=True)
                   if w <= g and self.next[w] < len(self.pending[w])]
         if not widths:
             return []
+        w = widths[0]
+        start, cumulative = self.next[w], self.cumulative[w]
         target = g * self.untaken(widths) / (self.chunk_factor * self.n_ranks)
-        ratio = self.ratio()
+        ratio = self._measured_ratio(self.pending[w][start])
         if ratio:
             seconds = max(self.min_chunk_seconds, 4 * len(self.group_sizes) * self.service_seconds)
             target = max(target, g * seconds / ratio)
-        w = widths[0]
-        start, cumulative = self.next[w], self.cumulative[w]
         end = np.searchsorted(cumulative, cumulative[start] + target, side="right") - 1
         if start < self.samples[w]:
             end = start + 1
         self.next[w] = end = min(max(end, start + 1), len(self.pending[w]))
         return [int(k) for k in self.pending[w][start:end]]
+
+    def _measured_ratio(self, k):
+        """Measured rank-seconds per cost of item k's kind, or of all completed items
+        (geometric mean) without kinds; None before a measurement."""
+        if self.kinds is not None:
+            cost = self.kind_cost[self.kinds[k]]
+            return self.kind_seconds[self.kinds[k]] / cost if cost > 0 else None
+        n, _, sy = self.fit[:3]
+        return float(np.exp(sy / n)) if n else None
 
     def rank_seconds_of(self, costs):
         """Predicted rank-seconds of items of predicted ``costs`` (None before any result):
@@ -263,7 +285,7 @@ class Dealer:
             return None
         spread, covariance = sxx - sx * sx / n, sxy - sx * sy / n
         b = 0.0
-        if n > 2 and spread > 1e-6 * n:
+        if n >= 10 and spread > 1e-6 * n:
             b = covariance / spread
             residual = max(syy - sy * sy / n - b * covariance, 0.0) / (n - 2)
             b = float(np.clip(b, -1.0, 1.0)) if b * b > 9 * residual / spread else 0.0
@@ -338,17 +360,20 @@ class WorkQueue:
         True: rank 0 serves from a thread and computes too.  False: rank 0 only
         serves (its `take` serves until the job ends, then returns []); chosen
         automatically when MPI does not provide ``MPI_THREAD_MULTIPLE``.
-    kinds : array_like of int, optional
+    kinds : array_like of int, "auto" or None
         A label of each item, e.g. its case.  Items of one kind are expected to take
-        the same wall time per predicted cost: the ETA uses each kind's measured ratio
-        once one of its items is done (cost models often miss factors such as
-        dissipation that differ between cases of equal predicted cost), and one item
-        of every kind is handed out first so that all ratios are known early.
+        the same wall time per predicted cost: the ETA and the minimum chunk use each
+        kind's measured ratio once one of its items is done (cost models err by
+        different factors on different cases), and one item of every kind is handed
+        out first, alone, so that all ratios are known early.  "auto": items of equal
+        predicted cost form a kind (the realizations of a case, when the cost does
+        not depend on the disorder), if there are at most a quarter as many distinct
+        costs as items.  None: no kinds (a fit of the ratio against the cost).
     """
 
     def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
                  done_items=0, log_label="realizations", width=None, group_size=1,
-                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds=None):
+                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds="auto"):
         from mpi4py import MPI
         self.comm = comm.Dup()
         self.rank, self.size = self.comm.rank, self.comm.size

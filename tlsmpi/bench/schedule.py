@@ -261,6 +261,22 @@ def eta_errors(log, first, last):
     return ratios
 
 
+def real_eta(config, ranks, timeout):
+    """The real runner on ``config`` with ``ranks`` ranks: its logged ETA / true
+    remaining time between 20 % and 70 % of the run, and its wall time.  The run
+    starts at the first log line and ends at the last progress line (100 %)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["mpirun", "-n", str(ranks), sys.executable, "-m", "tlsmpi.run", config,
+               "--out", os.path.join(tmp, "r.h5"), "--set", "output.progress_seconds=2"]
+        log, failed = launch(cmd, timeout, lambda: 0)
+    if failed:
+        raise RuntimeError(log)
+    stamps = [time.mktime(time.strptime(f"{time.strftime('%Y-%m-%d')} {line[:8]}", "%Y-%m-%d %H:%M:%S"))
+              for line in log.splitlines() if re.match(r"\d\d:\d\d:\d\d tlsmpi ", line)]
+    first, last = stamps[0], stamps[-1] + 0.5
+    return eta_errors(log, first, last), last - first
+
+
 def item_overhead(realizations=400):
     """The runner's seconds per realization besides the engine (sampling, output,
     scheduling): one rank, the sleep engine with zero sleep, fig10's cases."""
@@ -275,19 +291,25 @@ def item_overhead(realizations=400):
 
 
 def bench(args):
-    print(f"Runner with the sleep engine, {args.ranks} oversubscribed ranks on {os.cpu_count()} "
-          f"cores, ideal wall {args.seconds:g} s (efficiency = sum of item costs / (ranks x wall))")
-    print(f"{'table':>8} {'items':>6} {'wall':>7} {'mpirun':>7} {'CPU':>7} {'efficiency':>10} "
-          f"{'ETA/true (20-70%)':>18}")
+    if args.tables:
+        print(f"Runner with the sleep engine, {args.ranks} oversubscribed ranks on {os.cpu_count()} "
+              f"cores, ideal wall {args.seconds:g} s (efficiency = sum of item costs / (ranks x wall))")
+        print(f"{'table':>8} {'items':>6} {'wall':>7} {'mpirun':>7} {'CPU':>7} {'efficiency':>10} "
+              f"{'ETA/true (20-70%)':>18}")
     for table in args.tables:
         r = (module_bench if args.module else run_bench)(
             table, args.ranks, args.seconds, args.realizations, timeout=args.timeout)
         eta = (f"{min(r['eta']):.2f}-{max(r['eta']):.2f}" if r["eta"] else "-")
-        note = ""
-        if r["hung"]:
-            note = f"  (stalled after {r['computed']} items computed: killed)"
-        print(f"{table:>8} {r['items']:>6} {r['wall']:>6.1f}s {r['mpirun']:>6.1f}s {r['cpu']:>6.1f}s "
+        note, cpu = "", f"{r['cpu']:>6.1f}s"
+        if r["hung"]:                    # the ranks of a killed job are not accounted
+            note, cpu = f"  (stalled after {r['computed']} items computed: killed)", f"{'-':>7}"
+        print(f"{table:>8} {r['items']:>6} {r['wall']:>6.1f}s {r['mpirun']:>6.1f}s {cpu} "
               f"{r['efficiency']:>10.1%} {eta:>18}{note}", flush=True)
+    if args.eta:
+        ratios, wall = real_eta(args.eta, 2, args.timeout)
+        print(f"\nReal runner, {args.eta}, 2 ranks: {wall:.0f} s, logged ETA / true remaining time "
+              f"between 20 % and 70 % of the run: {min(ratios):.2f}-{max(ratios):.2f} "
+              f"({len(ratios)} lines)")
     if args.slow:
         print("\nOne rank at half speed (it sleeps twice as long), 2 ranks, fig10:")
         how = module_bench if args.module else run_bench
@@ -301,23 +323,24 @@ def bench(args):
 # -- extrapolation: a discrete-event simulation of the runner's rules -----------------------
 
 def full_costs(name, rng):
-    """(actual seconds, predicted cost) of every item of run/NAME.toml."""
+    """(actual seconds, predicted cost, case) of every item of run/NAME.toml."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     cfg = configuration.load(os.path.join(here, "run", f"{name}.toml"))
     engine = engines.get(cfg.engine)(cfg.engine_options)
     actual, predicted = [], []
+    kinds = np.repeat(np.arange(len(cfg.cases())), cfg.realizations)
     if cfg.engine == "liouvillian":
         from ..model import sample
         for p in cfg.cases():
             for r in range(cfg.realizations):
                 predicted.append(engine.cost(p, cfg.times, cfg.request, lambda: sample(p, cfg.seed, r)))
         predicted = np.array(predicted)
-        return predicted * rng.lognormal(0.0, JITTER, predicted.size), predicted
+        return predicted * rng.lognormal(0.0, JITTER, predicted.size), predicted, kinds
     for p in cfg.cases():
         median = table_seconds(name, p.N, p.epsilon)
         actual.append(median * rng.lognormal(0.0, JITTER, cfg.realizations))
         predicted.append(np.full(cfg.realizations, engine.cost(p, cfg.times, cfg.request, None)))
-    return np.concatenate(actual), np.concatenate(predicted)
+    return np.concatenate(actual), np.concatenate(predicted), kinds
 
 
 def simulate_static(actual, n_groups, group_size, item_overhead, allreduce, overhead):
@@ -331,22 +354,28 @@ def simulate_static(actual, n_groups, group_size, item_overhead, allreduce, over
 
 
 def simulate_queue(actual, predicted, group_sizes, item_overhead, latency, service, *,
-                   width=None, overhead=0.1):
+                   width=None, overhead=0.1, kinds=None):
     """Makespan of the work queue: the `Dealer` of rank 0 serves requests one at a time
     (``service`` seconds each); a request and its reply take ``latency`` together
-    (rank 0's own requests none); group g computes item k in actual[k] / (g e(g))."""
+    (rank 0's own requests none); group g computes item k in actual[k] / (g e(g)).
+    Returns the makespan and the range of ETA / true remaining time between 20 % and
+    70 % of the run (ETA read about 200 times)."""
     import heapq
     workers = dict(enumerate(group_sizes))
-    dealer = Dealer(predicted, workers, width=width)
+    dealer = Dealer(predicted, workers, width=width, kinds=kinds)
     dealer.service_seconds = service
     ready = [(0.0, w, []) for w in workers]          # (time the request reaches rank 0, ...)
     heapq.heapify(ready)
     server_free = end = 0.0
+    etas, every = [], actual.sum() / sum(group_sizes) / 200        # ETA samples
+
     while ready:
         arrive, w, completed = heapq.heappop(ready)
         start = max(arrive, server_free)
         server_free = start + service
         chunk = dealer.handle(w, completed, False, start)
+        if start >= every * len(etas):
+            etas.append((start, dealer.eta(start)))
         reply = server_free + (latency / 2 if w else 0.0)
         if not chunk:
             end = max(end, reply)
@@ -355,7 +384,8 @@ def simulate_queue(actual, predicted, group_sizes, item_overhead, latency, servi
         walls = actual[chunk] / (g * group_efficiency(g, overhead)) + item_overhead
         back = reply + walls.sum() + (latency / 2 if w else 0.0)
         heapq.heappush(ready, (back, w, list(zip(chunk, walls))))
-    return end
+    ratios = [eta / (end - t) for t, eta in etas if eta is not None and 0.2 <= t / end <= 0.7]
+    return end, (min(ratios), max(ratios))
 
 
 def extrapolate(args):
@@ -365,23 +395,31 @@ def extrapolate(args):
           f"(runner, one rank), request latency {args.latency * 1e3:.2f} ms, server "
           f"{args.service * 1e6:.0f} us per request, allreduce {args.allreduce * 1e6:.0f} us x log2 P, "
           f"group efficiency 1 / (1 + {args.group_overhead} log2 g)")
-    print(f"{'config':>18} {'items':>7} {'ranks':>6} {'static':>8} {'queue':>8} {'groups':>8}")
+    print("Efficiency = sum of item costs / (ranks x makespan).  static: today's runner "
+          "(with the item overhead); queue: tlsmpi.schedule without / with the item overhead; "
+          "groups: queue + plan_groups, without")
+    print(f"{'config':>18} {'items':>7} {'ranks':>6} {'static':>8} {'queue':>8} {'+overhead':>9} "
+          f"{'ETA/true':>10} {'groups':>8} {'ETA/true':>10}")
     for name in ("fig4", "fig10", "fig6a", "fig8_liouvillian"):
-        actual, predicted = full_costs(name, rng)
+        actual, predicted, kinds = full_costs(name, rng)
         for ranks in args.ranks:
             ideal = actual.sum() / ranks
             static = simulate_static(actual, ranks, 1, overhead_item,
                                      args.allreduce * np.log2(ranks), args.group_overhead)
-            queue = simulate_queue(actual, predicted, [1] * ranks, overhead_item, args.latency,
-                                   args.service, overhead=args.group_overhead)
-            groups = "-"
+            queue = [simulate_queue(actual, predicted, [1] * ranks, o, args.latency, args.service,
+                                    overhead=args.group_overhead, kinds=kinds)
+                     for o in (0.0, overhead_item)]
+            eta = queue[0][1]
+            line = (f"{name:>18} {len(actual):>7} {ranks:>6} {ideal / static:>8.1%} "
+                    f"{ideal / queue[0][0]:>8.1%} {ideal / queue[1][0]:>9.1%} "
+                    f"{eta[0]:>5.2f}-{eta[1]:<4.2f}")
             if name == "fig8_liouvillian":
                 sizes, width = plan_groups(predicted, ranks, overhead=args.group_overhead)
-                grouped = simulate_queue(actual, predicted, sizes, overhead_item, args.latency,
-                                         args.service, width=width, overhead=args.group_overhead)
-                groups = f"{ideal / grouped:.1%}"
-            print(f"{name:>18} {len(actual):>7} {ranks:>6} {ideal / static:>8.1%} "
-                  f"{ideal / queue:>8.1%} {groups:>8}", flush=True)
+                grouped, eta = simulate_queue(actual, predicted, sizes, 0.0, args.latency,
+                                              args.service, width=width,
+                                              overhead=args.group_overhead, kinds=kinds)
+                line += f" {ideal / grouped:>8.1%} {eta[0]:>5.2f}-{eta[1]:<4.2f}"
+            print(line, flush=True)
     return 0
 
 
@@ -541,18 +579,20 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ranks", type=int, nargs="+", help="default 32 (bench), 256 1024 "
                         "(--extrapolate), 3 (--probe)")
-    parser.add_argument("--tables", nargs="+", default=list(FIGURES),
+    parser.add_argument("--tables", nargs="*", default=list(FIGURES),
                         choices=["uniform", "heavy", *FIGURES])
     parser.add_argument("--seconds", type=float, default=30.0, help="ideal wall time of a run")
     parser.add_argument("--realizations", type=int, default=100, help="per case")
     parser.add_argument("--slow", action="store_true", help="also: 2 ranks, one at half speed")
+    parser.add_argument("--eta", metavar="CONFIG",
+                        help="also: the real runner on CONFIG (2 ranks), its ETA against the truth")
     parser.add_argument("--module", action="store_true",
                         help="the work queue alone (tlsmpi.schedule), without the runner")
     parser.add_argument("--timeout", type=float, default=900.0, help="per mpirun (s)")
     parser.add_argument("--extrapolate", action="store_true")
     parser.add_argument("--item-overhead", type=float, help="s per item (default: measure it)")
-    parser.add_argument("--latency", type=float, default=2e-3, help="request round trip (s)")
-    parser.add_argument("--service", type=float, default=2e-4, help="server s per request")
+    parser.add_argument("--latency", type=float, default=3.5e-3, help="request round trip (s)")
+    parser.add_argument("--service", type=float, default=1e-4, help="server s per request")
     parser.add_argument("--allreduce", type=float, default=5e-6, help="s x log2 P per round")
     parser.add_argument("--group-overhead", type=float, default=0.15,
                         help="parallel overhead per doubling of a group")
