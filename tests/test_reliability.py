@@ -204,7 +204,7 @@ def test_stop_signal_then_resume(tmp_path, reference, how):
     assert_same(read_all(out), reference)
 
 
-def faulty(kind, args, ranks=2, timeout=60, where="1:*"):
+def faulty(kind, args, ranks=2, timeout=180, where="1:*"):
     """The real runner with TLSMPI_FAULT = KIND:RANK:REALIZATION (tlsmpi.run._fault)."""
     cmd = ["mpirun", "-n", str(ranks), sys.executable, "-m", "tlsmpi.run", *map(str, args)]
     env = dict(mpi_env(), TLSMPI_FAULT=f"{kind}:{where}")
