@@ -92,3 +92,25 @@ def test_previous_layout_is_read(tmp_path):
     case = run.cases[0]
     assert case.n_done == 2 and case.errors == {1: "boom"}
     assert np.array_equal(case.values("concurrence"), rows[[0, 2]])
+
+
+def test_extra_engine_rows_are_stored_and_verified(tmp_path):
+    """An engine's extra per-realization rows (Engine.outputs): the ed engine's jackknife
+    error of C over trajectory blocks is a checksummed dataset with CF attributes, 0
+    where the dynamics is exact (epsilon = 0), positive where trajectories were run."""
+    out = tmp_path / "ed.h5"
+    res = run_tlsmpi(["--out", out, "--set", 'engine.name="ed"', "--set", "model.N=4",
+                      "--set", "model.flipflop=1.0", "--set", "engine.trajectories=40",
+                      "--set", "ensemble.realizations=2", "--set", "time.n_times=6",
+                      "--set", "time.t_max=100.0"])
+    assert res.returncode == 0, res.stderr
+    run = Run(out)
+    closed, open_ = run.cases
+    assert np.array_equal(closed.values("concurrence_err"), np.zeros((2, 6)))
+    assert np.all(open_.values("concurrence_err")[:, 1:].max(1) > 0)
+    with h5py.File(out, "r") as f:
+        assert "concurrence_err" in f["case_001/checksum"].attrs["datasets"].split()
+        assert "jackknife" in f["case_001/concurrence_err"].attrs["long_name"]
+    with h5py.File(out, "r+") as f:
+        f["case_001/concurrence_err"][0, 2] = 0.5
+    assert Run(out, verify=False).problems[0][:3] == ("case_001", 0, "concurrence_err")

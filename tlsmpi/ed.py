@@ -278,14 +278,26 @@ class EDEngine(Engine):
         jumps = expected_jumps(draw(), float(times[-1])) if params.epsilon and M else 0.0
         return cost_estimate(params, times, request, M, jumps)
 
+    def outputs(self, request):
+        """The observables, and with at least two blocks of trajectories (a jackknife
+        needs two) the statistical error of C(t), ``concurrence_err``."""
+        from .trajectories import BLOCK
+        extra = request.concurrence and self.options["trajectories"] >= 2 * BLOCK
+        return super().outputs(request) + (["concurrence_err"] if extra else [])
+
     def compute(self, real, times, request, comm=None):
-        """Observables of ``request``, each (T,): exact for Y = 0, else the average of
-        ``trajectories`` quantum-jump trajectories (`tlsmpi.trajectories.average`) split
-        over the ranks of ``comm`` with a result independent of their number."""
+        """Observables of ``request``, each (T,): exact for Y = 0 (``concurrence_err`` 0),
+        else the average of ``trajectories`` quantum-jump trajectories
+        (`tlsmpi.trajectories.average`) split over the ranks of ``comm`` with a result
+        independent of their number, with the jackknife error of C over blocks."""
+        err = "concurrence_err" in self.outputs(request)
         if not np.any(real.Y):
-            if comm is None or comm.Get_size() == 1:
-                return unitary_observables(real, times, request)
-            result = unitary_observables(real, times, request) if comm.Get_rank() == 0 else None
-            return comm.bcast(result, root=0)
+            result = None
+            if comm is None or comm.Get_size() == 1 or comm.Get_rank() == 0:
+                result = unitary_observables(real, times, request)
+                if err:
+                    result["concurrence_err"] = np.zeros(len(times))
+            return result if comm is None or comm.Get_size() == 1 else comm.bcast(result, root=0)
         from .trajectories import average
-        return average(real, times, request, self.options["trajectories"], comm)["observables"]
+        res = average(real, times, request, self.options["trajectories"], comm)
+        return {**res["observables"], **({"concurrence_err": res["concurrence_err"]} if err else {})}

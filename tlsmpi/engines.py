@@ -53,6 +53,12 @@ class Engine:
         self.options = {k: d for k, (d, _, _) in type(self).options.items()}
         self.options.update(options or {})
 
+    def outputs(self, request):
+        """Names of the per-realization rows `compute` returns: the requested observables
+        and any extra rows (e.g. a statistical error; `tlsmpi.output.DATA_ATTRS` describes
+        each).  The run file has one dataset per name; every name must be returned."""
+        return [o for o in ("concurrence", "entropy") if getattr(request, o)]
+
     def check(self, cases, request):
         """Raise ConfigError naming the value and the fix for what cannot be computed.
 

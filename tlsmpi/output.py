@@ -56,6 +56,7 @@ DISORDER = {
 DATA_ATTRS = {
     "concurrence": ("1", "mean pair concurrence C(t), Eq. (28)"),
     "entropy": ("1", "half-system entanglement entropy S_E(t) in nats, Eq. (29)"),
+    "concurrence_err": ("1", "statistical error of C(t) over trajectories (jackknife over blocks)"),
     "wall_seconds": ("s", "compute time of the realization"),
 }
 
@@ -91,10 +92,16 @@ def crc(row):
     return zlib.crc32(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
 
 
+def outputs(config):
+    """The per-realization rows of ``config``'s engine (`tlsmpi.engines.Engine.outputs`)."""
+    from . import engines
+    return engines.get(config.engine)(config.engine_options).outputs(config.request)
+
+
 def file_size_estimate(config):
     """Bytes of the run file of ``config`` (its datasets; metadata adds a few 10 kB)."""
     R, T = config.realizations, len(config.times)
-    n_obs = sum(bool(getattr(config.request, o)) for o in OBSERVABLES)
+    n_obs = len(outputs(config))
     save = config.section("observables")["save_disorder"]
     total = 8.0 * T
     for p in config.cases():
@@ -209,7 +216,8 @@ def _make_layout(f, config, meta):
     cases = config.cases()
     swept = list(config.section("sweep"))
     save = config.section("observables")["save_disorder"]
-    observables = [o for o in OBSERVABLES if getattr(config.request, o)]
+    rows = outputs(config)
+    observables = [o for o in rows if o in OBSERVABLES]
     f.attrs.update(meta)
     f.attrs.update(Conventions="CF-1.8", layout_version=LAYOUT_VERSION, config=config.to_toml(),
                    seed=config.seed, engine=config.engine, n_cases=len(cases),
@@ -222,7 +230,7 @@ def _make_layout(f, config, meta):
         "long_name"] = "1 once no realization is pending"
     f.create_dataset("end_time", shape=(), dtype="S32", dcpl=_early()).attrs[
         "long_name"] = "when the run was finalized (ISO 8601), empty before"
-    names = row_datasets(observables, save)
+    names = row_datasets(rows, save)
     for k, params in enumerate(cases):
         g = f.create_group(case_name(k))
         g.attrs.update({key: getattr(params, key) for key in params.__dataclass_fields__})
@@ -244,7 +252,7 @@ def _make_layout(f, config, meta):
         error.attrs["long_name"] = "failure message of a failed realization"
         _attach(error, realization)
         ancillary = "status checksum"
-        for obs in observables + ["wall_seconds"]:
+        for obs in rows + ["wall_seconds"]:
             units, long_name = DATA_ATTRS[obs]
             shape, scales = ((R, T), (realization, time)) if obs != "wall_seconds" else ((R,), (realization,))
             _data(g, obs, shape, scales, units, long_name).attrs["ancillary_variables"] = ancillary
@@ -362,7 +370,7 @@ class RunFile:
                 rows, status, bad = read_verified(case.ds, case.names)
                 problems += [(case.name,) + b for b in bad]
                 complete &= bool(np.all(status != PENDING))
-                stats.append({o: mean_sem(rows[o], status == DONE) for o in rows})
+                stats.append({o: mean_sem(rows[o], status == DONE) for o in rows if o in OBSERVABLES})
             if not problems:
                 for case, per_obs in zip(self.cases, stats):
                     for obs, (mean, sem) in per_obs.items():
@@ -392,9 +400,9 @@ class _Handles:
 def read_verified(group, names=None):
     """Read a case group (or a mapping of its datasets) and verify every written row.
 
-    Returns ``(rows, status, problems)``: rows maps each observable to its (R, T)
-    array; status is the stored status with damaged rows set to PENDING; problems is a
-    list of (realization, dataset, reason) for rows that are not what they claim: a
+    Returns ``(rows, status, problems)``: rows maps each engine output (observables
+    and extra rows such as ``concurrence_err``) to its (R, T) array; status is the
+    stored status with damaged rows set to PENDING; problems is a list of (realization, dataset, reason) for rows that are not what they claim: a
     status outside {pending, done, failed}, a checksum mismatch or a non-finite value
     in a done row.
     """
@@ -411,7 +419,7 @@ def read_verified(group, names=None):
     failed = np.flatnonzero(status == FAILED)
     for k, name in enumerate(names):
         data = group[name][...]
-        if name in OBSERVABLES:
+        if name != "wall_seconds" and not name.startswith("disorder/"):
             rows[name] = data
         check = failed if name == "wall_seconds" else []
         for r in np.concatenate([done, check]).astype(int):
