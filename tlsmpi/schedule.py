@@ -15,7 +15,7 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
   (docs/performance.md, "Scheduling").  So rank 0 serves requests from a thread
   (mpi4py initializes ``MPI_THREAD_MULTIPLE``) on a duplicate of the communicator,
   and computes in its main thread; its own requests do not go through MPI.  The
-  thread polls (``Iprobe`` and a sleep of 0.1-2 ms) instead of blocking in ``recv``,
+  thread polls (``Iprobe`` and a sleep of 50 us to 1 ms) instead of blocking in ``recv``,
   because Open MPI's blocking receive spins: it took a whole core from rank 0.
   Waiting workers poll the same way, so idle ranks do not steal the cores of busy
   ones when the job is oversubscribed.
@@ -27,9 +27,9 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
 - **Progress by predicted cost.**  Rank 0 logs items done, percent of the predicted
   work (including ``done_cost`` from earlier jobs), this job's rate and an ETA.  The
   ETA corrects the cost model on the fly with the measured rank-seconds per predicted
-  cost: per kind of item (``kinds``, e.g. the case; three items of every kind are
-  handed out first), else from a fit against the cost, so neither the model's scale nor its
-  errors between sizes and cases spoil the ETA.
+  cost: per kind of item (``kinds``, by default items of equal predicted cost; three
+  items of every kind are handed out first) and from a fit against the cost, so
+  neither the model's scale nor its errors between sizes and cases spoil the ETA.
 - **Rank groups.**  `plan_groups` gives predicted-heavy items a larger group of ranks
   (a parallel engine), so that no single item outlasts the rest of the job.
 
