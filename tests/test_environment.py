@@ -91,7 +91,7 @@ def test_serial_h5py_under_mpirun_is_refused(tmp_path):
     env = mpi_env()
     env["PYTHONPATH"] = os.pathsep.join([str(fake), ROOT, env["PYTHONPATH"]])
     res = subprocess.run(["mpirun", "-n", "2", sys.executable, "-m", "tlsmpi.run", "--out", "x.h5"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=180)
     assert res.returncode == 2, res.stdout + res.stderr
     ours = [line for line in res.stderr.splitlines() if line.startswith("tlsmpi")]  # not mpirun's
     assert len(ours) == 1 and "h5py is a serial build" in ours[0], res.stderr

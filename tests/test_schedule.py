@@ -80,21 +80,29 @@ def test_rank0_serving_only_and_closing_early(scenario):
 
 @pytest.mark.needs_mpi                 # a queue on MPI.COMM_SELF
 def test_eta_uses_measured_wall_per_predicted_cost(caplog):
+<<<<<<< HEAD
     """One rank, 10 items of predicted cost 1 (one kind) taking 2 ms each: after the
     kind's first item, alone, and a chunk of 4 (guided: remaining 9 / 2, whole items),
     the ETA is 9 x 2 ms; percent counts the earlier job's done_cost."""
     from mpi4py import MPI
+=======
+    """One rank, 10 items of predicted cost 1 (one kind) taking 2 ms each: the kind's
+    first three items come one by one, then a guided chunk of 3 (remaining 7 / 2, whole
+    items); the ETA is then 7 x 2 ms; percent counts the earlier job's done_cost."""
+>>>>>>> sched
     queue = WorkQueue(MPI.COMM_SELF, np.ones(10), min_chunk_seconds=0.0, done_cost=10.0,
                       done_items=10, progress_seconds=0.0)
-    first = queue.take()
-    assert len(first) == 1
+    chunks, done = [], []
     assert queue.eta() is None
     with caplog.at_level(logging.INFO, logger="tlsmpi"):
-        second = queue.take([(k, 0.002) for k in first])
-    assert len(second) == 4 and not set(first) & set(second)
-    assert queue.eta() == pytest.approx(9 * 0.002, rel=0.2)
-    assert "11/20 realizations done, 55.0% of the predicted work" in caplog.text
-    queue.take([(k, 0.002) for k in second], stop=True)
+        for _ in range(4):
+            chunks.append(queue.take(done))
+            done = [(k, 0.002) for k in chunks[-1]]
+    assert [len(c) for c in chunks] == [1, 1, 1, 3]
+    assert len({k for c in chunks for k in c}) == 6
+    assert queue.eta() == pytest.approx(7 * 0.002, rel=0.2)
+    assert "13/20 realizations done, 65.0% of the predicted work" in caplog.text
+    queue.take(done, stop=True)
     assert queue.take() == []
     assert queue.close() is True
 
@@ -133,15 +141,21 @@ def test_eta_follows_a_cost_model_that_errs_with_size():
     assert dealer.eta(now) == pytest.approx(remaining, rel=16 * np.finfo(float).eps * len(costs))
 
 
-def test_one_item_of_every_kind_first_and_eta_per_kind():
+def test_three_items_of_every_kind_first_and_eta_per_kind():
     """Two cases of equal predicted cost, the second 3x slower than the model says:
-    each kind's first item comes alone and first; once both are measured (and a stop
-    leaves the rest untaken), the ETA on 2 ranks is (9 x 1 + 9 x 3) / 2."""
+    three items of each kind come first, one per chunk; once they are measured (and a
+    stop leaves the rest untaken), an item's predicted rank-seconds on 2 ranks is the
+    mean of the fit (the geometric mean sqrt(3)) and 3 x its kind's ratio, weights 1, 3."""
     costs, kinds = np.ones(20), np.repeat([0, 1], 10)
     wall = 1.0 + 2.0 * kinds
     dealer = Dealer(costs, {0: 1, 1: 1}, min_chunk_seconds=0.0, kinds=kinds)
-    a, b = dealer.handle(0, [], False, 0.0), dealer.handle(1, [], False, 0.0)
-    assert len(a) == len(b) == 1 and {kinds[a[0]], kinds[b[0]]} == {0, 1}
-    assert dealer.handle(0, [(a[0], wall[a[0]])], True, 3.0) == []
-    assert dealer.handle(1, [(b[0], wall[b[0]])], False, 3.0) == []
-    assert dealer.eta(3.0) == pytest.approx((9 * 1 + 9 * 3) / 2, rel=16 * np.finfo(float).eps * 20)
+    first = [dealer.handle(w % 2, [], False, 0.0) for w in range(2)]
+    for step in range(2):
+        first += [dealer.handle(w, [(first[-2 + w][0], wall[first[-2 + w][0]])], False, 1.0)
+                  for w in range(2)]
+    assert [len(c) for c in first] == [1] * 6
+    assert sorted(kinds[[c[0] for c in first]]) == [0, 0, 0, 1, 1, 1]
+    for w in range(2):
+        assert dealer.handle(w, [(first[-2 + w][0], wall[first[-2 + w][0]])], w == 0, 3.0) == []
+    expected = 7 * ((np.sqrt(3) + 3 * 1) + (np.sqrt(3) + 3 * 3)) / 4 / 2
+    assert dealer.eta(3.0) == pytest.approx(expected, rel=16 * np.finfo(float).eps * 20)

@@ -15,7 +15,7 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
   (docs/performance.md, "Scheduling").  So rank 0 serves requests from a thread
   (mpi4py initializes ``MPI_THREAD_MULTIPLE``) on a duplicate of the communicator,
   and computes in its main thread; its own requests do not go through MPI.  The
-  thread polls (``Iprobe`` and a sleep of 0.1-2 ms) instead of blocking in ``recv``,
+  thread polls (``Iprobe`` and a sleep of 50 us to 1 ms) instead of blocking in ``recv``,
   because Open MPI's blocking receive spins: it took a whole core from rank 0.
   Waiting workers poll the same way, so idle ranks do not steal the cores of busy
   ones when the job is oversubscribed.
@@ -27,9 +27,9 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
 - **Progress by predicted cost.**  Rank 0 logs items done, percent of the predicted
   work (including ``done_cost`` from earlier jobs), this job's rate and an ETA.  The
   ETA corrects the cost model on the fly with the measured rank-seconds per predicted
-  cost: per kind of item (``kinds``, e.g. the case; one item of every kind is handed
-  out first), else from a fit against the cost, so neither the model's scale nor its
-  errors between sizes and cases spoil the ETA.
+  cost: per kind of item (``kinds``, by default items of equal predicted cost; three
+  items of every kind are handed out first) and from a fit against the cost, so
+  neither the model's scale nor its errors between sizes and cases spoil the ETA.
 - **Rank groups.**  `plan_groups` gives predicted-heavy items a larger group of ranks
   (a parallel engine), so that no single item outlasts the rest of the job.
 
@@ -56,6 +56,8 @@ _REQUEST, _REPLY, _BYE, _CLOSED = 11, 12, 13, 14
 #: Polling pauses (s) of the server thread and of waiting workers: the pause doubles
 #: from the first to the second value while no message arrives.
 POLL_PAUSE = (5e-5, 1e-3)
+#: Items of every kind handed out first, one per chunk (`Dealer`).
+SAMPLES = 3
 #: Seconds a worker probes without sleeping for the reply to its request.
 REPLY_SPIN = 3e-4
 
@@ -181,6 +183,7 @@ class Dealer:
         self.kinds = None if kinds is None else np.asarray(kinds, dtype=int)
         n_kinds = 0 if kinds is None else int(self.kinds.max(initial=-1)) + 1
         self.kind_seconds, self.kind_cost = np.zeros(n_kinds), np.zeros(n_kinds)
+        self.kind_count = np.zeros(n_kinds)
         self.group_sizes = dict(group_sizes)
         self.n_ranks = sum(self.group_sizes.values())
         self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
@@ -191,10 +194,14 @@ class Dealer:
         ties = np.random.default_rng(0).permutation(len(self.costs))
         order = np.lexsort((ties, -self.costs))
         samples = np.zeros(len(self.costs), dtype=bool)
-        if self.kinds is not None:         # one item of every kind first, one per chunk:
-            first = np.unique(self.kinds[order], return_index=True)[1]   # its ratio is known early
+        if self.kinds is not None:         # SAMPLES items of every kind first, one per chunk:
+            ordered = self.kinds[order]    # their ratio is known early
+            by_kind = np.argsort(ordered, kind="stable")
+            place = np.empty(len(order), dtype=int)
+            place[by_kind] = np.arange(len(order)) - np.searchsorted(ordered[by_kind], ordered[by_kind])
+            first = np.flatnonzero(place < SAMPLES)
             samples[order[first]] = True
-            order = np.concatenate((order[np.sort(first)], np.delete(order, first)))
+            order = np.concatenate((order[first], np.delete(order, first)))
         # per width: items by decreasing cost, their cumulative cost, the next untaken position
         self.pending = {int(w): order[width[order] == w] for w in np.unique(width)}
         self.cumulative = {w: np.concatenate(([0.0], np.cumsum(self.costs[items])))
@@ -222,6 +229,7 @@ class Dealer:
             self.predicted_done += self.costs[k]
             if self.kinds is not None:
                 self.kind_seconds[self.kinds[k]] += g * wall
+                self.kind_count[self.kinds[k]] += 1
                 self.kind_cost[self.kinds[k]] += self.costs[k]
             if self.costs[k] > 0 and wall > 0:
                 x, y = np.log(self.costs[k]), np.log(g * wall / self.costs[k])
@@ -293,17 +301,19 @@ class Dealer:
         return np.exp(log_a) * np.asarray(costs, dtype=float) ** (1.0 + b)
 
     def predicted_seconds(self, items):
-        """Predicted rank-seconds of ``items`` (None before any result): an item of a
-        kind with completed items gets its kind's measured rank-seconds per cost, the
-        others `rank_seconds_of` their cost."""
+        """Predicted rank-seconds of ``items`` (None before any result): `rank_seconds_of`
+        their cost, and for an item of a kind with n completed items the mean of that
+        and the kind's measured rank-seconds per cost, weights 1 and n (a single
+        measurement of a kind, on a shared machine, can be off)."""
         items = np.asarray(items, dtype=int)
         fitted = self.rank_seconds_of(self.costs[items])
         if fitted is None or self.kinds is None:
             return fitted
         kinds = self.kinds[items]
         known = self.kind_cost[kinds] > 0
+        n = self.kind_count[kinds[known]]
         ratio = self.kind_seconds[kinds[known]] / self.kind_cost[kinds[known]]
-        fitted[known] = self.costs[items[known]] * ratio
+        fitted[known] = (fitted[known] + n * self.costs[items[known]] * ratio) / (1 + n)
         return fitted
 
     def eta(self, now):
@@ -364,8 +374,8 @@ class WorkQueue:
         A label of each item, e.g. its case.  Items of one kind are expected to take
         the same wall time per predicted cost: the ETA and the minimum chunk use each
         kind's measured ratio once one of its items is done (cost models err by
-        different factors on different cases), and one item of every kind is handed
-        out first, alone, so that all ratios are known early.  "auto": items of equal
+        different factors on different cases), and three items of every kind are handed
+        out first, one per chunk, so that all ratios are known early.  "auto": items of equal
         predicted cost form a kind (the realizations of a case, when the cost does
         not depend on the disorder), if there are at most a quarter as many distinct
         costs as items.  None: no kinds (a fit of the ratio against the cost).
