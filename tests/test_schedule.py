@@ -80,16 +80,10 @@ def test_rank0_serving_only_and_closing_early(scenario):
 
 @pytest.mark.needs_mpi                 # a queue on MPI.COMM_SELF
 def test_eta_uses_measured_wall_per_predicted_cost(caplog):
-<<<<<<< HEAD
-    """One rank, 10 items of predicted cost 1 (one kind) taking 2 ms each: after the
-    kind's first item, alone, and a chunk of 4 (guided: remaining 9 / 2, whole items),
-    the ETA is 9 x 2 ms; percent counts the earlier job's done_cost."""
-    from mpi4py import MPI
-=======
     """One rank, 10 items of predicted cost 1 (one kind) taking 2 ms each: the kind's
     first three items come one by one, then a guided chunk of 3 (remaining 7 / 2, whole
     items); the ETA is then 7 x 2 ms; percent counts the earlier job's done_cost."""
->>>>>>> sched
+    from mpi4py import MPI
     queue = WorkQueue(MPI.COMM_SELF, np.ones(10), min_chunk_seconds=0.0, done_cost=10.0,
                       done_items=10, progress_seconds=0.0)
     chunks, done = [], []
