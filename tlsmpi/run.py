@@ -15,7 +15,6 @@ names the cause and the path).
 """
 import argparse
 import datetime
-import errno
 import logging
 import os
 import shlex
@@ -39,8 +38,6 @@ from .model import sample
 
 EXIT_OK, EXIT_CRASH, EXIT_INPUT, EXIT_STOPPED, EXIT_IO = 0, 1, 2, 3, 4
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
-#: errno values reported as an I/O error of the run file (exit 4) rather than a crash.
-IO_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
 #: unless set.  WHERE is a realization index (* = any), or "create" (rank 0 creating the file).
 #: KIND: exception, keyboard, exit, memory, solver, stop (SIGUSR1 to self), or fsize (a
