@@ -5,7 +5,8 @@
 #   ./dev.sh test [ARGS]  install what is missing, then run the whole test suite (pytest ARGS)
 #   ./dev.sh test-nompi [ARGS]  a login node: pip venv from python3 (no MPI, numpy >= 2),
 #                         the tests that need neither MPI nor PETSc (the rest skip, with the reason)
-#   ./dev.sh bench WHAT   install what is missing, then run a benchmark (pairs, liouvillian, entropy)
+#   ./dev.sh bench WHAT   install what is missing, then run a benchmark (pairs, liouvillian, entropy,
+#                         schedule, ed)
 #   ./dev.sh python ...   the project's interpreter, with the environment set up
 set -eu
 cd "$(dirname "$0")"
