@@ -202,9 +202,11 @@ def test_bitwise_identical_for_1_2_3_ranks():
     assert out[2] == out[1] and out[3] == out[1]
 
 
-def test_engine_registered_and_checked(monkeypatch):
+def test_engine_registered_and_checked():
     """engine.name = "ed" is valid; epsilon > 0 without trajectories and a model that does
-    not fit the memory are refused with the value and the fix."""
+    not fit the memory (the runner's check, with the engine's estimate) are refused with
+    the value and the fix."""
+    from tlsmpi.run import memory_verdict
     assert "ed" in engines.names()
     cfg = config.load(None, ['engine.name="ed"', "engine.trajectories=10", "model.N=6"])
     assert cfg.engine_options == {"trajectories": 10}
@@ -213,10 +215,9 @@ def test_engine_registered_and_checked(monkeypatch):
     with pytest.raises(ConfigError, match="trajectories = -1"):
         config.load(None, ['engine.name="ed"', "engine.trajectories=-1"])
     engine = engines.get("ed")({"trajectories": 0})
-    monkeypatch.setattr(ed, "available_memory", lambda: 1e9)
-    engine.check([ModelParams(N=14, flipflop=1.0)], Request())          # ~0.5 GB
-    with pytest.raises(ConfigError, match="N = 14.*xx"):                  # ~1.8 GB
-        engine.check([ModelParams(N=14, flipflop=1.0, flipflop_form="xx")], Request())
+    assert memory_verdict(engine, ModelParams(N=14, flipflop=1.0), cfg, 1, 1e9)[1] is None  # ~0.5 GB
+    xx = ModelParams(N=14, flipflop=1.0, flipflop_form="xx")                               # ~1.8 GB
+    assert "engine 'ed' with N = 14" in memory_verdict(engine, xx, cfg, 1, 1e9)[1]
 
 
 def test_memory_estimate_grows_with_sector_size():

@@ -244,3 +244,14 @@ def test_post_outdir_that_is_a_file(done_run, tmp_path):
     target.write_text("x")
     res = run_tlsmpi(["all", done_run, "--outdir", target], module="tlsmpi.post")
     assert res.returncode == 2 and one_line_error(res) and "is a file" in res.stderr
+
+
+@pytest.mark.parametrize("margin, warned", [("1e-9", True), ("1e9", False)])
+def test_stop_margin_warning(tmp_path, margin, warned):
+    """TLSMPI_STOP_MARGIN_SECONDS (exported by the job scripts): the runner warns when the
+    longest realization is predicted to outlast it, and only then."""
+    res = subprocess.run([sys.executable, "-m", "tlsmpi.run", "--out", tmp_path / "m.h5", *TINY],
+                         env=dict(mpi_env(), TLSMPI_STOP_MARGIN_SECONDS=margin), cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert ("more than the stop margin" in res.stdout + res.stderr) == warned

@@ -24,7 +24,6 @@ _SEVERITY = {EXIT_COMPLETE: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3
 
 def check(path):
     """(exit status, one line) for the run file ``path``."""
-    from .output import mean_sem
     from .results import NotARunFile, Run
     if not os.path.isfile(path):
         return EXIT_INPUT, f"{path}: no such file"
@@ -49,7 +48,7 @@ def check(path):
                                 f"resume with python -m tlsmpi.run ... --resume{stale}")
     for case in run.cases:
         for obs in case.observables:
-            mean, sem = mean_sem(case._rows[obs], case.done)
+            mean, _ = case.mean_sem(obs)
             stored = case.stored_means.get(obs)
             if stored is not None and not _same(stored, mean):
                 return EXIT_DAMAGED, (f"{path}: DAMAGED: {case.name}/{obs}_mean differs from the "

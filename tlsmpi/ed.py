@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .engines import Engine, available_memory, register
+from .engines import Engine, register
 from .entropy import _energies, _product_amplitudes
 from .errors import ConfigError
 from .observables import concurrence, entropy_vn
@@ -256,17 +256,11 @@ class EDEngine(Engine):
 
     def check(self, cases, request):
         M = self.options["trajectories"]
-        available = available_memory()
         for p in cases:
             if p.epsilon and not M:
                 raise ConfigError(f"model.epsilon = {p.epsilon}: the ed engine treats dissipation with "
                                   "quantum-jump trajectories; set engine.trajectories = M > 0 "
                                   "(e.g. 1000) or epsilon = 0")
-            need = self.memory(p, request, np.zeros(1))
-            if available is not None and need > available:
-                raise ConfigError(f"model.N = {p.N} (flipflop_form = {p.flipflop_form!r}): the ed engine "
-                                  f"needs ~{need / 1e9:.1f} GB per rank but {available / 1e9:.1f} GB is "
-                                  "available; lower N, or use the exchange form (smaller sectors)")
 
     def memory(self, params, request, times, ranks=1):
         return memory_estimate(params, request, times, self.options["trajectories"])

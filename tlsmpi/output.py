@@ -333,7 +333,7 @@ class RunFile:
         for case, entries in by_case.items():
             g, names = self.cases[case].ds, self.cases[case].names
             index = [e[1] for e in entries]
-            sums = g["checksum"][index, :] if len(index) else None
+            sums = g["checksum"][index, :]
             for k, name in enumerate(names):
                 have = [(j, e) for j, e in enumerate(entries) if name in e[3]]
                 if not have:

@@ -369,11 +369,13 @@ def predicted_costs(engine, cfg, cases, times):
     return costs
 
 
-def warn_stop_margin(costs, group_size):
+def warn_stop_margin(costs, widths):
+    """Warn if an item, on the group width it will run on, is predicted to outlast the
+    job script's stop margin (TLSMPI_STOP_MARGIN_SECONDS)."""
     margin = os.environ.get("TLSMPI_STOP_MARGIN_SECONDS")
     if not margin:
         return
-    longest = float(np.max(costs)) / max(group_size, 1) if costs.size else 0.0
+    longest = float(np.max(costs / widths)) if costs.size else 0.0
     if longest > float(margin):
         log.warning(f"the longest realization is predicted to take ~{longest:.0f} s, more than the "
                     f"stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
@@ -451,7 +453,7 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
              f"{len(times)} times, engine {cfg.engine}, {comm.size} rank(s) in {len(sizes)} "
              f"group(s); {len(pending)} to compute -> {args.out}")
     if comm.rank == 0:
-        warn_stop_margin(item_costs, 1)
+        warn_stop_margin(item_costs, widths)
 
     stop = StopFlag()
     queue = WorkQueue(comm, item_costs, worker=leader, width=widths, group_size=group_comm.size,
