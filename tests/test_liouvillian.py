@@ -35,11 +35,11 @@ def mfn_error(real, times, tol=float(TIGHT["mfn_tol"])):
     return solver(tol, 2 ** (real.N / 2) * steps) + evolution(real, max(times))
 
 
-def observable_error(real, times, n_sites):
+def observable_error(real, times, n_sites, tol=float(TIGHT["mfn_tol"])):
     """Bounds of (|dC|, |dS_E|) from mfn_error d: C of a pair moves by at most ~2 sum |drho_ab|
     <= 32 d (measured: dC ~ d, docs/liouvillian.md; near rank-deficient states it can move
     like sqrt(d)); S_E of n_sites sites by 2^n ||drho||_2 |ln d| <= 4^n d |ln d|."""
-    d = mfn_error(real, times)
+    d = mfn_error(real, times, tol)
     return 32 * d, 4**n_sites * d * max(1.0, abs(np.log(d)))
 
 
