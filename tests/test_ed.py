@@ -1,8 +1,8 @@
 """Engine 3 (tlsmpi.ed, tlsmpi.trajectories) against independent computations: Engine 1
 without flip-flop terms, a dense expm of H built from explicit Pauli matrices, the dense
-GKSL generator of tests/dense.py, the Liouvillian engine, and itself under mpirun."""
+GKSL generator of tests/dense.py, the Liouvillian engine, and itself under mpirun
+(trajectory blocks as work items)."""
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -10,7 +10,6 @@ import pytest
 from scipy.linalg import expm
 
 import dense
-from conftest import ROOT, mpi_env
 from tlsmpi import config, ed, engines, exact, trajectories
 from tlsmpi.errors import ConfigError
 from tlsmpi.model import ModelParams, sample
@@ -187,21 +186,6 @@ def test_entropy_from_trajectories_is_entropy_of_averaged_rho():
     assert np.abs(res["observables"]["entropy"] - S).max() < 100 * EPS
 
 
-@pytest.mark.mpi
-def test_bitwise_identical_for_1_2_3_ranks():
-    """Trajectory blocks spread over 2 and 3 ranks give bitwise the serial result."""
-    import subprocess
-    import sys
-    driver = os.path.join(ROOT, "tests", "mpi_ed_driver.py")
-    out = {}
-    for ranks in (1, 2, 3):
-        cmd = ["mpirun", "-n", str(ranks), sys.executable, driver]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=mpi_env())
-        assert res.returncode == 0, res.stdout + res.stderr
-        out[ranks] = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out[2] == out[1] and out[3] == out[1]
-
-
 def test_engine_registered_and_checked():
     """engine.name = "ed" is valid; epsilon > 0 without trajectories and a model that does
     not fit the memory (the runner's check, with the engine's estimate) are refused with
@@ -230,27 +214,56 @@ def test_memory_estimate_grows_with_sector_size():
 
 
 def test_through_the_runner(tmp_path):
-    """engine.name = "ed" in the runner: without flip-flop it equals Engine 1 (same seed,
-    same disorder); trajectories shared by a group of 2 ranks give the serial rows bitwise."""
+    """engine.name = "ed" in the runner: without flip-flop and dissipation it equals
+    Engine 1 (same seed, same disorder)."""
     from conftest import run_tlsmpi
     from tlsmpi.results import Run
     base = ["--set", "model.N=4", "--set", "ensemble.realizations=3", "--set", "time.t_max=100.0",
-            "--set", "time.n_times=6", "--set", "observables.entropy=true"]
-    ed_args = ["--set", 'engine.name="ed"', "--set", "engine.trajectories=30",
-               "--set", "sweep.flipflop=[0.0, 1.0]", "--set", "sweep.epsilon=[0.0, 1.0]"]
+            "--set", "time.n_times=6", "--set", "observables.entropy=true", "--set", "sweep.epsilon=[0.0]"]
     runs = {}
-    for name, ranks, extra in (("serial", 1, ed_args), ("shared", 2, ed_args + [
-            "--set", "engine.ranks_per_realization=2"]), ("exact", 1, ["--set", "sweep.epsilon=[0.0]"])):
+    for name, extra in (("ed", ["--set", 'engine.name="ed"', "--set", "sweep.flipflop=[0.0, 1.0]"]),
+                        ("exact", [])):
         out = tmp_path / f"{name}.h5"
-        res = run_tlsmpi(["--out", out, *base, *extra], ranks=ranks)
+        res = run_tlsmpi(["--out", out, *base, *extra])
         assert res.returncode == 0, res.stdout + res.stderr
         runs[name] = Run(out)
-    for a, b in zip(runs["serial"].cases, runs["shared"].cases):
-        for obs in ("concurrence", "entropy"):
-            assert np.array_equal(a.values(obs), b.values(obs))
     (ref,) = runs["exact"].cases
-    closed = [c for c in runs["serial"].cases if c.params["flipflop"] == 0 and c.params["epsilon"] == 0]
+    closed = [c for c in runs["ed"].cases if c.params["flipflop"] == 0]
     seed, t_max = runs["exact"].attrs["seed"], runs["exact"].times[-1]
     scale = max(energy_scale(sample(ModelParams(N=4), seed, r)) for r in range(3))
     for obs in ("concurrence", "entropy"):       # as test_without_flipflop_equals_engine1
         assert np.abs(closed[0].values(obs) - ref.values(obs)).max() < 1000 * EPS * scale * t_max
+
+
+@pytest.mark.mpi
+def test_trajectory_blocks_are_work_items(tmp_path):
+    """Blocks of trajectories are work items spread over the ranks: 1, 2 and 3 ranks, and a
+    run stopped by a signal (parts of a realization left undone) and resumed, give
+    bitwise the same rows as one process computing `trajectories.average`."""
+    from conftest import run_tlsmpi
+    from tlsmpi.results import Run
+    M, R = 90, 4                                 # 5 blocks per realization
+    base = ["--set", "model.N=4", "--set", f"ensemble.realizations={R}", "--set", "time.t_max=100.0",
+            "--set", "time.n_times=5", "--set", "observables.entropy=true", "--set", "sweep.epsilon=[1.0]",
+            "--set", "model.T_K=100.0", "--set", 'engine.name="ed"', "--set", f"engine.trajectories={M}",
+            "--set", "sweep.flipflop=[0.0, 1.0]"]
+    rows = {}
+    for name, ranks, env in (("1", 1, {}), ("2", 2, {}), ("3", 3, {}), ("stopped", 2, {"TLSMPI_FAULT": "stop:1:1"})):
+        out = tmp_path / f"{name}.h5"
+        res = run_tlsmpi(["--out", out, *base], ranks=ranks, env=env)
+        if name == "stopped":
+            assert res.returncode == 3, res.stdout + res.stderr
+            assert not Run(out, verify=False).complete
+            res = run_tlsmpi(["--out", out, *base, "--resume"], ranks=ranks)
+        assert res.returncode == 0, res.stdout + res.stderr
+        run = Run(out)
+        rows[name] = [[c.values(o) for o in ("concurrence", "entropy", "concurrence_err")] for c in run.cases]
+    times = Run(tmp_path / "1.h5").times
+    for c, flipflop in enumerate((0.0, 1.0)):
+        params = ModelParams(N=4, epsilon=1.0, T_K=100.0, flipflop=flipflop)
+        for r in range(R):
+            res = trajectories.average(sample(params, 2021, r), times, Request(entropy=True), M)
+            expect = [res["observables"]["concurrence"], res["observables"]["entropy"], res["concurrence_err"]]
+            for name in rows:
+                for got, want in zip(rows[name][c], expect):
+                    assert np.array_equal(got[r], want), (name, c, r)

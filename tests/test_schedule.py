@@ -50,6 +50,45 @@ def test_stop_reported_by_one_rank_stops_all(ranks):
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("ranks, scenario", [(2, "collect"), (3, "collect"), (3, "collect-stop")])
+def test_collector_hands_complete_families_to_their_homes(ranks, scenario):
+    """Parts of a family (5 items) computed anywhere reach the family's home rank and
+    come back once, complete, in part order; after a stop, exactly the families with a
+    part not computed are reported incomplete, each by its home."""
+    costs, report, _ = drive(scenario, ranks)
+    computed = taken(report)
+    families = {f for f in range(len(costs) // 5) if any(5 * f + p in computed for p in range(5))}
+    got = {}
+    for rank, r in enumerate(report):
+        for f, values in r["complete"]:
+            assert f not in got and f % ranks == rank            # home: workers[f % 3]
+            assert [v[0] for v in values] == [5 * f + p for p in range(5)]
+            assert all(5 * f + p in report[v[1]]["items"] for p, v in enumerate(values))
+            got[f] = values
+        assert all(f % ranks == rank for f in r["incomplete"])
+    incomplete = {f for r in report for f in r["incomplete"]}
+    assert set(got) | incomplete == families and not set(got) & incomplete
+    assert incomplete == {f for f in families if not all(5 * f + p in computed for p in range(5))}
+    if scenario == "collect":
+        assert len(got) == len(costs) // 5
+    else:
+        assert incomplete, "the stop left no family incomplete: the test did not test it"
+
+
+def test_family_parts_dealt_side_by_side():
+    """With families, the dealer hands out a family's parts one after the other."""
+    costs = np.repeat([3.0, 2.0, 2.0, 1.0], 4)
+    families = np.repeat(np.arange(4), 4)
+    dealer = Dealer(costs, {0: 1}, kinds=None, families=families)
+    order = [k for _ in range(16) for k in dealer.handle(0, [], False, 0.0)]
+    assert sorted(order) == list(range(16))
+    assert order[:4] == [0, 1, 2, 3]
+    for f in range(4):
+        positions = [order.index(k) for k in range(4 * f, 4 * f + 4)]
+        assert positions == list(range(positions[0], positions[0] + 4))
+
+
+@pytest.mark.mpi
 def test_half_speed_rank_gets_less_work():
     """Rank 1 sleeps twice as long per item: a static deal would take 2x the ideal
     time; the queue gives rank 0 about two thirds of the work and stays near 4/3."""

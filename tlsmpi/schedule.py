@@ -52,7 +52,7 @@ import numpy as np
 
 log = logging.getLogger("tlsmpi")
 
-_REQUEST, _REPLY, _BYE, _CLOSED = 11, 12, 13, 14
+_REQUEST, _REPLY, _BYE, _CLOSED, _PART = 11, 12, 13, 14, 15
 #: Polling pauses (s) of the server thread and of waiting workers: the pause doubles
 #: from the first to the second value while no message arrives.
 POLL_PAUSE = (5e-5, 1e-3)
@@ -171,10 +171,12 @@ class Dealer:
         Start time of the job.
     kinds : array_like of int, "auto" or None
         A label of each item (e.g. its case): see `WorkQueue`.
+    families : array_like of int, optional
+        A label of each item: see `WorkQueue`.
     """
 
     def __init__(self, costs, group_sizes, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
-                 now=0.0, kinds="auto"):
+                 now=0.0, kinds="auto", families=None):
         self.costs = np.asarray(costs, dtype=float)
         if isinstance(kinds, str) and kinds == "auto":     # equal predicted costs: one kind
             values, inverse = np.unique(self.costs, return_inverse=True)
@@ -192,6 +194,10 @@ class Dealer:
         # does not tell apart) in a fixed shuffled order, so that the measured ratio of wall
         # time to predicted cost is not that of one case only
         ties = np.random.default_rng(0).permutation(len(self.costs))
+        if families is not None:           # a family's items side by side, in item order
+            families = np.asarray(families, dtype=int)
+            shuffled = np.random.default_rng(0).permutation(int(families.max(initial=-1)) + 1)
+            ties = shuffled[families] * len(self.costs) + np.arange(len(self.costs))
         order = np.lexsort((ties, -self.costs))
         samples = np.zeros(len(self.costs), dtype=bool)
         if self.kinds is not None:         # SAMPLES items of every kind first, one per chunk:
@@ -379,11 +385,16 @@ class WorkQueue:
         predicted cost form a kind (the realizations of a case, when the cost does
         not depend on the disorder), if there are at most a quarter as many distinct
         costs as items.  None: no kinds (a fit of the ratio against the cost).
+    families : array_like of int, optional
+        A label of each item, e.g. the realization it is a part of.  Items of one
+        family and equal cost are dealt one after the other, in item order, so that a
+        chunk holds consecutive parts of one realization (which share a set-up).
     """
 
     def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
                  done_items=0, log_label="realizations", width=None, group_size=1,
-                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds="auto"):
+                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds="auto",
+                 families=None):
         from mpi4py import MPI
         self.comm = comm.Dup()
         self.rank, self.size = self.comm.rank, self.comm.size
@@ -404,7 +415,7 @@ class WorkQueue:
         if self.rank != 0:
             return
         self.dealer = Dealer(self.costs, self.group_sizes, width, chunk_factor, min_chunk_seconds,
-                             time.monotonic(), kinds)
+                             time.monotonic(), kinds, families)
         self.done_items, self.done_cost = done_items, done_cost
         self.total_items = done_items + len(self.costs)
         self.total_cost = done_cost + float(self.costs.sum())
@@ -530,6 +541,97 @@ class WorkQueue:
         eta = "unknown" if eta is None else _clock(eta)
         log.info(f"{self.done_items + dealer.done}/{self.total_items} {self.label} done, "
                  f"{percent:.1f}% of the predicted work, {rate:.3g}%/min in this job, ETA {eta}")
+
+
+class Collector:
+    """Partial results of items that belong together (the parts of one realization),
+    gathered on one rank per family and handed back complete, in part order.
+
+    Each family f has a *home*, the worker ``workers[f % len(workers)]``, that
+    receives the partial results of its parts from the ranks that computed them
+    (point-to-point, non-blocking, on a duplicate of the communicator), so the
+    work of combining and writing families is spread evenly and nothing waits for
+    it: homes pick up what has arrived at their item boundaries (`poll`).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        All ranks of the job (collective).
+    families : array_like of int
+        Family of every item (items with a family of one part are not collected).
+    parts : array_like of int
+        Position of every item in its family, 0 ... n - 1.
+    workers : sequence of int
+        Ranks that compute items and may be homes (the same list on every rank).
+    """
+
+    def __init__(self, comm, families, parts, workers):
+        self.comm = comm.Dup()
+        self.rank = self.comm.rank
+        self.families = np.asarray(families, dtype=int)
+        self.parts = np.asarray(parts, dtype=int)
+        self.size = np.bincount(self.families)                 # parts per family
+        self.workers = list(workers)
+        self.store = {}                                         # family -> {part: value}
+        self.handed = set()                                     # families returned complete
+        self.sending = []
+        self.computed = np.zeros(len(self.families), dtype=np.int8)
+
+    def home(self, family):
+        """Rank that gathers ``family``."""
+        return self.workers[family % len(self.workers)]
+
+    def put(self, item, value):
+        """Hand in the partial result of ``item`` (computed on this rank)."""
+        self.computed[item] = 1
+        f = int(self.families[item])
+        if self.home(f) == self.rank:
+            self.store.setdefault(f, {})[int(self.parts[item])] = value
+        else:
+            self.sending.append(self.comm.isend((item, value), dest=self.home(f), tag=_PART))
+        self.sending = [r for r in self.sending if not r.Test()]
+
+    def _receive(self, item, value):
+        f = int(self.families[item])
+        self.store.setdefault(f, {})[int(self.parts[item])] = value
+
+    def poll(self):
+        """Receive what has arrived; return the families now complete on this rank as
+        [(family, [values in part order]), ...] (each once)."""
+        from mpi4py import MPI
+        status = MPI.Status()
+        while self.comm.Iprobe(MPI.ANY_SOURCE, _PART, status):
+            self._receive(*self.comm.recv(source=status.Get_source(), tag=_PART))
+        return self._complete()
+
+    def _complete(self, expected=None):
+        done = []
+        for f in sorted(self.store):
+            if len(self.store[f]) == (self.size[f] if expected is None else expected[f]):
+                values = self.store.pop(f)
+                if len(values) == self.size[f]:
+                    done.append((f, [values[p] for p in range(self.size[f])]))
+                    self.handed.add(f)
+        return done
+
+    def finish(self):
+        """Collective, after the last item: wait for the partial results of every item
+        that some rank computed and return the complete families (as `poll`) and the
+        families left incomplete (parts not computed because of a stop)."""
+        from mpi4py import MPI
+        computed = self.computed.copy()
+        self.comm.Allreduce(MPI.IN_PLACE, computed, op=MPI.MAX)
+        expected = np.bincount(self.families, weights=computed, minlength=len(self.size)).astype(int)
+        mine = [f for f in range(len(self.size))
+                if self.home(f) == self.rank and expected[f] and f not in self.handed]
+        waiting = sum(expected[f] - len(self.store.get(f, ())) for f in mine)
+        for _ in range(waiting):
+            self._receive(*poll_recv(self.comm, MPI.ANY_SOURCE, _PART)[0])
+        done = self._complete(expected)
+        MPI.Request.Waitall(self.sending)
+        self.comm.Free()
+        incomplete = [f for f in mine if expected[f] < self.size[f]]
+        return done, incomplete
 
 
 def _clock(seconds):
