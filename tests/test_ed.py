@@ -3,7 +3,6 @@ without flip-flop terms, a dense expm of H built from explicit Pauli matrices, t
 GKSL generator of tests/dense.py, the Liouvillian engine, and itself under mpirun
 (trajectory blocks as work items)."""
 import dataclasses
-import os
 
 import numpy as np
 import pytest

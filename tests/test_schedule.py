@@ -75,17 +75,49 @@ def test_collector_hands_complete_families_to_their_homes(ranks, scenario):
         assert incomplete, "the stop left no family incomplete: the test did not test it"
 
 
-def test_family_parts_dealt_side_by_side():
-    """With families, the dealer hands out a family's parts one after the other."""
-    costs = np.repeat([3.0, 2.0, 2.0, 1.0], 4)
-    families = np.repeat(np.arange(4), 4)
-    dealer = Dealer(costs, {0: 1}, kinds=None, families=families)
-    order = [k for _ in range(16) for k in dealer.handle(0, [], False, 0.0)]
-    assert sorted(order) == list(range(16))
-    assert order[:4] == [0, 1, 2, 3]
-    for f in range(4):
-        positions = [order.index(k) for k in range(4 * f, 4 * f + 4)]
-        assert positions == list(range(positions[0], positions[0] + 4))
+def test_family_dealing_keeps_workers_on_their_family():
+    """With families (8 realizations of 10 parts, 4 workers asking in turn), every item is
+    dealt once, a worker's chunk lies in one family in part order, and a family is set
+    up about once per worker that helps with it: far fewer (worker, family) pairs than
+    the same dealing without families."""
+    costs = np.repeat(np.random.default_rng(3).uniform(1, 2, 8), 10)
+    families = np.repeat(np.arange(8), 10)
+
+    def deal(fams):
+        dealer = Dealer(costs, {w: 1 for w in range(4)}, kinds=None, families=fams)
+        chunks, active = [], list(range(4))
+        while active:
+            for w in list(active):
+                chunk = dealer.handle(w, [], False, 0.0)
+                if chunk:
+                    chunks.append((w, chunk))
+                else:
+                    active.remove(w)
+        return chunks
+
+    chunks = deal(families)
+    items = [k for _, c in chunks for k in c]
+    assert sorted(items) == list(range(80))
+    assert all(len(set(families[c])) == 1 and c == sorted(c) for _, c in chunks)
+    pairs = {(w, families[k]) for w, c in chunks for k in c}
+    plain = {(w, families[k]) for w, c in deal(None) for k in c}
+    assert len(pairs) <= 8 + 2 * 4 < len(plain)
+
+
+@pytest.mark.parametrize("families", [None, np.arange(1000) // 100])
+def test_chunks_capped_in_wall_time(families):
+    """One worker, 1000 items of 1 s each: chunks grow only after a measurement and never
+    beyond max_chunk_seconds of measured wall time (so rank 0 hears of progress and one
+    rank never takes half the job at once), with and without families."""
+    dealer = Dealer(np.ones(1000), {0: 1}, max_chunk_seconds=60.0, families=families)
+    done, sizes = [], []
+    while True:
+        chunk = dealer.handle(0, done, False, 0.0)
+        if not chunk:
+            break
+        sizes.append(len(chunk))
+        done = [(k, 1.0) for k in chunk]
+    assert sum(sizes) == 1000 and sizes[0] == 1 and max(sizes) == 60
 
 
 @pytest.mark.mpi
