@@ -426,11 +426,11 @@ def extrapolate(args):
                                               overhead=args.group_overhead, kinds=kinds)
                 line += f" {ideal / grouped:>8.1%} {eta[0]:>5.2f}-{eta[1]:<4.2f}"
             print(line, flush=True)
-    trajectory_blocks(args, rng)
+    trajectory_blocks(args)
     return 0
 
 
-def trajectory_blocks(args, rng):
+def trajectory_blocks(args):
     """Realizations of Engine 3 with trajectories (run/flipflop_ed1.toml at N = 12: R
     realizations of ``--blocks`` blocks of 20 trajectories): the queue with one
     realization per item (as `compute` runs it), with rank groups that split the blocks
@@ -438,7 +438,7 @@ def trajectory_blocks(args, rng):
     with every block a work item (set-up paid again whenever a rank changes
     realization).  The ideal is one set-up per realization."""
     R, B, setup, block = args.realizations, args.blocks, args.setup, args.block_seconds
-    per_real = block * B * rng.lognormal(0.0, JITTER, R)          # jumps vary by realization
+    per_real = block * B * np.random.default_rng(2021).lognormal(0.0, JITTER, R)          # jumps vary by realization
     whole = setup + per_real
     print(f"\nEngine 3 with trajectories: {R} realizations x {B} blocks, set-up {setup:g} s, "
           f"block {block:g} s (x log-normal jitter per realization)")
