@@ -2,11 +2,14 @@
 
 The runner wires configuration, engine, work queue and run file together; it knows
 no physics.  Realization r of every case is drawn from ``default_rng([r, seed])`` and
-computed by one rank group alone, so the numbers do not depend on the rank count.
-Work is shared through `tlsmpi.schedule.WorkQueue` (largest predicted cost first, no
-collective per realization); completed rows are buffered per rank and written at
-checkpoints by independent I/O.  SIGUSR1/SIGTERM stop every rank at its next
-realization boundary; the file stays resumable.
+computed by one rank group alone, or, if the engine splits it into parts
+(`tlsmpi.engines.Engine.parts`, e.g. blocks of trajectories), part by part anywhere
+and combined in part order on one rank, so the numbers do not depend on the rank
+count.  Work items (realizations or parts) are shared through
+`tlsmpi.schedule.WorkQueue` (largest predicted cost first, no collective per item);
+completed rows are buffered per rank and written at checkpoints by independent I/O.
+SIGUSR1/SIGTERM stop every rank at its next item boundary; the file stays resumable
+(a realization with parts not computed stays pending).
 
 Exit status (docs/reliability.md): 0 done; 1 crash (the whole job is aborted, see the
 log); 2 bad input or refused (nothing on disk touched); 3 stopped by a signal, resume
@@ -410,8 +413,8 @@ def warn_stop_margin(costs, widths):
         return
     longest = float(np.max(costs / widths)) if costs.size else 0.0
     if longest > float(margin):
-        log.warning(f"the longest realization is predicted to take ~{longest:.0f} s, more than the "
-                    f"stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
+        log.warning(f"the longest work item (a realization or a part of one) is predicted to take "
+                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
                     "too late to stop cleanly; raise the margin (job script) or lower the cost")
 
 
