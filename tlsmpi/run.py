@@ -302,7 +302,7 @@ def setup_logging(rank):
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM; every rank stops at its next realization boundary."""
+    """Set by SIGUSR1/SIGTERM; every rank stops at its next work-item boundary."""
 
     def __init__(self):
         self.signal = 0
