@@ -52,3 +52,13 @@ def evolution(real, t, k=16):
     """Error of a density-matrix element at time t whose exponents add up to at most
     t sum_i site_rate_i over all N sites, from N rounded factors (phase of that argument)."""
     return phase(t * float(site_rate(real).sum()) + real.N, k=k)
+
+
+def mfn(real, times, tol):
+    """Bound of |drho| for Engine 2 (tlsmpi.liouvillian) run to -mfn_tol ``tol``: every
+    MFN solve (output intervals plus substeps of ||G||_1 h <= STEP_NORM) leaves an
+    error ~tol ||c||_2 on the Pauli coefficients, ||c||_2 = (2^N Tr rho^2)^(1/2) <=
+    2^(N/2); plus the rounding of the exponentials (`evolution`)."""
+    from tlsmpi import liouvillian
+    steps = len(times) + liouvillian.norm1_estimate(real) * max(times) / liouvillian.STEP_NORM
+    return solver(tol, 2 ** (real.N / 2) * steps) + evolution(real, max(times))
