@@ -502,7 +502,8 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
                       done_cost=float(costs[status != PENDING].sum()),
                       done_items=int(n_parts[np.nonzero(status != PENDING)[0]].sum()),
                       log_label="parts of realizations" if split else "realizations",
-                      families=[f for f, _ in items] if split else None)
+                      families=[f for f, _ in items] if split else None,
+                      kinds=[pending[f][0] for f, _ in items] if split else "auto")
     # the parts of a realization are gathered on one rank, which writes its row
     collector = Collector(comm, [f for f, _ in items], [p for _, p in items],
                           sorted(queue.group_sizes)) if split else None

@@ -237,13 +237,22 @@ class Dealer:
         n = int(families.max(initial=-1)) + 1
         self.family_left = np.bincount(families, weights=self.costs, minlength=n)
         self.family_count = np.bincount(families, minlength=n)
-        ties = np.random.default_rng(0).permutation(n)
-        self.to_open = collections.deque(int(f) for f in np.lexsort((ties, -self.family_left))
-                                         if self.family_count[f])
         by_family = np.argsort(families, kind="stable")
         starts = np.searchsorted(families[by_family], np.arange(n + 1))
         self.family_items = [collections.deque(int(k) for k in by_family[starts[f]:starts[f + 1]])
                              for f in range(n)]
+        ties = np.random.default_rng(0).permutation(n)
+        opening = [int(f) for f in np.lexsort((ties, -self.family_left)) if self.family_count[f]]
+        if self.kinds is not None:         # the largest family of every kind first: all
+            first, seen = [], set()        # kinds are measured early (cf. SAMPLES)
+            for f in opening:
+                kind = int(self.kinds[by_family[starts[f]]])
+                if kind not in seen:
+                    seen.add(kind)
+                    first.append(f)
+            chosen = set(first)
+            opening = first + [f for f in opening if f not in chosen]
+        self.to_open = collections.deque(opening)
         self.opener, self.current = {}, {}       # family -> worker; worker -> family
 
     def handle(self, worker, completed, stop, now):
@@ -460,7 +469,9 @@ class WorkQueue:
         chunks of its current family; when it is exhausted it opens the next family
         (largest total cost first), and when all are open it takes from the back of
         the family with the most untaken cost.  So each family is set up about once
-        per worker that helps with it.  Ignored unless every item has width 1.
+        per worker that helps with it.  With ``kinds``, the largest family of every
+        kind is opened first (so that every kind is measured early).  Ignored unless
+        every item has width 1.
     """
 
     def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
