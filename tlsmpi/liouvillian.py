@@ -23,6 +23,12 @@ Rows are distributed over the ranks of a communicator in PETSc's default contigu
 layout; each rank builds its rows with vectorized numpy in chunks (`Generator.csr`).
 The MFN object honours the PETSc options database (`init_petsc`, -mfn_type,
 -mfn_tol, -mfn_ncv, -log_view ...).
+
+Spectral path (engine.method, `use_spectral`).  Without flip-flop terms or with the
+exchange form, Eq. (15) conserves Delta m = m_ket - m_bra in the ket-bra basis; for
+N <= 7 the blocks Delta m = 0 .. 2 (pairs) or .. N/2 (bubbles) are diagonalized once
+(`Spectral`) and rho(t) is evaluated at all output times at once, at a cost independent
+of the window; an ill-conditioned eigenbasis falls back to MFN.
 """
 import logging
 import math
