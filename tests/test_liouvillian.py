@@ -378,7 +378,8 @@ def test_engine_cost_and_memory_follow_the_method():
     n = [liouvillian.block_size(6, dm) for dm in range(3)]
     assert auto.cost(params, times, request, draw) == pytest.approx(liouvillian.EIG_SECONDS * sum(m**3 for m in n))
     steps = len(times) + liouvillian.norm1_estimate(draw()) * times[-1] / liouvillian.STEP_NORM
-    assert mfn.cost(params, times, request, draw) == pytest.approx(4**6 * liouvillian.mean_nnz_per_row(6) * steps * 2e-8)
+    expected = 4**6 * liouvillian.mean_nnz_per_row(6) * steps * 2e-8
+    assert mfn.cost(params, times, request, draw) == pytest.approx(expected)
     p7 = params.replace(N=7)
     assert auto.memory(p7, request, times) == 64.0 * 3432**2 + liouvillian.BASELINE
     assert mfn.memory(p7, request, times) == liouvillian.memory_estimate(7, 1)
@@ -434,6 +435,6 @@ def test_mpi_matches_serial(ranks, group_size, method, petsc_options):
 
 @pytest.mark.mpi
 def test_mpi_solver_error_on_every_rank():
-    records = mpirun(2, "--method", "mfn", "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it", "1", "-mfn_tol", "1e-14",
-                     "--times", "50")
+    records = mpirun(2, "--method", "mfn", "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it", "1",
+                     "-mfn_tol", "1e-14", "--times", "50")
     assert all("realization 0" in rec.get("error", "") for rec in records), records

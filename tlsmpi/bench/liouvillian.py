@@ -14,8 +14,11 @@ eig, readout); MFN stepping (`compute(method="mfn")`, default options) over the 
 window for N in `--mfn`, else over the times <= `--mfn-t-max` plus the remaining solves
 (per output interval ceil(||G||_1 dt / STEP_NORM), `mfn_solves`) at the measured cost of a full
 substep (mean of SUBSTEPS), marked ~; scipy.linalg.expm(G t_k) c(0) of the dense real 4^N
-Pauli-basis generator at every time for N in `--dense`.  max |dC| against the spectral
-path over the common times, and the ratios to the spectral time.
+Pauli-basis generator at every time for N in `--dense`.  max |drho| (pair density
+matrices) and max |dC| against the spectral path over the common times, and the ratios to
+the spectral time.  cond is the largest ||V||_1 ||V^-1||_1 of the blocks; * marks
+cond > COND_MAX, where the engine would fall back to MFN (the table still shows the
+spectral result).
 
 For one realization per N (paper defaults, Y = 0): the assembly time (generator blocks,
 preallocation, insertion), the evolution time over log-spaced output times, the peak
@@ -148,7 +151,7 @@ def window(sizes, n_times, t_min, t_max, seed, mfn_full, mfn_t_max, dense):
     print(f"Engine 2 over a long window: {n_times} log-spaced times in [{t_min:g}, {t_max:g}], epsilon = 1, "
           f"flipflop = 1 (exchange), C(t); CPU seconds, one process; |drho| (pair density matrices) "
           f"and |dC| against the spectral path")
-    print(f"{'N':>3} {'blocks':>17} {'cond':>8} {'spectral[s]':>11} {'MFN[s]':>10} {'MFN/spec':>9} "
+    print(f"{'N':>3} {'blocks':>17} {'cond':>9} {'spectral[s]':>11} {'MFN[s]':>10} {'MFN/spec':>9} "
           f"{'|drho|,|dC| MFN':>17} {'dense[s]':>9} {'dense/spec':>10} {'|drho|,|dC| dense':>17}")
 
     def deviation(coeffs, ref):
@@ -176,7 +179,8 @@ def window(sizes, n_times, t_min, t_max, seed, mfn_full, mfn_t_max, dense):
                 evo.step(t_mfn[-1], t_mfn[-1] + SUBSTEPS * evo.max_step)
                 per = (time.process_time() - start) / SUBSTEPS
                 s_mfn += per * (mfn_solves(times, evo.max_step) - mfn_solves(t_mfn, evo.max_step))
-        line = (f"{N:>3} {str(spec.sizes):>17} {spec.cond:>8.1e} {t_spec:>11.2f} "
+        flag = "*" if spec.cond > liouvillian.COND_MAX else ""
+        line = (f"{N:>3} {str(spec.sizes):>17} {f'{spec.cond:.1e}{flag}':>9} {t_spec:>11.2f} "
                 f"{('' if full else '~') + f'{s_mfn:.1f}':>10} {s_mfn / t_spec:>9.0f} "
                 f"{deviation(c_mfn, coeffs[:len(t_mfn)]):>17}")
         if N in dense:
