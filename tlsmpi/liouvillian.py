@@ -454,11 +454,14 @@ METHODS = ("auto", "mfn", "spectral")
 #: Largest Delta m block, C(2N, N) elements (Delta m = 0), that the spectral path
 #: diagonalizes: N <= 7 (3432).  eig of the N = 7 block takes ~80 s and ~0.8 GB.
 SPECTRAL_MAX = 4000
-#: Largest eigenvector condition number ||V||_1 ||V^-1||_1 (LAPACK's estimate) accepted;
-#: above it the realization falls back to MFN stepping (its error grows like cond).
-COND_MAX = 1e6
-#: Seconds per n^3 of a complex n x n eig with eigenvectors, one core (measured at n = 2002-3432).
-EIG_SECONDS = 2.5e-9
+#: Largest eigenvector condition number ||V||_1 ||V^-1||_1 (LAPACK's estimate) accepted,
+#: eps^(-1/2): the rounding of the spectral path grows like eps cond, and near this bound
+#: the block is within ~sqrt(eps) of a defective matrix, where eigenvalue errors stop being
+#: first order (docs/liouvillian.md).  Above it the realization falls back to MFN stepping.
+COND_MAX = float(np.finfo(float).eps) ** -0.5
+#: Seconds per n^3 of a complex n x n eig with eigenvectors plus the LU of V, one core
+#: (python -m tlsmpi.bench liouvillian --window: 2.0e-9 at N = 6 and 1.9e-9 at N = 7).
+EIG_SECONDS = 2e-9
 
 
 def block_size(N, dm):
@@ -528,7 +531,7 @@ def block_generator(real, dm):
     N = real.N
     codes, index = block_codes(N, dm)
     n = len(index)
-    G = np.zeros((n, n), dtype=complex)
+    G = np.zeros((n, n), dtype=complex, order="F")      # LAPACK order: eig needs no copy
     shift = 2 * (N - 1 - np.arange(N))
     for sites, B in ketbra_terms(real):
         sites = list(sites)
@@ -604,7 +607,7 @@ def spectral_coefficients(real, times, indices):
         return None
     if spec.cond > COND_MAX:
         log.warning(f"{_where(real)}: eigenvector condition number {spec.cond:.2g} of a Delta m block "
-                    f"exceeds COND_MAX = {COND_MAX:g}; MFN stepping instead")
+                    f"exceeds COND_MAX = {COND_MAX:.2g}; MFN stepping instead")
         return None
     return spec.run(times)
 
@@ -731,7 +734,7 @@ class LiouvillianEngine(Engine):
                 sizes = [block_size(p.N, dm) for dm in range(delta_m_needed(p.N, request) + 1)]
                 line = (f"engine.method = {self.options['method']!r}, N = {p.N}: spectral path, "
                         f"eigendecomposition of the Delta m = 0..{len(sizes) - 1} blocks ({sizes} "
-                        f"elements); MFN stepping for a realization with condition number > {COND_MAX:g}")
+                        f"elements); MFN stepping for a realization with condition number > {COND_MAX:.2g}")
             else:
                 why = "" if self.options["method"] == "mfn" else f" ({spectral_refusal(p)})"
                 line = f"engine.method = {self.options['method']!r}, N = {p.N}: MFN stepping{why}"
