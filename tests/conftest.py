@@ -63,10 +63,10 @@ def mpi_env():
     return env
 
 
-def run_tlsmpi(args, ranks=1, timeout=300, cwd=None, module="tlsmpi.run"):
+def run_tlsmpi(args, ranks=1, timeout=300, cwd=None, module="tlsmpi.run", env=None):
     """Run ``python -m MODULE ARGS`` (under mpirun when ranks > 1; the calling test is
     skipped, with the reason, when this installation cannot start mpirun, or the runner
-    cannot start for want of mpi4py)."""
+    cannot start for want of mpi4py), with the variables ``env`` added to `mpi_env`."""
     cmd = [sys.executable, "-m", module, *map(str, args)]
     needs = "needs_mpirun" if ranks > 1 else ("needs_mpi" if module == "tlsmpi.run" else None)
     reason = needs and skip_reasons()[needs]
@@ -74,5 +74,5 @@ def run_tlsmpi(args, ranks=1, timeout=300, cwd=None, module="tlsmpi.run"):
         pytest.skip(f"{needs}: {reason}")
     if ranks > 1:
         cmd = ["mpirun", "-n", str(ranks), *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env(),
-                          cwd=cwd or ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=dict(mpi_env(), **(env or {})), cwd=cwd or ROOT)

@@ -20,7 +20,7 @@ from tlsmpi import exact, liouvillian  # noqa: E402
 from tlsmpi.errors import ConfigError, SolverError  # noqa: E402
 from tlsmpi.model import ModelParams, sample  # noqa: E402
 from tlsmpi.observables import Request, concurrence, entropy_vn  # noqa: E402
-from tolerances import evolution, solver, spectral, summed  # noqa: E402
+from tolerances import mfn, spectral, summed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "mpi_liouvillian_driver.py")
@@ -28,11 +28,8 @@ TIGHT = {"mfn_tol": "1e-13"}
 
 
 def mfn_error(real, times, tol=float(TIGHT["mfn_tol"])):
-    """Bound of |drho| for Engine 2: every MFN solve (output intervals plus substeps of
-    ||G||_1 h <= STEP_NORM) leaves an error ~tol ||c||_2 on the coefficients, and
-    ||c||_2 = (2^N Tr rho^2)^(1/2) <= 2^(N/2); plus the rounding of the exponentials."""
-    steps = len(times) + liouvillian.norm1_estimate(real) * max(times) / liouvillian.STEP_NORM
-    return solver(tol, 2 ** (real.N / 2) * steps) + evolution(real, max(times))
+    """tolerances.mfn at the tests' -mfn_tol."""
+    return mfn(real, times, tol)
 
 
 def observable_error(real, times, n_sites, tol=float(TIGHT["mfn_tol"])):

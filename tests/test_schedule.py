@@ -50,6 +50,102 @@ def test_stop_reported_by_one_rank_stops_all(ranks):
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("ranks, scenario", [(2, "collect"), (3, "collect"), (3, "collect-stop")])
+def test_collector_hands_complete_families_to_their_homes(ranks, scenario):
+    """Parts of a family (5 items) computed anywhere reach the family's home rank and
+    come back once, complete, in part order; after a stop, exactly the families with a
+    part not computed are reported incomplete, each by its home."""
+    costs, report, _ = drive(scenario, ranks)
+    computed = taken(report)
+    families = {f for f in range(len(costs) // 5) if any(5 * f + p in computed for p in range(5))}
+    got = {}
+    for rank, r in enumerate(report):
+        for f, values in r["complete"]:
+            assert f not in got and f % ranks == rank            # home: workers[f % 3]
+            assert [v[0] for v in values] == [5 * f + p for p in range(5)]
+            assert all(5 * f + p in report[v[1]]["items"] for p, v in enumerate(values))
+            got[f] = values
+        assert all(f % ranks == rank for f in r["incomplete"])
+    incomplete = {f for r in report for f in r["incomplete"]}
+    assert set(got) | incomplete == families and not set(got) & incomplete
+    assert incomplete == {f for f in families if not all(5 * f + p in computed for p in range(5))}
+    if scenario == "collect":
+        assert len(got) == len(costs) // 5
+    else:
+        assert incomplete, "the stop left no family incomplete: the test did not test it"
+
+
+def test_family_dealing_keeps_workers_on_their_family():
+    """With families (8 realizations of 10 parts, 4 workers asking in turn), every item is
+    dealt once, a worker's chunk lies in one family in part order, and a family is set
+    up about once per worker that helps with it: far fewer (worker, family) pairs than
+    the same dealing without families."""
+    costs = np.repeat(np.random.default_rng(3).uniform(1, 2, 8), 10)
+    families = np.repeat(np.arange(8), 10)
+
+    def deal(fams):
+        dealer = Dealer(costs, {w: 1 for w in range(4)}, kinds=None, families=fams)
+        chunks, active = [], list(range(4))
+        while active:
+            for w in list(active):
+                chunk = dealer.handle(w, [], False, 0.0)
+                if chunk:
+                    chunks.append((w, chunk))
+                else:
+                    active.remove(w)
+        return chunks
+
+    chunks = deal(families)
+    items = [k for _, c in chunks for k in c]
+    assert sorted(items) == list(range(80))
+    assert all(len(set(families[c])) == 1 and c == sorted(c) for _, c in chunks)
+    pairs = {(w, families[k]) for w, c in chunks for k in c}
+    plain = {(w, families[k]) for w, c in deal(None) for k in c}
+    assert len(pairs) <= 8 + 2 * 4 < len(plain)
+
+
+def test_family_dealing_measures_every_kind_early():
+    """Two cases whose cost model errs differently (kind 0: 1 s per unit of predicted
+    cost, kind 1: 0.1 s), 10 realizations of 10 parts each, one worker: a family of each
+    kind is opened first, so from 20 % of the work on the ETA is within 1.5x of the
+    true remaining time (dealing largest first without this, kind 1 would be predicted
+    at kind 0's rate: 2.5x too long)."""
+    costs = np.repeat([10.0] * 10 + [5.0] * 10, 10)
+    families = np.repeat(np.arange(20), 10)
+    kinds = (families >= 10).astype(int)
+    seconds = costs * np.where(kinds == 0, 1.0, 0.1)
+    dealer = Dealer(costs, {0: 1}, kinds=kinds, families=families, max_chunk_seconds=30.0)
+    now, done, opened = 0.0, [], []
+    while True:
+        chunk = dealer.handle(0, done, False, now)
+        if not chunk:
+            break
+        opened += [int(families[chunk[0]])] if int(families[chunk[0]]) not in opened else []
+        now += seconds[chunk].sum()
+        done = [(k, seconds[k]) for k in chunk]
+        left = seconds.sum() - now
+        if now > 0.2 * seconds.sum() and left > 0:
+            assert 1 / 1.5 < dealer.eta(now) / left < 1.5
+    assert {int(kinds[families == f][0]) for f in opened[:2]} == {0, 1}
+
+
+@pytest.mark.parametrize("families", [None, np.arange(1000) // 100])
+def test_chunks_capped_in_wall_time(families):
+    """One worker, 1000 items of 1 s each: chunks grow only after a measurement and never
+    beyond max_chunk_seconds of measured wall time (so rank 0 hears of progress and one
+    rank never takes half the job at once), with and without families."""
+    dealer = Dealer(np.ones(1000), {0: 1}, max_chunk_seconds=60.0, families=families)
+    done, sizes = [], []
+    while True:
+        chunk = dealer.handle(0, done, False, 0.0)
+        if not chunk:
+            break
+        sizes.append(len(chunk))
+        done = [(k, 1.0) for k in chunk]
+    assert sum(sizes) == 1000 and sizes[0] == 1 and max(sizes) == 60
+
+
+@pytest.mark.mpi
 def test_half_speed_rank_gets_less_work():
     """Rank 1 sleeps twice as long per item: a static deal would take 2x the ideal
     time; the queue gives rank 0 about two thirds of the work and stays near 4/3."""

@@ -61,3 +61,13 @@ def spectral(cond, argument, scale=1.0, k=16):
     an error cond eps ||G|| t of the exponent, and V^-1 x and the sum over modes lose
     cond eps more.  ``argument`` = ||G||_1 t; k eps cond max(argument, 1) scale."""
     return cond * phase(argument, scale, k)
+
+
+def mfn(real, times, tol):
+    """Bound of |drho| for Engine 2 (tlsmpi.liouvillian) run to -mfn_tol ``tol``: every
+    MFN solve (output intervals plus substeps of ||G||_1 h <= STEP_NORM) leaves an
+    error ~tol ||c||_2 on the Pauli coefficients, ||c||_2 = (2^N Tr rho^2)^(1/2) <=
+    2^(N/2); plus the rounding of the exponentials (`evolution`)."""
+    from tlsmpi import liouvillian
+    steps = len(times) + liouvillian.norm1_estimate(real) * max(times) / liouvillian.STEP_NORM
+    return solver(tol, 2 ** (real.N / 2) * steps) + evolution(real, max(times))

@@ -30,6 +30,8 @@ from .entropy import _energies, _product_amplitudes
 from .errors import ConfigError
 from .observables import concurrence, entropy_vn
 
+#: Trajectories per block (`tlsmpi.trajectories.BLOCK`, which imports this module).
+BLOCK_SIZE = 20
 #: Complex numbers per time chunk of the state vectors psi(t) (64 MB).
 BUDGET = 2**22
 #: Bytes of everything else per rank (interpreter, numpy, scipy, MPI).
@@ -196,8 +198,9 @@ def memory_estimate(params, request, times, trajectories=0):
     """Bytes per rank for one realization: the largest sector's matrix and eigenvectors
     (eigh: H, V and LAPACK work ~ 3 real D^2; trajectories: H_eff, V, V^-1 of every
     sector kept, complex, plus eig's work on the largest), the states psi(t) (T x 2^N
-    complex, twice with a chunk of temporaries), the reduced density matrices and the
-    configuration tables (2^N x (N + 24) bytes)."""
+    complex, twice with a chunk of temporaries), the reduced density matrices (with
+    trajectories: the sums of a block, and the ceil(M / BLOCK) blocks of one realization
+    that its home rank gathers) and the configuration tables (2^N x (N + 24) bytes)."""
     N, T = params.N, len(times)
     sizes = sector_sizes(N, params.flipflop_form)
     D = max(sizes)
@@ -207,7 +210,8 @@ def memory_estimate(params, request, times, trajectories=0):
     if params.epsilon and trajectories:
         matrices = 16.0 * (2 * sum(s * s for s in sizes) + 3 * D * D)
         states = 16.0 * 2**N * (T + min(T, BUDGET // 2**N))
-        rdm = 16.0 * 2 * T * (16 * N * N / 2 + n_bubbles * d * d)
+        blocks = 2 - (-trajectories // BLOCK_SIZE)               # sums, and a home's blocks
+        rdm = 16.0 * blocks * T * (16 * N * (N - 1) / 2 + n_bubbles * d * d)
     else:
         matrices = 8.0 * 3 * D * D
         states = 16.0 * 2**N * (T + min(T, BUDGET // 2**N))
@@ -248,11 +252,16 @@ def expected_jumps(real, t_max):
 @register
 class EDEngine(Engine):
     """Engine 3 in the registry: exact diagonalization per sector (epsilon = 0) and
-    quantum-jump trajectories (epsilon > 0, ``trajectories = M``)."""
+    quantum-jump trajectories (epsilon > 0, ``trajectories = M``), whose blocks of
+    `tlsmpi.trajectories.BLOCK` trajectories are the parts of a realization (each a
+    work item of the runner)."""
     name = "ed"
     observables = ("concurrence", "entropy")
-    parallel = True
     options = {"trajectories": (0, lambda v: v >= 0, "an integer >= 0 (0: epsilon = 0 only)")}
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self._setup = (None, None)         # (realization key, trajectories.Setup) last used
 
     def check(self, cases, request):
         M = self.options["trajectories"]
@@ -275,23 +284,41 @@ class EDEngine(Engine):
     def outputs(self, request):
         """The observables, and with at least two blocks of trajectories (a jackknife
         needs two) the statistical error of C(t), ``concurrence_err``."""
-        from .trajectories import BLOCK
-        extra = request.concurrence and self.options["trajectories"] >= 2 * BLOCK
+        extra = request.concurrence and self.options["trajectories"] >= 2 * BLOCK_SIZE
         return super().outputs(request) + (["concurrence_err"] if extra else [])
+
+    def parts(self, params, request):
+        """One part per block of trajectories for epsilon > 0, else 1."""
+        from .trajectories import n_blocks
+        M = self.options["trajectories"]
+        return n_blocks(M) if params.epsilon and M else 1
+
+    def compute_part(self, real, times, request, part, comm=None):
+        """`tlsmpi.trajectories.block_sums` of block ``part``; the H_eff eigendecompositions
+        of the last realization are kept for its next block."""
+        from . import trajectories
+        key = (real.params, real.seed, real.index, request)
+        if self._setup[0] != key:
+            self._setup = (None, None)     # free the old one first
+            self._setup = (key, trajectories.Setup(real, request))
+        return trajectories.block_sums(self._setup[1], times, part, self.options["trajectories"])
+
+    def combine(self, real, times, request, partials):
+        """The trajectory average of `tlsmpi.trajectories.combine`, with the jackknife
+        error of C over blocks as ``concurrence_err``."""
+        from .trajectories import combine
+        res = combine(Readout(real, request), partials)
+        err = "concurrence_err" in self.outputs(request)
+        return {**res["observables"], **({"concurrence_err": res["concurrence_err"]} if err else {})}
 
     def compute(self, real, times, request, comm=None):
         """Observables of ``request``, each (T,): exact for Y = 0 (``concurrence_err`` 0),
-        else the average of ``trajectories`` quantum-jump trajectories
-        (`tlsmpi.trajectories.average`) split over the ranks of ``comm`` with a result
-        independent of their number, with the jackknife error of C over blocks."""
-        err = "concurrence_err" in self.outputs(request)
-        if not np.any(real.Y):
-            result = None
-            if comm is None or comm.Get_size() == 1 or comm.Get_rank() == 0:
-                result = unitary_observables(real, times, request)
-                if err:
-                    result["concurrence_err"] = np.zeros(len(times))
-            return result if comm is None or comm.Get_size() == 1 else comm.bcast(result, root=0)
-        from .trajectories import average
-        res = average(real, times, request, self.options["trajectories"], comm)
-        return {**res["observables"], **({"concurrence_err": res["concurrence_err"]} if err else {})}
+        else `combine` of all blocks of trajectories computed here."""
+        if np.any(real.Y):
+            parts = range(self.parts(real.params, request))
+            return self.combine(real, times, request,
+                                [self.compute_part(real, times, request, p) for p in parts])
+        result = unitary_observables(real, times, request)
+        if "concurrence_err" in self.outputs(request):
+            result["concurrence_err"] = np.zeros(len(times))
+        return result

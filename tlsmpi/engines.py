@@ -97,6 +97,25 @@ class Engine:
         failed row; the run goes on)."""
         raise NotImplementedError
 
+    # A realization may split into independent parts (e.g. blocks of quantum-jump
+    # trajectories): the runner then makes each part a work item of its own, sends the
+    # partial results to one rank and combines them there in part order.
+
+    def parts(self, params, request):
+        """Number of independent parts of one realization of ``params`` (1: not split)."""
+        return 1
+
+    def compute_part(self, real, times, request, part, comm=None):
+        """The partial result (any picklable object) of part ``part`` of a realization;
+        depends only on (realization, part), never on the ranks or on other parts.
+        Raises SolverError like `compute`."""
+        raise NotImplementedError
+
+    def combine(self, real, times, request, partials):
+        """The observables of `compute` from the partial results of all parts, given in
+        part order (so the result does not depend on where the parts ran)."""
+        raise NotImplementedError
+
 
 def available_memory():
     """MemAvailable of /proc/meminfo in bytes (None where it does not exist)."""

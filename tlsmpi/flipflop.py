@@ -1,6 +1,6 @@
 """Footnote 67 in numbers: C(t) with and without the flip-flop term (docs/flipflop.md).
 
-    python -m tlsmpi.flipflop FILE [FILE ...] [--figure flipflop.png]
+    python -m tlsmpi.flipflop FILE [FILE ...] [--at T ...] [--figure flipflop.png]
 
 Reads run files (any engine) and groups their cases by (epsilon, N).  Per case: the
 peak C_max and its time (Sec. IV C), the plateau C(inf) and the power-law exponent beta
@@ -9,8 +9,9 @@ a bootstrap error over realizations.  Where a case without flip-flop (flipflop =
 the same (epsilon, N, seed, time grid) exists, the flip-flop cases are also compared with it
 realization by realization (same disorder, same initial state): the mean over times and
 realizations of C_ff(t) - C_0(t), and the largest |mean difference| over times with the
-standard error there.  With --figure: mean C(t) per N, no flip-flop solid, the exchange
-form dashed, the xx form dotted (thin lines for K/J != 1).
+standard error there.  With --at T ...: mean C at those times, and the paired
+difference.  With --figure: mean C(t) per N, no flip-flop solid, the exchange form
+dashed, the xx form dotted (thin lines for K/J != 1).
 """
 import argparse
 import sys
@@ -92,6 +93,27 @@ def table(entries):
     return "\n".join(lines)
 
 
+def at_times(entries, times):
+    """Mean C(t) ± standard error over realizations at the grid times nearest to
+    ``times`` (log distance), one line per case; for flip-flop cases with a reference
+    also the paired difference C_ff - C_0 ± its standard error."""
+    refs = {(key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"}
+    lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'t':>9} {'C(t)':>22} {'C_ff - C_0':>22}"]
+    for key, form, case, t, seed in sorted(entries, key=lambda e: (e[0], e[1] != "none", e[1])):
+        ref = refs.get((key, seed, t.tobytes())) if form != "none" else None
+        C = case.values("concurrence")
+        for want in times:
+            k = int(np.argmin(np.abs(np.log(t / want))))
+            line = (f"{key[0]:>5g} {key[1]:>3} {form:>12} {case.n_done:>4} {t[k]:>9.3g} "
+                    f"{C[:, k].mean():>11.3e} ± {C[:, k].std(ddof=1) / np.sqrt(len(C)):.1e}")
+            if ref is not None:
+                both = case.done & ref.done
+                d = case._rows["concurrence"][both, k] - ref._rows["concurrence"][both, k]
+                line += f" {d.mean():>+11.2e} ± {d.std(ddof=1) / np.sqrt(len(d)):.1e}"
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def figure(entries, path):
     """Mean C(t) per (epsilon, N): no flip-flop solid, exchange dashed, xx dotted."""
     import matplotlib
@@ -123,9 +145,13 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+")
     parser.add_argument("--figure", help="write the overlay figure here (png, pdf)")
+    parser.add_argument("--at", type=float, nargs="+", metavar="T",
+                        help="also print C at the grid times nearest to these")
     args = parser.parse_args(argv)
     entries = load(args.files)
     print(table(entries))
+    if args.at:
+        print(at_times(entries, args.at))
     if args.figure:
         figure(entries, args.figure)
     return 0

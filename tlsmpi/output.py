@@ -362,8 +362,10 @@ class RunFile:
     def finalize(self, end_time):
         """Verify every row, then write means and standard errors over the verified done
         rows, the complete flag and the end time (rank 0).  Returns (complete, problems)
-        on every rank; with problems nothing is written."""
+        on every rank; with problems nothing is written.  Collective: the flush (an
+        MPI_File_sync on every rank) makes the rows all ranks wrote visible to rank 0."""
         result = None
+        self.f.flush()
         if self.comm.rank == 0:
             problems, complete, stats = [], True, []
             for case in self.cases:

@@ -2,11 +2,14 @@
 
 The runner wires configuration, engine, work queue and run file together; it knows
 no physics.  Realization r of every case is drawn from ``default_rng([r, seed])`` and
-computed by one rank group alone, so the numbers do not depend on the rank count.
-Work is shared through `tlsmpi.schedule.WorkQueue` (largest predicted cost first, no
-collective per realization); completed rows are buffered per rank and written at
-checkpoints by independent I/O.  SIGUSR1/SIGTERM stop every rank at its next
-realization boundary; the file stays resumable.
+computed by one rank group alone, or, if the engine splits it into parts
+(`tlsmpi.engines.Engine.parts`, e.g. blocks of trajectories), part by part anywhere
+and combined in part order on one rank, so the numbers do not depend on the rank
+count.  Work items (realizations or parts) are shared through
+`tlsmpi.schedule.WorkQueue` (largest predicted cost first, no collective per item);
+completed rows are buffered per rank and written at checkpoints by independent I/O.
+SIGUSR1/SIGTERM stop every rank at its next item boundary; the file stays resumable
+(a realization with parts not computed stays pending).
 
 Exit status (docs/reliability.md): 0 done; 1 crash (the whole job is aborted, see the
 log); 2 bad input or refused (nothing on disk touched); 3 stopped by a signal, resume
@@ -299,7 +302,7 @@ def setup_logging(rank):
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM; every rank stops at its next realization boundary."""
+    """Set by SIGUSR1/SIGTERM; every rank stops at its next work-item boundary."""
 
     def __init__(self):
         self.signal = 0
@@ -334,24 +337,57 @@ def _fault(rank, where):
 current_item = {}
 
 
-def run_item(engine, params, cfg, times, r, group_comm, rank):
-    """Compute one realization; a SolverError or non-finite result is a failed realization."""
-    current_item.update(label=f"realization {r} of case {params.N=}, {params.epsilon=}"
-                        .replace("params.", ""))
+def run_item(engine, params, cfg, times, r, group_comm, rank, part=None):
+    """Compute one realization, or part ``part`` of it (`tlsmpi.engines.Engine.parts`);
+    a SolverError or a non-finite result makes the realization a failed one.
+
+    Returns (real, results or partial result, error message or None, wall seconds)."""
+    current_item.update(label=("" if part is None else f"part {part} of ") +
+                        f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
     t0 = time.perf_counter()
     real = sample(params, cfg.seed, r)
     try:
         _fault(rank, r)
-        results = engine.compute(real, times, cfg.request, group_comm)
-        bad = [k for k, v in results.items() if not np.all(np.isfinite(v))]
-        if bad:
-            raise SolverError(f"non-finite values in {', '.join(bad)}")
+        if part is None:
+            results = _finite(engine.compute(real, times, cfg.request, group_comm))
+        else:
+            results = engine.compute_part(real, times, cfg.request, part, group_comm)
     except SolverError as err:
         results, error = None, str(err)
     else:
         error = None
     current_item.clear()                   # left set by an exception: main names the item
     return real, results, error, time.perf_counter() - t0
+
+
+def combine_parts(engine, params, cfg, times, r, values):
+    """The row of realization r from the (partial result, error, wall) of its parts, in
+    part order: (real, results, error, summed wall seconds), as `run_item`."""
+    real = sample(params, cfg.seed, r)
+    wall = sum(v[2] for v in values)
+    errors = [v[1] for v in values if v[1]]
+    if errors:
+        return real, None, errors[0], wall
+    try:
+        return real, _finite(engine.combine(real, times, cfg.request, [v[0] for v in values])), None, wall
+    except SolverError as err:
+        return real, None, str(err), wall
+
+
+def _finite(results):
+    bad = [k for k, v in results.items() if not np.all(np.isfinite(v))]
+    if bad:
+        raise SolverError(f"non-finite values in {', '.join(bad)}")
+    return results
+
+
+def record(run, c, r, real, results, error, wall):
+    """Buffer the row of realization r of case c (or its failure)."""
+    if error is None:
+        run.add(c, r, results, real, wall)
+    else:
+        log.warning(f"realization {r} of case {c} failed: {error}")
+        run.add_failure(c, r, error, wall)
 
 
 def resume_command(args):
@@ -377,8 +413,8 @@ def warn_stop_margin(costs, widths):
         return
     longest = float(np.max(costs / widths)) if costs.size else 0.0
     if longest > float(margin):
-        log.warning(f"the longest realization is predicted to take ~{longest:.0f} s, more than the "
-                    f"stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
+        log.warning(f"the longest work item (a realization or a part of one) is predicted to take "
+                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
                     "too late to stop cleanly; raise the margin (job script) or lower the cost")
 
 
@@ -417,7 +453,7 @@ def execute(args, cfg, solver, comm, argv):
 
 def _execute(args, cfg, engine, comm, argv, held, repair):
     from .output import PENDING, RunFile, create
-    from .schedule import WorkQueue, plan_groups
+    from .schedule import Collector, WorkQueue, plan_groups
     cases, times = cfg.cases(), cfg.times
     failure = None
     if comm.rank == 0 and not args.resume:
@@ -439,7 +475,11 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
         costs = predicted_costs(engine, cfg, cases, times)
     status, costs = comm.bcast((status, costs), root=0)
     pending = [(int(c), int(r)) for c, r in zip(*np.nonzero(status == PENDING))]
-    item_costs = np.array([costs[c, r] for c, r in pending])
+    # work items: the parts of every pending realization (one part unless the engine splits it)
+    n_parts = np.array([engine.parts(p, cfg.request) for p in cases], dtype=int)
+    items = [(f, p) for f, (c, r) in enumerate(pending) for p in range(n_parts[c])]
+    item_costs = np.array([costs[pending[f]] / n_parts[pending[f][0]] for f, _ in items])
+    split = len(items) > len(pending)
     base = cfg.ranks_per_realization if engine.parallel else 1
     # heavy items may get groups of up to a quarter of the ranks (never all of them:
     # at a few ranks, running items side by side beats any parallel speed-up)
@@ -451,7 +491,8 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
     leader = group_comm.rank == 0
     log.info(f"tlsmpi {__version__}: {len(cases)} case(s) x {cfg.realizations} realizations, "
              f"{len(times)} times, engine {cfg.engine}, {comm.size} rank(s) in {len(sizes)} "
-             f"group(s); {len(pending)} to compute -> {args.out}")
+             f"group(s); {len(pending)} to compute" + (f" in {len(items)} parts" if split else "")
+             + f" -> {args.out}")
     if comm.rank == 0:
         warn_stop_margin(item_costs, widths)
 
@@ -459,10 +500,22 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
     queue = WorkQueue(comm, item_costs, worker=leader, width=widths, group_size=group_comm.size,
                       progress_seconds=cfg.section("output")["progress_seconds"],
                       done_cost=float(costs[status != PENDING].sum()),
-                      done_items=int((status != PENDING).sum()))
+                      done_items=int(n_parts[np.nonzero(status != PENDING)[0]].sum()),
+                      log_label="parts of realizations" if split else "realizations",
+                      families=[f for f, _ in items] if split else None,
+                      kinds=[pending[f][0] for f, _ in items] if split else "auto")
+    # the parts of a realization are gathered on one rank, which writes its row
+    collector = Collector(comm, [f for f, _ in items], [p for _, p in items],
+                          sorted(queue.group_sizes)) if split else None
     checkpoint = cfg.section("output")["checkpoint_seconds"]
     last_write = time.monotonic()
     completed = []
+
+    def record_parts(done):
+        for f, values in done:
+            c, r = pending[f]
+            record(run, c, r, *combine_parts(engine, cases[c], cfg, times, r, values))
+
     # an exception in this loop aborts the whole job (main): no collective clean-up here
     while True:
         chunk = queue.take(completed, stop=bool(stop.signal)) if leader else None
@@ -477,23 +530,31 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
                 halt = group_comm.allreduce(halt)
             if halt:
                 break
-            c, r = pending[k]
+            f, part = items[k]
+            c, r = pending[f]
+            whole = n_parts[c] == 1
             real, results, error, wall = run_item(engine, cases[c], cfg, times, r, group_comm,
-                                                  comm.rank)
+                                                  comm.rank, None if whole else part)
             completed.append((k, wall))
             if not leader:
                 continue
-            if error is None:
-                run.add(c, r, results, real, wall)
+            if whole:
+                record(run, c, r, real, results, error, wall)
             else:
-                log.warning(f"realization {r} of case {c} failed: {error}")
-                run.add_failure(c, r, error, wall)
+                collector.put(k, (results, error, wall))
+                record_parts(collector.poll())
             if time.monotonic() - last_write > checkpoint:
                 write_rows(run, args.out)
                 last_write = time.monotonic()
+    stopped = queue.close()
+    if collector is not None:
+        done, incomplete = collector.finish()
+        record_parts(done)
+        for f in incomplete:
+            log.info(f"realization {pending[f][1]} of case {pending[f][0]}: not all its parts were "
+                     "computed before the stop; it stays pending")
     if leader:
         write_rows(run, args.out)
-    stopped = queue.close()
     if stopped:
         run.close()
         log.info(f"stopped by signal; the file is consistent. Resume with: {resume_command(args)}")

@@ -6,8 +6,12 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
 - **Queue.**  Rank 0 owns the queue.  A free worker (a rank, or the leader of a rank
   group) asks for the next chunk and gets the largest pending items first; cheap items
   come in chunks (guided self-scheduling: a chunk is worth about ``remaining cost /
-  (chunk_factor x ranks)``, at least one item, and at least ``min_chunk_seconds`` of
-  measured wall time), so the queue is no hot spot even for millisecond items.
+  (chunk_factor x ranks)``, at least one item, and at least ``min_chunk_seconds`` and
+  at most ``max_chunk_seconds`` of measured wall time), so the queue is no hot spot
+  even for millisecond items, and rank 0 hears of progress at least every minute.
+- **Families.**  Items that share a set-up (the blocks of trajectories of one
+  realization) are dealt so that a worker stays with one family while it lasts, and
+  their partial results are gathered on one rank per family (`Collector`).
 - **Progress of the queue does not depend on MPI progress.**  With Open MPI 4.1 on
   the development machine (shared memory), neither a non-blocking allreduce nor a
   passive-target ``Win.Fetch_and_op`` completes while the target rank computes: both
@@ -44,6 +48,7 @@ Example (the runner's loop, one rank per item)::
         done = [(k, compute(k)) for k in chunk]        # (item, wall seconds)
     stopped = queue.close()
 """
+import collections
 import logging
 import threading
 import time
@@ -52,7 +57,7 @@ import numpy as np
 
 log = logging.getLogger("tlsmpi")
 
-_REQUEST, _REPLY, _BYE, _CLOSED = 11, 12, 13, 14
+_REQUEST, _REPLY, _BYE, _CLOSED, _PART = 11, 12, 13, 14, 15
 #: Polling pauses (s) of the server thread and of waiting workers: the pause doubles
 #: from the first to the second value while no message arrives.
 POLL_PAUSE = (5e-5, 1e-3)
@@ -165,16 +170,18 @@ class Dealer:
         Worker id -> ranks in its group.
     width : array_like of int, optional
         Smallest group size of each item (default 1).
-    chunk_factor, min_chunk_seconds :
+    chunk_factor, min_chunk_seconds, max_chunk_seconds :
         See `WorkQueue`.
     now : float
         Start time of the job.
     kinds : array_like of int, "auto" or None
         A label of each item (e.g. its case): see `WorkQueue`.
+    families : array_like of int, optional
+        A label of each item: see `WorkQueue`.
     """
 
     def __init__(self, costs, group_sizes, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
-                 now=0.0, kinds="auto"):
+                 now=0.0, kinds="auto", families=None, max_chunk_seconds=60.0):
         self.costs = np.asarray(costs, dtype=float)
         if isinstance(kinds, str) and kinds == "auto":     # equal predicted costs: one kind
             values, inverse = np.unique(self.costs, return_inverse=True)
@@ -187,6 +194,7 @@ class Dealer:
         self.group_sizes = dict(group_sizes)
         self.n_ranks = sum(self.group_sizes.values())
         self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
+        self.max_chunk_seconds = max_chunk_seconds
         width = np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
         # largest first; equal costs (the realizations of one case, or of cases the model
         # does not tell apart) in a fixed shuffled order, so that the measured ratio of wall
@@ -218,6 +226,34 @@ class Dealer:
         #: Server seconds per request (set by the server), for the hot-spot guard.
         self.service_seconds = 0.0
         self.start = now
+        self.families = None
+        if families is not None and np.all(width == 1):
+            self._init_families(np.asarray(families, dtype=int))
+
+    def _init_families(self, families):
+        """Family dealing (`WorkQueue` ``families``): untaken items per family in item
+        order, families in the order they are opened (largest total cost first)."""
+        self.families = families
+        n = int(families.max(initial=-1)) + 1
+        self.family_left = np.bincount(families, weights=self.costs, minlength=n)
+        self.family_count = np.bincount(families, minlength=n)
+        by_family = np.argsort(families, kind="stable")
+        starts = np.searchsorted(families[by_family], np.arange(n + 1))
+        self.family_items = [collections.deque(int(k) for k in by_family[starts[f]:starts[f + 1]])
+                             for f in range(n)]
+        ties = np.random.default_rng(0).permutation(n)
+        opening = [int(f) for f in np.lexsort((ties, -self.family_left)) if self.family_count[f]]
+        if self.kinds is not None:         # the largest family of every kind first: all
+            first, seen = [], set()        # kinds are measured early (cf. SAMPLES)
+            for f in opening:
+                kind = int(self.kinds[by_family[starts[f]]])
+                if kind not in seen:
+                    seen.add(kind)
+                    first.append(f)
+            chosen = set(first)
+            opening = first + [f for f in opening if f not in chosen]
+        self.to_open = collections.deque(opening)
+        self.opener, self.current = {}, {}       # family -> worker; worker -> family
 
     def handle(self, worker, completed, stop, now):
         """Record a worker's completed items [(k, wall), ...] and stop flag; return its
@@ -236,40 +272,88 @@ class Dealer:
                 self.fit += (1.0, x, y, x * x, x * y, y * y)
         if stop and self.untaken() > 0:
             self.stop_agreed = True
-        chunk = [] if self.stop_agreed else self._chunk(g)
+        if self.stop_agreed:
+            chunk = []
+        else:
+            chunk = self._chunk(g) if self.families is None else self._family_chunk(worker, g)
         if chunk:
             self.in_flight[worker] = (chunk, now)
         return chunk
 
     def untaken(self, widths=None):
         """Predicted cost of the items not handed out yet (of the given widths)."""
+        if self.families is not None:
+            return float(self.family_left.sum())
         return sum(self.cumulative[w][-1] - self.cumulative[w][self.next[w]]
                    for w in (self.pending if widths is None else widths))
 
-    def _chunk(self, g):
-        """Guided chunk for a group of g ranks: exact-width items first, then narrower.
+    def _target(self, g, untaken, k):
+        """Predicted cost of a guided chunk for a group of g ranks whose next item is k.
 
-        Worth about g x untaken / (chunk_factor x ranks), at least one item, and at
-        least ``min_chunk_seconds`` and 4 x workers x server seconds per request of
-        wall time (so the server stays below a quarter of its capacity), converted
-        with the measured wall time per cost of items like the next one (no
-        extrapolation: a wrong guess would make one huge chunk)."""
+        Worth about g x untaken / (chunk_factor x ranks), at least one item (the
+        caller), at least ``min_chunk_seconds`` and 4 x workers x server seconds per
+        request of wall time (so the server stays below a quarter of its capacity),
+        and at most ``max_chunk_seconds`` (so that rank 0 hears of progress and a
+        single rank does not take half the job at once), converted with the measured
+        wall time per cost of items like k (no extrapolation: a wrong guess would make
+        one huge chunk)."""
+        target = g * untaken / (self.chunk_factor * self.n_ranks)
+        ratio = self._measured_ratio(k)
+        if ratio:
+            seconds = max(self.min_chunk_seconds, 4 * len(self.group_sizes) * self.service_seconds)
+            target = min(max(target, g * seconds / ratio), g * max(seconds, self.max_chunk_seconds) / ratio)
+        return target
+
+    def _chunk(self, g):
+        """Guided chunk (`_target`) for a group of g ranks: exact-width items first, then
+        narrower."""
         widths = [w for w in sorted(self.pending, reverse=True)
                   if w <= g and self.next[w] < len(self.pending[w])]
         if not widths:
             return []
         w = widths[0]
         start, cumulative = self.next[w], self.cumulative[w]
-        target = g * self.untaken(widths) / (self.chunk_factor * self.n_ranks)
-        ratio = self._measured_ratio(self.pending[w][start])
-        if ratio:
-            seconds = max(self.min_chunk_seconds, 4 * len(self.group_sizes) * self.service_seconds)
-            target = max(target, g * seconds / ratio)
+        target = self._target(g, self.untaken(widths), self.pending[w][start])
         end = np.searchsorted(cumulative, cumulative[start] + target, side="right") - 1
         if start < self.samples[w]:
             end = start + 1
         self.next[w] = end = min(max(end, start + 1), len(self.pending[w]))
         return [int(k) for k in self.pending[w][start:end]]
+
+    def _family_chunk(self, worker, g):
+        """Guided chunk (as `_chunk`) from one family: the worker's current family while
+        it has untaken items, else the next unopened family, else (stealing) the family
+        with the most untaken cost.  The worker that opened a family takes its items from
+        the front, others from the back, so each keeps a run of consecutive parts."""
+        f = self.current.get(worker)
+        if f is None or not self.family_items[f]:
+            while self.to_open and not self.family_items[self.to_open[0]]:
+                self.to_open.popleft()
+            if self.to_open:
+                f = self.to_open.popleft()
+                self.opener[f] = worker
+            elif self.family_count.any():
+                f = int(np.argmax(np.where(self.family_count > 0, self.family_left, -np.inf)))
+            else:
+                return []
+            self.current[worker] = f
+        items, front = self.family_items[f], self.opener.get(f) == worker
+        k = items[0] if front else items[-1]
+        # one item until a measurement gives the wall time per cost (as the samples of `_chunk`)
+        target = self._target(g, self.untaken(), k) if self._measured_ratio(k) else 0.0
+        chunk, cost = [], 0.0
+        while items and (not chunk or cost + self.costs[items[0] if front else items[-1]] <= target):
+            chunk.append(items.popleft() if front else items.pop())
+            cost += self.costs[chunk[-1]]
+        self.family_left[f] -= cost
+        self.family_count[f] -= len(chunk)
+        return sorted(chunk)
+
+    def _untaken_items(self):
+        if self.families is not None:
+            return np.array([k for items in self.family_items for k in items], dtype=int)
+        return np.concatenate([self.pending[w][self.next[w]:] for w in self.pending]
+                              + [np.zeros(0, dtype=int)])
 
     def _measured_ratio(self, k):
         """Measured rank-seconds per cost of item k's kind, or of all completed items
@@ -322,8 +406,7 @@ class Dealer:
         Predicted rank-seconds (`predicted_seconds`) of the untaken items plus the
         unfinished part of the chunks in flight, divided by the ranks; at least the
         longest remaining chunk in flight."""
-        untaken = [self.pending[w][self.next[w]:] for w in self.pending]
-        left = self.predicted_seconds(np.concatenate(untaken + [np.zeros(0, dtype=int)]))
+        left = self.predicted_seconds(self._untaken_items())
         if left is None:
             return None
         left, longest = float(left.sum()), 0.0
@@ -363,9 +446,10 @@ class WorkQueue:
         Ranks in this worker's group (its leader included).
     chunk_factor : float
         Guided chunking: a chunk is worth about remaining cost / (chunk_factor x ranks).
-    min_chunk_seconds : float
-        Smallest chunk in measured wall seconds (converted with the measured ratio of
-        wall time to predicted cost, once items have completed).
+    min_chunk_seconds, max_chunk_seconds : float
+        Smallest and largest chunk in measured wall seconds (converted with the
+        measured ratio of wall time to predicted cost, once items have completed); a
+        chunk has at least one item.
     serve_in_thread : bool
         True: rank 0 serves from a thread and computes too.  False: rank 0 only
         serves (its `take` serves until the job ends, then returns []); chosen
@@ -379,11 +463,21 @@ class WorkQueue:
         predicted cost form a kind (the realizations of a case, when the cost does
         not depend on the disorder), if there are at most a quarter as many distinct
         costs as items.  None: no kinds (a fit of the ratio against the cost).
+    families : array_like of int, optional
+        A label of each item, e.g. the realization it is a part of (items of one family
+        share a set-up that a worker keeps for its next item).  A worker keeps taking
+        chunks of its current family; when it is exhausted it opens the next family
+        (largest total cost first), and when all are open it takes from the back of
+        the family with the most untaken cost.  So each family is set up about once
+        per worker that helps with it.  With ``kinds``, the largest family of every
+        kind is opened first (so that every kind is measured early).  Ignored unless
+        every item has width 1.
     """
 
     def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
                  done_items=0, log_label="realizations", width=None, group_size=1,
-                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds="auto"):
+                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds="auto",
+                 families=None, max_chunk_seconds=60.0):
         from mpi4py import MPI
         self.comm = comm.Dup()
         self.rank, self.size = self.comm.rank, self.comm.size
@@ -404,7 +498,7 @@ class WorkQueue:
         if self.rank != 0:
             return
         self.dealer = Dealer(self.costs, self.group_sizes, width, chunk_factor, min_chunk_seconds,
-                             time.monotonic(), kinds)
+                             time.monotonic(), kinds, families, max_chunk_seconds)
         self.done_items, self.done_cost = done_items, done_cost
         self.total_items = done_items + len(self.costs)
         self.total_cost = done_cost + float(self.costs.sum())
@@ -530,6 +624,97 @@ class WorkQueue:
         eta = "unknown" if eta is None else _clock(eta)
         log.info(f"{self.done_items + dealer.done}/{self.total_items} {self.label} done, "
                  f"{percent:.1f}% of the predicted work, {rate:.3g}%/min in this job, ETA {eta}")
+
+
+class Collector:
+    """Partial results of items that belong together (the parts of one realization),
+    gathered on one rank per family and handed back complete, in part order.
+
+    Each family f has a *home*, the worker ``workers[f % len(workers)]``, that
+    receives the partial results of its parts from the ranks that computed them
+    (point-to-point, non-blocking, on a duplicate of the communicator), so the
+    work of combining and writing families is spread evenly and nothing waits for
+    it: homes pick up what has arrived at their item boundaries (`poll`).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        All ranks of the job (collective).
+    families : array_like of int
+        Family of every item (items with a family of one part are not collected).
+    parts : array_like of int
+        Position of every item in its family, 0 ... n - 1.
+    workers : sequence of int
+        Ranks that compute items and may be homes (the same list on every rank).
+    """
+
+    def __init__(self, comm, families, parts, workers):
+        self.comm = comm.Dup()
+        self.rank = self.comm.rank
+        self.families = np.asarray(families, dtype=int)
+        self.parts = np.asarray(parts, dtype=int)
+        self.size = np.bincount(self.families)                 # parts per family
+        self.workers = list(workers)
+        self.store = {}                                         # family -> {part: value}
+        self.handed = set()                                     # families returned complete
+        self.sending = []
+        self.computed = np.zeros(len(self.families), dtype=np.int8)
+
+    def home(self, family):
+        """Rank that gathers ``family``."""
+        return self.workers[family % len(self.workers)]
+
+    def put(self, item, value):
+        """Hand in the partial result of ``item`` (computed on this rank)."""
+        self.computed[item] = 1
+        f = int(self.families[item])
+        if self.home(f) == self.rank:
+            self.store.setdefault(f, {})[int(self.parts[item])] = value
+        else:
+            self.sending.append(self.comm.isend((item, value), dest=self.home(f), tag=_PART))
+        self.sending = [r for r in self.sending if not r.Test()]
+
+    def _receive(self, item, value):
+        f = int(self.families[item])
+        self.store.setdefault(f, {})[int(self.parts[item])] = value
+
+    def poll(self):
+        """Receive what has arrived; return the families now complete on this rank as
+        [(family, [values in part order]), ...] (each once)."""
+        from mpi4py import MPI
+        status = MPI.Status()
+        while self.comm.Iprobe(MPI.ANY_SOURCE, _PART, status):
+            self._receive(*self.comm.recv(source=status.Get_source(), tag=_PART))
+        return self._complete()
+
+    def _complete(self, expected=None):
+        done = []
+        for f in sorted(self.store):
+            if len(self.store[f]) == (self.size[f] if expected is None else expected[f]):
+                values = self.store.pop(f)
+                if len(values) == self.size[f]:
+                    done.append((f, [values[p] for p in range(self.size[f])]))
+                    self.handed.add(f)
+        return done
+
+    def finish(self):
+        """Collective, after the last item: wait for the partial results of every item
+        that some rank computed and return the complete families (as `poll`) and the
+        families left incomplete (parts not computed because of a stop)."""
+        from mpi4py import MPI
+        computed = self.computed.copy()
+        self.comm.Allreduce(MPI.IN_PLACE, computed, op=MPI.MAX)
+        expected = np.bincount(self.families, weights=computed, minlength=len(self.size)).astype(int)
+        mine = [f for f in range(len(self.size))
+                if self.home(f) == self.rank and expected[f] and f not in self.handed]
+        waiting = sum(expected[f] - len(self.store.get(f, ())) for f in mine)
+        for _ in range(waiting):
+            self._receive(*poll_recv(self.comm, MPI.ANY_SOURCE, _PART)[0])
+        done = self._complete(expected)
+        MPI.Request.Waitall(self.sending)
+        self.comm.Free()
+        incomplete = [f for f in mine if expected[f] < self.size[f]]
+        return done, incomplete
 
 
 def _clock(seconds):

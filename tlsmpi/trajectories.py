@@ -35,14 +35,14 @@ import scipy.sparse
 from scipy.optimize import brentq
 from scipy.sparse.linalg import expm_multiply
 
-from .ed import Readout, Sectors
+from .ed import BLOCK_SIZE, Readout, Sectors
 from .entropy import _product_amplitudes
 from .errors import SolverError
 from .exact import rates
 from .observables import concurrence
 
-#: Trajectories per block, the unit of exact combination (and of a queue work item).
-BLOCK = 20
+#: Trajectories per block, the unit of exact combination and a work item of the runner.
+BLOCK = BLOCK_SIZE
 #: Largest eigenvector condition number of an H_eff block evolved by its eigenvectors:
 #: the rounding error of exp(-i H_eff t) psi is ~ eps * cond (2e-10 at COND_MAX).
 COND_MAX = 1e6
@@ -156,25 +156,56 @@ def trajectory(nojump, jumps, psi0, times, rng):
     return out, n_jumps
 
 
-def block_sums(real, times, readout, nojump, jumps, block, M):
-    """Sums over trajectories BLOCK * block ... (up to M) of the reduced density matrices
-    of ``readout``, in trajectory order: {"pairs", "bubbles", "count", "jumps"}."""
-    psi0 = _product_amplitudes(real)
+class Setup:
+    """What all trajectories of one realization share: the reduced density matrices to
+    read (`tlsmpi.ed.Readout`), the no-jump evolution and the jump operators.
+
+    Parameters
+    ----------
+    real : tlsmpi.model.Realization
+    request : tlsmpi.observables.Request
+    """
+
+    def __init__(self, real, request):
+        self.real = real
+        self.readout = Readout(real, request)
+        sectors = Sectors(real)
+        self.nojump, self.jumps = NoJump(sectors), Jumps(sectors)
+        self.psi0 = _product_amplitudes(real)
+
+
+def n_blocks(M):
+    """Number of blocks of `BLOCK` trajectories that hold M trajectories."""
+    return -(-M // BLOCK)
+
+
+def block_sums(setup, times, block, M):
+    """Block ``block`` of the M trajectories of ``setup.real``: the sums over trajectories
+    BLOCK * block ... (up to M) of the reduced density matrices of ``setup.readout``, in
+    trajectory order.
+
+    Returns
+    -------
+    dict
+        {"pairs", "bubbles"} sums, "count" trajectories, "jumps" their jumps, "cond" the
+        largest eigenvector condition number of the H_eff blocks.
+    """
+    real = setup.real
     total = {"count": 0, "jumps": 0}
     for m in range(BLOCK * block, min(BLOCK * (block + 1), M)):
         rng = np.random.default_rng([real.index, real.seed, 2, m])
-        states, n = trajectory(nojump, jumps, psi0, times, rng)
-        for key, value in readout.densities(states).items():
+        states, n = trajectory(setup.nojump, setup.jumps, setup.psi0, times, rng)
+        for key, value in setup.readout.densities(states).items():
             total[key] = total[key] + value if key in total else value
         total["count"] += 1
         total["jumps"] += n
+    total["cond"] = max(setup.nojump.cond)
     return total
 
 
-def average(real, times, request, M, comm=None):
-    """Average of M trajectories of one realization, blocks spread round-robin over the
-    ranks of ``comm`` and added on rank 0 in block order (bitwise independent of the
-    number of ranks); every rank returns the same dict:
+def combine(readout, blocks):
+    """Trajectory average from the `block_sums` of all blocks, added in block order (so
+    the result is bitwise the same wherever the blocks ran):
 
     observables : dict
         {"concurrence", "entropy"} as requested, from the averaged density matrices.
@@ -187,35 +218,27 @@ def average(real, times, request, M, comm=None):
         Mean number of jumps per trajectory.
     cond : float
         Largest eigenvector condition number of the H_eff blocks.
+
+    Raises SolverError if the average is not finite.
     """
-    rank, size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
-    readout = Readout(real, request)
-    sectors = Sectors(real)
-    nojump, jumps = NoJump(sectors), Jumps(sectors)
-    n_blocks = -(-M // BLOCK)
-    total, pair_blocks, counts = None, [], []
-    for b in range(n_blocks):
-        owner = b % size
-        if rank == owner:
-            s = block_sums(real, times, readout, nojump, jumps, b, M)
-            if rank != 0:
-                comm.send(s, dest=0, tag=b)
-        if rank == 0:
-            if owner != 0:
-                s = comm.recv(source=owner, tag=b)
-            total = s if total is None else {k: total[k] + s[k] for k in total}
-            pair_blocks.append(s["pairs"])
-            counts.append(s["count"])
-    result = None
-    if rank == 0:
-        result = _statistics(readout, total, np.array(pair_blocks), np.array(counts))
-        result["cond"] = max(nojump.cond)
-    if comm is not None and size > 1:
-        result = comm.bcast(result, root=0)
+    total = dict(blocks[0])
+    for s in blocks[1:]:
+        for key in ("pairs", "bubbles", "count", "jumps"):
+            total[key] = total[key] + s[key]
+    result = _statistics(readout, total, np.array([s["pairs"] for s in blocks]),
+                         np.array([s["count"] for s in blocks]))
+    result["cond"] = max(s["cond"] for s in blocks)
     if not np.all(np.isfinite(result["observables"].get("concurrence", 0.0))):
-        raise SolverError(f"realization {real.index} (seed {real.seed}, N = {real.N}): non-finite "
-                          f"trajectory average (largest H_eff condition number {result['cond']:.3g})")
+        raise SolverError(f"N = {readout.N}: non-finite trajectory average (largest H_eff "
+                          f"condition number {result['cond']:.3g})")
     return result
+
+
+def average(real, times, request, M):
+    """Average of M trajectories of one realization on one process: `combine` of all
+    `block_sums` (the runner spreads the blocks over ranks as work items instead)."""
+    setup = Setup(real, request)
+    return combine(setup.readout, [block_sums(setup, times, b, M) for b in range(n_blocks(M))])
 
 
 def _statistics(readout, total, pair_blocks, counts):

@@ -68,15 +68,13 @@ def trajectory_row(params, times, request, M):
     """One epsilon = 1 line of the table."""
     real = sample(params, 2021, 0)
     start = time.process_time()
-    sectors = ed.Sectors(real)
-    nojump, jumps = trajectories.NoJump(sectors), trajectories.Jumps(sectors)
+    setup = trajectories.Setup(real, request)
     t_setup = time.process_time() - start
-    readout = ed.Readout(real, request)
     start = time.process_time()
-    total = trajectories.block_sums(real, times, readout, nojump, jumps, 0, M)
+    total = trajectories.block_sums(setup, times, 0, M)
     per = (time.process_time() - start) / total["count"]
     return (f"{params.N:>3} {max(ed.sector_sizes(params.N, params.flipflop_form)):>6} {t_setup:>8.2f} "
-            f"{max(nojump.cond):>9.3g} {per:>9.3f} {total['jumps'] / total['count']:>6.2f} "
+            f"{total['cond']:>9.3g} {per:>9.3f} {total['jumps'] / total['count']:>6.2f} "
             f"{(t_setup + 1000 * per) / 60:>9.1f} {peak_gb():>8.2f}")
 
 
@@ -88,15 +86,14 @@ def bias_table(N, t_max, form, flipflop, total=4000, sizes=(25, 100, 400, 1000))
     real = sample(params, 2021, 0)
     times = np.logspace(-1, np.log10(t_max), 12)
     C_ref = liouvillian.compute(real, times, Request())["concurrence"]
-    sectors = ed.Sectors(real)
-    nojump, jumps = trajectories.NoJump(sectors), trajectories.Jumps(sectors)
-    readout = ed.Readout(real, Request())
-    psi0 = ed._product_amplitudes(real)
+    setup = trajectories.Setup(real, Request())
+    readout = setup.readout
     start = time.process_time()
     rho = np.empty((total, len(times), N * (N - 1) // 2, 4, 4), dtype=complex)
     for m in range(total):
         rng = np.random.default_rng([real.index, real.seed, 2, m])
-        rho[m] = readout.densities(trajectories.trajectory(nojump, jumps, psi0, times, rng)[0])["pairs"]
+        states = trajectories.trajectory(setup.nojump, setup.jumps, setup.psi0, times, rng)[0]
+        rho[m] = readout.densities(states)["pairs"]
     print(f"bias of C from M trajectories, N = {N} ({form}, flipflop = {flipflop}), epsilon = 1, "
           f"12 times in [0.1, {t_max:g}], {total} trajectories in {time.process_time() - start:.0f} s; "
           f"mean C(t) = {C_ref.mean():.4f}, max C(t) = {C_ref.max():.4f}")

@@ -354,15 +354,17 @@ def simulate_static(actual, n_groups, group_size, item_overhead, allreduce, over
 
 
 def simulate_queue(actual, predicted, group_sizes, item_overhead, latency, service, *,
-                   width=None, overhead=0.1, kinds=None):
+                   width=None, overhead=0.1, kinds=None, families=None, setup=0.0):
     """Makespan of the work queue: the `Dealer` of rank 0 serves requests one at a time
     (``service`` seconds each); a request and its reply take ``latency`` together
-    (rank 0's own requests none); group g computes item k in actual[k] / (g e(g)).
+    (rank 0's own requests none); group g computes item k in actual[k] / (g e(g)), plus
+    ``setup`` seconds when k's family differs from that of the worker's previous item.
     Returns the makespan and the range of ETA / true remaining time between 20 % and
     70 % of the run (ETA read about 200 times)."""
     import heapq
     workers = dict(enumerate(group_sizes))
-    dealer = Dealer(predicted, workers, width=width, kinds=kinds)
+    dealer = Dealer(predicted, workers, width=width, kinds=kinds, families=families)
+    last = {}
     dealer.service_seconds = service
     ready = [(0.0, w, []) for w in workers]          # (time the request reaches rank 0, ...)
     heapq.heapify(ready)
@@ -382,6 +384,10 @@ def simulate_queue(actual, predicted, group_sizes, item_overhead, latency, servi
             continue
         g = workers[w]
         walls = actual[chunk] / (g * group_efficiency(g, overhead)) + item_overhead
+        for i, k in enumerate(chunk if families is not None else ()):
+            if last.get(w) != families[k]:
+                walls[i] += setup
+                last[w] = families[k]
         back = reply + walls.sum() + (latency / 2 if w else 0.0)
         heapq.heappush(ready, (back, w, list(zip(chunk, walls))))
     ratios = [eta / (end - t) for t, eta in etas if eta is not None and 0.2 <= t / end <= 0.7]
@@ -420,7 +426,57 @@ def extrapolate(args):
                                               overhead=args.group_overhead, kinds=kinds)
                 line += f" {ideal / grouped:>8.1%} {eta[0]:>5.2f}-{eta[1]:<4.2f}"
             print(line, flush=True)
+    trajectory_blocks(args)
     return 0
+
+
+def trajectory_blocks(args):
+    """Realizations of Engine 3 with trajectories (run/flipflop_ed1.toml at N = 12: R
+    realizations of ``--blocks`` blocks of 20 trajectories): the queue with one
+    realization per item (as `compute` runs it), with rank groups that split the blocks
+    round-robin (`plan_groups`, a group of g takes set-up + ceil(B / g) blocks), and
+    with every block a work item (set-up paid again whenever a rank changes
+    realization).  The ideal is one set-up per realization."""
+    R, B, setup, block = args.realizations, args.blocks, args.setup, args.block_seconds
+    per_real = block * B * np.random.default_rng(2021).lognormal(0.0, JITTER, R)          # jumps vary by realization
+    whole = setup + per_real
+    print(f"\nEngine 3 with trajectories: {R} realizations x {B} blocks, set-up {setup:g} s, "
+          f"block {block:g} s (x log-normal jitter per realization)")
+    print(f"{'ranks':>6} {'items':>7} {'one rank/realization':>21} {'+ groups':>9} {'blocks as items':>16}")
+    for ranks in args.ranks:
+        ideal = whole.sum() / ranks
+        single = simulate_queue(whole, whole, [1] * ranks, 0.0, args.latency, args.service)[0]
+        sizes, width = plan_groups(whole, ranks, sizes=tuple(2**k for k in range(12) if 2**k <= max(ranks // 4, 1)))
+        grouped = _simulate_groups(whole, sizes, width, setup, per_real / B, B)
+        parts = np.repeat(per_real / B, B)
+        families = np.repeat(np.arange(R), B)
+        blocks = simulate_queue(parts, parts, [1] * ranks, 0.0, args.latency, args.service,
+                                families=families, setup=setup)[0]
+        print(f"{ranks:>6} {R * B:>7} {ideal / single:>21.1%} {ideal / grouped:>9.1%} "
+              f"{ideal / blocks:>16.1%}", flush=True)
+
+
+def _simulate_groups(whole, sizes, width, setup, block, B):
+    """Makespan of largest-first dealing of realizations to groups (each group takes
+    the next realization of its width or narrower when free); a group of g computes a
+    realization in setup + ceil(B / g) blocks."""
+    import heapq
+    order = np.argsort(-whole, kind="stable")
+    free = [(0.0, i) for i in range(len(sizes))]
+    heapq.heapify(free)
+    taken = np.zeros(len(whole), dtype=bool)
+    end = 0.0
+    while free and not taken.all():
+        t, i = heapq.heappop(free)
+        g = sizes[i]
+        k = next((k for k in order if not taken[k] and width[k] <= g), None)
+        if k is None:
+            continue
+        taken[k] = True
+        done = t + setup + -(-B // g) * block[k]
+        end = max(end, done)
+        heapq.heappush(free, (done, i))
+    return end
 
 
 # -- probe: MPI progress while ranks compute, and the queue's latency ----------------------
@@ -597,6 +653,12 @@ def main(argv=None):
     parser.add_argument("--group-overhead", type=float, default=0.15,
                         help="parallel overhead per doubling of a group")
     parser.add_argument("--probe", action="store_true")
+    parser.add_argument("--blocks", type=int, default=50,
+                        help="--extrapolate, Engine 3: blocks of 20 trajectories per realization")
+    parser.add_argument("--setup", type=float, default=5.0,
+                        help="--extrapolate, Engine 3: set-up seconds of a realization")
+    parser.add_argument("--block-seconds", type=float, default=10.0,
+                        help="--extrapolate, Engine 3: seconds of one block")
     args = parser.parse_args(argv)
     if args.extrapolate:
         args.ranks = args.ranks or [256, 1024]

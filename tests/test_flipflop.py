@@ -1,0 +1,68 @@
+"""The footnote-67 post-processing (tlsmpi.flipflop) against the rows of its run files
+read with plain h5py: the per-case peak, the paired differences and C at chosen times."""
+import h5py
+import numpy as np
+import pytest
+
+from conftest import run_tlsmpi
+from tlsmpi import flipflop
+
+
+@pytest.fixture(scope="module")
+def ed_file(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flipflop") / "ed0.h5"
+    res = run_tlsmpi(["--out", out, "--set", "model.N=4", "--set", "ensemble.realizations=6",
+                      "--set", "time.n_times=12", "--set", "time.t_max=1e4", "--set", "sweep.epsilon=[0.0]",
+                      "--set", 'engine.name="ed"', "--set", "sweep.flipflop=[0.0, 1.0]",
+                      "--set", "observables.entropy=true"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    return out
+
+
+def rows(path):
+    """{flipflop: (R, T) concurrence} and the times, read without tlsmpi."""
+    with h5py.File(path, "r") as f:
+        return {float(f[k].attrs["flipflop"]): f[k]["concurrence"][...] for k in f if k.startswith("case_")}, \
+            f["time"][...]
+
+
+def numbers(line):
+    out = []
+    for word in line.replace("±", " ").split():
+        try:
+            out.append(float(word))
+        except ValueError:
+            pass
+    return out
+
+
+def test_table_and_times_match_the_rows(ed_file, capsys, tmp_path):
+    C, t = rows(ed_file)
+    figure = tmp_path / "ff.png"
+    assert flipflop.main([str(ed_file), "--at", "0.1", "100", "--figure", str(figure)]) == 0
+    assert figure.stat().st_size > 0
+    out = capsys.readouterr().out.splitlines()
+    table = [line for line in out if line.split()[:3] in (["0", "4", "none"], ["0", "4", "exchange"])]
+    none, ff = table[0], table[1]                       # the case table comes first
+    EPS = np.finfo(float).eps
+    for line, c, skip in ((none, C[0.0], 2), (ff, C[1.0], 3)):    # (ff: "exchange 1")
+        n, c_max, _, t_peak = numbers(line)[skip:skip + 4]
+        mean = c.mean(0)
+        k = int(np.argmax(mean))
+        assert n == len(c)
+        assert abs(c_max - mean.max()) <= 5e-5                       # printed with 4 decimals
+        assert t[max(k - 1, 0)] <= t_peak * (1 + 1e-3) and t_peak <= t[min(k + 1, len(t) - 1)] * (1 + 1e-3)
+    d = C[1.0] - C[0.0]
+    per_real = d.mean(1)
+    m, e, dk, ek = numbers(ff)[-4:]
+    assert m == pytest.approx(per_real.mean(), rel=1e-2, abs=100 * EPS)
+    assert e == pytest.approx(per_real.std(ddof=1) / np.sqrt(len(d)), rel=0.1)
+    k = np.argmax(np.abs(d.mean(0)))
+    assert dk == pytest.approx(d.mean(0)[k], rel=1e-2)
+    at = [line for line in out if line.split()[:3] == ["0", "4", "exchange"]][-2:]
+    for line, want in zip(at, (0.1, 100.0)):
+        k = int(np.argmin(np.abs(np.log(t / want))))
+        v = numbers(line)                                # eps N K/J n t C err dC err
+        assert v[4] == pytest.approx(t[k], rel=1e-2)
+        assert v[5] == pytest.approx(C[1.0][:, k].mean(), rel=1e-3)
+        assert v[7] == pytest.approx(d[:, k].mean(), rel=1e-2, abs=1e-14)
