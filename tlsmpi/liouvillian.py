@@ -552,6 +552,43 @@ def block_generator(real, dm):
     return G, codes
 
 
+class _HermitianPairs:
+    """The unitary map x = S y from real coordinates y to the Delta m = 0 block.
+
+    The block maps rho -> rho^dagger into itself: |a><a| stays, |a><b| and |b><a| pair up
+    (``lo``, ``hi``: the first and second index of each pair).  With
+    x_lo = (y_lo + i y_hi) / sqrt(2), x_hi = conj(x_lo), Hermitian rho have real y, and
+    S^H G S is real because the GKSL generator preserves Hermiticity: eig on it costs
+    about a quarter of the complex eig.
+    """
+
+    def __init__(self, codes):
+        N = codes.shape[1]
+        weights = 4 ** np.arange(N - 1, -1, -1)
+        index = codes @ weights
+        partner = np.searchsorted(index, np.array([0, 2, 1, 3])[codes] @ weights)   # |b><a|
+        own = np.arange(len(codes))
+        self.lo, self.hi = own[own < partner], partner[own < partner]
+
+    def real_generator(self, G):
+        """S^H G S (real, Fortran order); overwrites G."""
+        r = math.sqrt(0.5)
+        lo, hi = self.lo, self.hi
+        a, b = G[:, lo], G[:, hi]
+        G[:, lo], G[:, hi] = r * (a + b), 1j * r * (a - b)
+        a, b = G[lo], G[hi]
+        G[lo], G[hi] = r * (a + b), -1j * r * (a - b)
+        assert np.abs(G.imag).max(initial=0) <= 1e-12 * max(1.0, np.abs(G.real).max()), "not Hermiticity preserving"
+        return np.asfortranarray(G.real)
+
+    def ketbra(self, W):
+        """S W: eigenvectors in real coordinates -> in the ket-bra block (in place)."""
+        r = math.sqrt(0.5)
+        a, b = W[self.lo], W[self.hi]
+        W[self.lo], W[self.hi] = r * (a + 1j * b), r * (a - 1j * b)
+        return W
+
+
 class Spectral:
     """The spectral path of Engine 2 for one realization (docs/liouvillian.md).
 
@@ -583,7 +620,13 @@ class Spectral:
             R = np.ones((len(idx), len(codes)), dtype=complex)                # (P_mu)_{ba}
             for k in range(N):
                 R *= PAULI[digits[:, k, None], bra[None, :, k], ket[None, :, k]]
-            lam, V = eig(G, overwrite_a=True, check_finite=False)
+            if dm == 0:                  # Hermiticity: a real matrix in a unitary basis
+                pairing = _HermitianPairs(codes)
+                lam, W = eig(pairing.real_generator(G), overwrite_a=True, check_finite=False)
+                V = pairing.ketbra(W)
+            else:
+                lam, V = eig(G, overwrite_a=True, check_finite=False)
+            del G
             lu = lu_factor(V, check_finite=False)
             rcond, info = zgecon(lu[0], np.abs(V).sum(0).max(), norm="1")
             self.cond = max(self.cond, 1 / rcond if rcond > 0 else math.inf)
