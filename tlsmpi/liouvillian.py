@@ -459,9 +459,10 @@ SPECTRAL_MAX = 4000
 #: the block is within ~sqrt(eps) of a defective matrix, where eigenvalue errors stop being
 #: first order (docs/liouvillian.md).  Above it the realization falls back to MFN stepping.
 COND_MAX = float(np.finfo(float).eps) ** -0.5
-#: Seconds per n^3 of a complex n x n eig with eigenvectors plus the LU of V, one core
-#: (python -m tlsmpi.bench liouvillian --window: 2.0e-9 at N = 6 and 1.9e-9 at N = 7).
-EIG_SECONDS = 2e-9
+#: Seconds per n^3 of a complex n x n eig with eigenvectors plus the LU of V, one core; a
+#: real one (the Delta m = 0 block) costs a quarter (python -m tlsmpi.bench liouvillian
+#: --window: the spectral path took 2.28 s at N = 6 and 106 s at N = 7 on a loaded machine).
+EIG_SECONDS = 2.3e-9
 
 
 def block_size(N, dm):
@@ -599,7 +600,8 @@ class Spectral:
         c_mu(t) = sum_dm w_dm Re[ R_dm V exp(lambda t) V^-1 x_dm(0) ],
 
     w_0 = 1, w_dm = 2 (the -dm block is the complex conjugate, rho = rho^dagger),
-    R_{mu,(a,b)} = (P_mu)_ba (c_mu = Tr rho P_mu).  ``cond`` is the largest
+    R_{mu,(a,b)} = (P_mu)_ba (c_mu = Tr rho P_mu).  The dm = 0 block is diagonalized
+    as a real matrix (`_HermitianPairs`).  ``cond`` is the largest
     ||V||_1 ||V^-1||_1 (LAPACK zgecon estimate); diagonalization stops at the first
     block above ``cond_max``, and then `run` must not be used.
     """
@@ -622,11 +624,11 @@ class Spectral:
                 R *= PAULI[digits[:, k, None], bra[None, :, k], ket[None, :, k]]
             if dm == 0:                  # Hermiticity: a real matrix in a unitary basis
                 pairing = _HermitianPairs(codes)
-                lam, W = eig(pairing.real_generator(G), overwrite_a=True, check_finite=False)
-                V = pairing.ketbra(W)
-            else:
-                lam, V = eig(G, overwrite_a=True, check_finite=False)
+                G = pairing.real_generator(G)
+            lam, V = eig(G, overwrite_a=True, check_finite=False)
             del G
+            if dm == 0:
+                V = pairing.ketbra(V)
             lu = lu_factor(V, check_finite=False)
             rcond, info = zgecon(lu[0], np.abs(V).sum(0).max(), norm="1")
             self.cond = max(self.cond, 1 / rcond if rcond > 0 else math.inf)
@@ -794,11 +796,12 @@ class LiouvillianEngine(Engine):
         return max(mfn, 64.0 * block_size(params.N, 0) ** 2 + BASELINE)
 
     def cost(self, params, times, request, draw):
-        """Spectral path: EIG_SECONDS n^3 summed over the needed blocks.  MFN:
+        """Spectral path: EIG_SECONDS n^3 summed over the needed blocks (n^3 / 4 for the
+        real Delta m = 0 block).  MFN:
         matrix-vector products x entries: 4^N nnz/row x (output intervals + MFN substeps
         of ||G||_1 h <= STEP_NORM over the window)."""
         if use_spectral(params, self.options["method"]):
-            return sum(EIG_SECONDS * block_size(params.N, dm) ** 3.0
+            return sum(EIG_SECONDS * block_size(params.N, dm) ** 3.0 * (0.25 if dm == 0 else 1.0)
                        for dm in range(delta_m_needed(params.N, request) + 1))
         steps = len(times) + norm1_estimate(draw()) * float(times[-1]) / STEP_NORM
         return 4.0**params.N * mean_nnz_per_row(params.N, _flipflop(params)) * steps * 2e-8
