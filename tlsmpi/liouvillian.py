@@ -452,7 +452,7 @@ def _where(real):
 #: "mfn" (always MFN stepping), "spectral" (refused where it cannot be used).
 METHODS = ("auto", "mfn", "spectral")
 #: Largest Delta m block, C(2N, N) elements (Delta m = 0), that the spectral path
-#: diagonalizes: N <= 7 (3432).  eig of the N = 7 block takes ~80 s and ~0.8 GB.
+#: diagonalizes: N <= 7 (3432); N = 7 takes ~100 s and <= 0.75 GB for C(t) (docs/performance.md).
 SPECTRAL_MAX = 4000
 #: Largest eigenvector condition number ||V||_1 ||V^-1||_1 (LAPACK's estimate) accepted,
 #: eps^(-1/2): the rounding of the spectral path grows like eps cond, and near this bound
