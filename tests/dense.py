@@ -1,8 +1,27 @@
 """Independent reference: the full GKSL generator of Eq. (15) as a dense 4^N x 4^N
 complex matrix in the S^z product basis, built from explicit operators, exponentiated
-with scipy.  Only for tests (N <= 4)."""
+with scipy.  Only for tests (N <= 5)."""
+import math
+
 import numpy as np
-from scipy.linalg import expm
+import scipy.linalg
+
+#: theta_7 of Al-Mohy & Higham (2009): scipy's expm uses a Pade approximant of degree
+#: <= 7 without scaling when its estimates of ||A^k||^(1/k) (<= ||A||_1) are below it.
+THETA_7 = 0.950417899616293
+
+
+def expm(A):
+    """scipy.linalg.expm without its degree-9 branch, which in scipy < 1.13 reads an
+    uninitialized scratch array when n >= 400 (scipy gh-18086, fixed by gh-20234; errors
+    ~1e-7 at N = 5): exp(A) = exp(A / 2^j)^(2^j) with ||A / 2^j||_1 <= theta_7."""
+    if len(A) < 400:
+        return scipy.linalg.expm(A)
+    j = max(0, math.ceil(math.log2(max(np.abs(A).sum(0).max(), 1e-300) / THETA_7)))
+    E = scipy.linalg.expm(A / 2**j)
+    for _ in range(j):
+        E = E @ E
+    return E
 
 SX = np.array([[0, 1], [1, 0]], dtype=complex)     # Pauli matrices, basis (up, down),
 SY = np.array([[0, -1j], [1j, 0]], dtype=complex)  # up = S^z = +1

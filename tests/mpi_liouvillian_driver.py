@@ -1,6 +1,7 @@
 """Run Engine 2 under mpirun for tests/test_liouvillian.py.
 
-    mpirun -n 3 python -m mpi4py tests/mpi_liouvillian_driver.py --N 5 --group-size 2 [-mfn_... options]
+    mpirun -n 3 python -m mpi4py tests/mpi_liouvillian_driver.py --N 5 --group-size 2 \
+        [--method mfn] [-mfn_... options]
 
 COMM_WORLD is split into groups of --group-size consecutive ranks; group g computes
 realization g of the model given by the flags.  World rank 0 prints one JSON line:
@@ -22,6 +23,7 @@ def main():
     parser.add_argument("--flipflop", type=float, default=0.2)
     parser.add_argument("--group-size", type=int, default=0, help="0: all ranks in one group")
     parser.add_argument("--times", type=float, nargs="+", default=[0.0, 0.1, 1.0, 3.0])
+    parser.add_argument("--method", default="auto", help="engine.method")
     args, petsc_args = parser.parse_known_args()
     liouvillian.init_petsc([sys.argv[0]] + petsc_args)
 
@@ -38,7 +40,8 @@ def main():
     real = sample(params, args.seed, group)
     record = {"group": group, "rank": comm.rank}
     try:
-        out = liouvillian.compute(real, args.times, Request(concurrence=True, entropy=True), comm)
+        out = liouvillian.compute(real, args.times, Request(concurrence=True, entropy=True), comm,
+                                  args.method)
         record["result"] = {k: v.tolist() for k, v in out.items()}
     except SolverError as err:
         record["error"] = str(err)

@@ -108,7 +108,7 @@ def test_unitary_flipflop_equals_liouvillian(N, form):
     ours = ed.unitary_observables(real, t, req)
     PETSc.Options().setValue("mfn_tol", "1e-13")
     try:
-        theirs = liouvillian.compute(real, t, req)
+        theirs = liouvillian.compute(real, t, req, method="mfn")
         pairs = _liouvillian_pairs(liouvillian, real, t)
     finally:
         PETSc.Options().delValue("mfn_tol")

@@ -20,7 +20,7 @@ from tlsmpi import exact, liouvillian  # noqa: E402
 from tlsmpi.errors import ConfigError, SolverError  # noqa: E402
 from tlsmpi.model import ModelParams, sample  # noqa: E402
 from tlsmpi.observables import Request, concurrence, entropy_vn  # noqa: E402
-from tolerances import evolution, solver, summed  # noqa: E402
+from tolerances import mfn, spectral, summed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(ROOT, "tests", "mpi_liouvillian_driver.py")
@@ -28,11 +28,8 @@ TIGHT = {"mfn_tol": "1e-13"}
 
 
 def mfn_error(real, times, tol=float(TIGHT["mfn_tol"])):
-    """Bound of |drho| for Engine 2: every MFN solve (output intervals plus substeps of
-    ||G||_1 h <= STEP_NORM) leaves an error ~tol ||c||_2 on the coefficients, and
-    ||c||_2 = (2^N Tr rho^2)^(1/2) <= 2^(N/2); plus the rounding of the exponentials."""
-    steps = len(times) + liouvillian.norm1_estimate(real) * max(times) / liouvillian.STEP_NORM
-    return solver(tol, 2 ** (real.N / 2) * steps) + evolution(real, max(times))
+    """tolerances.mfn at the tests' -mfn_tol."""
+    return mfn(real, times, tol)
 
 
 def observable_error(real, times, n_sites, tol=float(TIGHT["mfn_tol"])):
@@ -129,7 +126,7 @@ def test_observables_match_dense_with_flipflop(petsc_options):
     N = 4
     real = random_realization(N, seed=7, flipflop=0.5)
     times = [0.0, 0.5, 2.0]
-    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True))
+    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True), method="mfn")
     rho = dense.evolve(real, times)
     pairs = [(i, j) for i in range(N) for j in range(i + 1, N)]
     C = sum(concurrence(dense.reduced(rho, [i, j], N)) for i, j in pairs) / N
@@ -155,14 +152,14 @@ def pure_state_observables(real, times):
     return np.array(C), np.array(S)
 
 
-@pytest.mark.parametrize("N", [6, 7])
+@pytest.mark.parametrize("N, method", [(6, "mfn"), (7, "mfn"), (6, "spectral")])
 @pytest.mark.parametrize("epsilon", [0.0, 1.0])
-def test_matches_engine1(N, epsilon, petsc_options):
+def test_matches_engine1(N, method, epsilon, petsc_options):
     petsc_options(**TIGHT)
     real = sample(ModelParams(N=N, epsilon=epsilon, T_K=50.0, eta=1e4), 5, 2)
     times = np.logspace(-1, 1.5, 6)
     request = Request(concurrence=True, entropy=True, bipartitions=3)
-    out = liouvillian.compute(real, times, request)
+    out = liouvillian.compute(real, times, request, method=method)
     ref = exact.compute(real, times, request)
     assert ref["concurrence"].max() > 1e-3
     tol_C, tol_S = observable_error(real, times, N // 2)
@@ -170,11 +167,12 @@ def test_matches_engine1(N, epsilon, petsc_options):
     np.testing.assert_allclose(out["entropy"], ref["entropy"], rtol=0, atol=tol_S)
 
 
-def test_unitary_flipflop_matches_state_vector(petsc_options):
+@pytest.mark.parametrize("method", ["mfn", "spectral"])
+def test_unitary_flipflop_matches_state_vector(method, petsc_options):
     petsc_options(**TIGHT)
     real = sample(ModelParams(N=6, flipflop=0.5, eta=1e4), 5, 3)
     times = [0.0, 0.4, 3.0, 12.0]
-    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True))
+    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True), method=method)
     C, S = pure_state_observables(real, times)
     tol_C, tol_S = observable_error(real, times, real.N // 2)
     np.testing.assert_allclose(out["concurrence"], C, rtol=0, atol=tol_C)
@@ -185,7 +183,7 @@ def test_nonconvergence_raises_solver_error(petsc_options):
     petsc_options(mfn_type="krylov", mfn_ncv="3", mfn_max_it="1", mfn_tol="1e-14")
     real = sample(ModelParams(N=4), 1, 7)
     with pytest.raises(SolverError, match="realization 7.*t = 0 -> 50"):
-        liouvillian.compute(real, [50.0], Request())
+        liouvillian.compute(real, [50.0], Request(), method="mfn")
 
 
 def test_times_must_be_non_decreasing():
@@ -235,6 +233,156 @@ def test_memory_check_refuses_with_largest_fitting_N():
     assert "N = 12" in error and "the largest N that fits is 11" in error
 
 
+# --------------------------------------------------------------------------- spectral path
+
+WINDOW = np.logspace(-2, 4, 41)          # the paper's window, 41 log-spaced times
+
+
+def ketbra_permutation(N):
+    """Row-major index a 2^N + b of tests/dense.py for every global ket-bra index
+    sum_k (2 a_k + b_k) 4^(N-1-k) of tlsmpi.liouvillian.block_codes."""
+    codes = (np.arange(4**N)[:, None] >> (2 * (N - 1 - np.arange(N)))) & 3
+    bit = 1 << (N - 1 - np.arange(N))
+    return ((codes >> 1) @ bit) * 2**N + (codes & 1) @ bit
+
+
+@pytest.mark.parametrize("N, flipflop", [(3, 0.0), (3, 0.4), (4, 0.0), (4, 0.3)])
+def test_ketbra_blocks_reassemble_dense_superoperator(N, flipflop):
+    """All Delta m blocks, placed on the diagonal, give the whole dense generator: the
+    exchange form conserves Delta m exactly."""
+    real = random_realization(N, seed=20 + N, flipflop=flipflop)
+    perm = ketbra_permutation(N)
+    reference = dense.generator(real)[np.ix_(perm, perm)]
+    full = np.zeros_like(reference)
+    for dm in range(-N, N + 1):
+        G, codes = liouvillian.block_generator(real, dm)
+        assert len(G) == liouvillian.block_size(N, dm)
+        index = codes @ (4 ** np.arange(N - 1, -1, -1))
+        full[np.ix_(index, index)] = G
+    # an entry of the reference is a sum of N + N(N-1) terms of size <= max|L|
+    np.testing.assert_allclose(full, reference, rtol=0, atol=summed(N * N, np.abs(reference).max()))
+
+
+def test_xx_form_has_no_delta_m_blocks():
+    real = random_realization(3, seed=1, flipflop=0.4, form="xx")
+    with pytest.raises(ValueError, match="does not conserve Delta m"):
+        liouvillian.block_generator(real, 0)
+    assert liouvillian.spectral_refusal(real.params).startswith("model.flipflop_form = 'xx'")
+    assert liouvillian.spectral_refusal(real.params.replace(flipflop=0.0)) is None
+
+
+def spectral_error(real, times, spec):
+    """Bound of |drho| (T,) of the spectral path (tolerances.spectral) at each time, with
+    ||G||_1 <= norm1_estimate and the Pauli coefficients' scale ||c||_2 <= 2^(N/2) (as mfn_error)."""
+    norm = liouvillian.norm1_estimate(real)
+    return np.array([spectral(spec.cond, norm * t, 2 ** (real.N / 2)) for t in times])
+
+
+def spectral_against_dense(real, times):
+    """(rho_pairs, C(t)) of the spectral path and of dense expm, and the rho bound (T,)."""
+    request = Request(concurrence=True)
+    readout = liouvillian.Readout(real, request)
+    spec = liouvillian.Spectral(real, readout.indices)
+    c = spec.run(times)
+    rho = liouvillian.density_from_pauli(c[:, readout.pair_pos], 2)
+    full = dense.evolve(real, times)
+    ref = np.stack([dense.reduced(full, [i, j], real.N) for i, j in readout.pairs], 1)
+    C_ref = concurrence(ref).sum(1) / real.N
+    return rho, readout.observables(c)["concurrence"], ref, C_ref, spectral_error(real, times, spec)
+
+
+@pytest.mark.parametrize("N, times", [(4, WINDOW), pytest.param(5, WINDOW[::5], marks=pytest.mark.slow)])
+@pytest.mark.parametrize("flipflop", [0.0, 1.0])
+def test_spectral_matches_dense_expm_over_the_window(N, times, flipflop):
+    """epsilon = 1 over t in [1e-2, 1e4] (N = 5: every fifth time, dense expm costs ~3 s a time)."""
+    real = sample(ModelParams(N=N, epsilon=1.0, flipflop=flipflop), 2021, 1)
+    rho, C, ref, C_ref, bound = spectral_against_dense(real, times)
+    assert np.abs(C_ref).max() > 1e-3
+    assert (np.abs(rho - ref).max(axis=(1, 2, 3)) <= bound).all()
+    # C moves by at most ~2 sum |drho_ab| <= 32 |drho| (Lipschitz, observable_error)
+    assert (np.abs(C - C_ref) <= 32 * bound).all()
+    out = liouvillian.compute(real, times, Request(), method="spectral")
+    np.testing.assert_array_equal(out["concurrence"], C)
+
+
+def test_spectral_matches_mfn(petsc_options):
+    """N = 5 on a short window, where MFN is cheap: both within their bounds."""
+    petsc_options(**TIGHT)
+    real = sample(ModelParams(N=5, epsilon=1.0, flipflop=1.0, T_K=300.0), 2021, 2)
+    times = np.logspace(-2, 1, 8)
+    request = Request(concurrence=True, entropy=True)
+    spec = liouvillian.Spectral(real, liouvillian.Readout(real, request).indices)
+    out = liouvillian.compute(real, times, request, method="spectral")
+    ref = liouvillian.compute(real, times, request, method="mfn")
+    d = spectral_error(real, times, spec).max()
+    tol_C, tol_S = observable_error(real, times, 2)
+    np.testing.assert_allclose(out["concurrence"], ref["concurrence"], rtol=0, atol=tol_C + 32 * d)
+    np.testing.assert_allclose(out["entropy"], ref["entropy"], rtol=0,
+                               atol=tol_S + 4**2 * d * max(1.0, abs(np.log(d))))
+
+
+@pytest.mark.parametrize("flipflop", [0.0, 0.5])
+def test_spectral_entropy_matches_dense(flipflop):
+    N = 4
+    real = random_realization(N, seed=8, flipflop=flipflop)
+    times = [0.0, 0.5, 2.0, 50.0]
+    request = Request(concurrence=True, entropy=True)
+    spec = liouvillian.Spectral(real, liouvillian.Readout(real, request).indices)
+    out = liouvillian.compute(real, times, request, method="spectral")
+    rho = dense.evolve(real, times)
+    S = np.mean([entropy_vn(dense.reduced(rho, list(A), N)) for A in real.bubbles()], axis=0)
+    d = spectral_error(real, times, spec).max()
+    # S_E of n = 2 sites moves by 2^n ||drho||_2 |ln d| <= 4^n d |ln d| (observable_error)
+    np.testing.assert_allclose(out["entropy"], S, rtol=0, atol=4**2 * d * max(1.0, abs(np.log(d))))
+
+
+def test_spectral_refused_where_it_cannot_run():
+    from tlsmpi import config
+    with pytest.raises(ConfigError, match=r'engine.method = "spectral": model.N = 9: the Delta m = 0 '
+                       r'block has C\(2N, N\) = 48620 elements, more than SPECTRAL_MAX = 4000.*"mfn"'):
+        liouvillian.use_spectral(ModelParams(N=9), "spectral")
+    assert not liouvillian.use_spectral(ModelParams(N=9), "auto")
+    assert liouvillian.use_spectral(ModelParams(N=7), "auto")
+    assert not liouvillian.use_spectral(ModelParams(N=5), "mfn")
+    base = ['engine.name="liouvillian"', 'engine.method="spectral"']
+    with pytest.raises(ConfigError, match='engine.method = "spectral": model.N = 9'):
+        config.load(None, base + ["model.N=9"])
+    with pytest.raises(ConfigError, match='engine.method = "spectral": model.flipflop_form = .xx.'):
+        config.load(None, base + ["model.N=4", "model.flipflop=0.5", 'model.flipflop_form="xx"'])
+    with pytest.raises(ConfigError, match='engine.method = .fast.: expected one of "auto"'):
+        config.load(None, ['engine.name="liouvillian"', 'engine.method="fast"', "model.N=4"])
+    assert config.load(None, base + ["model.N=4"]).engine_options == {"method": "spectral"}
+
+
+def test_ill_conditioned_realization_falls_back_to_mfn(monkeypatch, caplog):
+    real = sample(ModelParams(N=4, epsilon=1.0, flipflop=1.0), 2021, 0)
+    times = [0.0, 0.5, 3.0]
+    request = Request(concurrence=True, entropy=True)
+    mfn = liouvillian.compute(real, times, request, method="mfn")
+    monkeypatch.setattr(liouvillian, "COND_MAX", 0.0)
+    with caplog.at_level("WARNING", logger="tlsmpi"):
+        out = liouvillian.compute(real, times, request, method="spectral")
+    assert "condition number" in caplog.text and "MFN stepping instead" in caplog.text
+    for key in mfn:
+        np.testing.assert_array_equal(out[key], mfn[key])
+
+
+def test_engine_cost_and_memory_follow_the_method():
+    params, request = ModelParams(N=6), Request()
+    times = WINDOW
+    auto, mfn = liouvillian.LiouvillianEngine(), liouvillian.LiouvillianEngine({"method": "mfn"})
+    draw = lambda: sample(params, 1, 0)                     # noqa: E731
+    n = [liouvillian.block_size(6, dm) for dm in range(3)]
+    cubes = n[0]**3 / 4 + n[1]**3 + n[2]**3                   # the Delta m = 0 block is real
+    assert auto.cost(params, times, request, draw) == pytest.approx(liouvillian.EIG_SECONDS * cubes)
+    steps = len(times) + liouvillian.norm1_estimate(draw()) * times[-1] / liouvillian.STEP_NORM
+    expected = 4**6 * liouvillian.mean_nnz_per_row(6) * steps * 2e-8
+    assert mfn.cost(params, times, request, draw) == pytest.approx(expected)
+    p7 = params.replace(N=7)
+    assert auto.memory(p7, request, times) == 64.0 * 3432**2 + liouvillian.BASELINE
+    assert mfn.memory(p7, request, times) == liouvillian.memory_estimate(7, 1)
+
+
 # --------------------------------------------------------------------------- under mpirun
 
 def mpirun(ranks, *args):
@@ -256,22 +404,27 @@ def driver_realization(group, N=5):
     return sample(ModelParams(N=N, epsilon=1.0, T_K=300.0, flipflop=0.2), 11, group)
 
 
-def serial(group):
+def serial(group, method):
     """What the driver computes for ``group``, in this process."""
-    return liouvillian.compute(driver_realization(group), DRIVER_TIMES, Request(concurrence=True, entropy=True))
+    return liouvillian.compute(driver_realization(group), DRIVER_TIMES, Request(concurrence=True, entropy=True),
+                               method=method)
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("ranks, group_size", [(2, 0), (3, 0), (3, 2)])
-def test_mpi_matches_serial(ranks, group_size, petsc_options):
+@pytest.mark.parametrize("ranks, group_size, method", [(2, 0, "mfn"), (3, 0, "mfn"), (3, 2, "mfn"), (3, 2, "auto")])
+def test_mpi_matches_serial(ranks, group_size, method, petsc_options):
+    """MFN on distributed matrices; "auto" (spectral on each group's rank 0, broadcast)."""
     petsc_options(**TIGHT)
-    records = mpirun(ranks, "--group-size", group_size, "-mfn_tol", "1e-13")
+    records = mpirun(ranks, "--group-size", group_size, "--method", method, "-mfn_tol", "1e-13")
     assert len(records) == ranks
     expected = {}
     for rec in records:
         assert "error" not in rec, rec
-        ref = expected.setdefault(rec["group"], serial(rec["group"]))
+        ref = expected.setdefault(rec["group"], serial(rec["group"], method))
         for key, value in ref.items():
+            if method != "mfn":              # the same eigendecomposition on one rank
+                np.testing.assert_array_equal(rec["result"][key], value)
+                continue
             # the same solves on other row layouts: sums in another order, far below the MFN error
             tol = observable_error(driver_realization(rec["group"]), DRIVER_TIMES, 2)
             np.testing.assert_allclose(rec["result"][key], value, rtol=0,
@@ -280,6 +433,6 @@ def test_mpi_matches_serial(ranks, group_size, petsc_options):
 
 @pytest.mark.mpi
 def test_mpi_solver_error_on_every_rank():
-    records = mpirun(2, "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it", "1", "-mfn_tol", "1e-14",
-                     "--times", "50")
+    records = mpirun(2, "--method", "mfn", "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it", "1",
+                     "-mfn_tol", "1e-14", "--times", "50")
     assert all("realization 0" in rec.get("error", "") for rec in records), records

@@ -89,7 +89,8 @@ def test_every_shipped_configuration_is_valid():
 
 @pytest.mark.mpi
 def test_liouvillian_engine_through_the_runner(tmp_path):
-    """Engine 2 in the runner: serial, 2 groups of 1 rank, 1 group of 2 ranks; solver
+    """Engine 2 in the runner: serial and 2 groups of 1 rank (engine.method = "auto": the
+    spectral path at N = 4), 1 group of 2 ranks with MFN on the distributed matrix; solver
     options from the command line; agreement with Engine 1 on the same disorder."""
     base = ["--set", 'engine.name="liouvillian"', "--set", "model.N=4", "--set", "model.T_K=300.0",
             "--set", "ensemble.realizations=3", "--set", "time.t_max=10.0", "--set", "time.n_times=6",
@@ -97,10 +98,13 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
             "-mfn_tol", "1e-12"]
     runs = {}
     for name, ranks, extra in (("serial", 1, []), ("groups", 2, []),
-                               ("shared", 2, ["--set", "engine.ranks_per_realization=2"])):
+                               ("shared", 2, ["--set", "engine.ranks_per_realization=2",
+                                              "--set", 'engine.method="mfn"'])):
         out = tmp_path / f"{name}.h5"
         res = run_tlsmpi(["--out", out, *base, *extra], ranks=ranks)
         assert res.returncode == 0, res.stdout + res.stderr
+        path = "MFN stepping" if name == "shared" else "spectral path"
+        assert f"N = 4: {path}" in res.stdout, res.stdout
         runs[name] = Run(out)
     assert runs["serial"].attrs["petsc_version"].startswith("3.")
     from test_liouvillian import observable_error       # derived MFN bounds (needs PETSc)

@@ -54,6 +54,15 @@ def evolution(real, t, k=16):
     return phase(t * float(site_rate(real).sum()) + real.N, k=k)
 
 
+def spectral(cond, argument, scale=1.0, k=16):
+    """exp(G t) x evaluated as V exp(Lambda t) V^-1 x (eigendecomposition of a non-normal G
+    with eigenvector condition number ``cond`` = ||V||_1 ||V^-1||_1): eig is backward
+    stable, so an eigenvalue moves by up to cond eps ||G|| (LAPACK's eigenvalue bound),
+    an error cond eps ||G|| t of the exponent, and V^-1 x and the sum over modes lose
+    cond eps more.  ``argument`` = ||G||_1 t; k eps cond max(argument, 1) scale."""
+    return cond * phase(argument, scale, k)
+
+
 def mfn(real, times, tol):
     """Bound of |drho| for Engine 2 (tlsmpi.liouvillian) run to -mfn_tol ``tol``: every
     MFN solve (output intervals plus substeps of ||G||_1 h <= STEP_NORM) leaves an

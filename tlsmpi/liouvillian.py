@@ -23,7 +23,14 @@ Rows are distributed over the ranks of a communicator in PETSc's default contigu
 layout; each rank builds its rows with vectorized numpy in chunks (`Generator.csr`).
 The MFN object honours the PETSc options database (`init_petsc`, -mfn_type,
 -mfn_tol, -mfn_ncv, -log_view ...).
+
+Spectral path (engine.method, `use_spectral`).  Without flip-flop terms or with the
+exchange form, Eq. (15) conserves Delta m = m_ket - m_bra in the ket-bra basis; for
+N <= 7 the blocks Delta m = 0 .. 2 (pairs) or .. N/2 (bubbles) are diagonalized once
+(`Spectral`) and rho(t) is evaluated at all output times at once, at a cost independent
+of the window; an ill-conditioned eigenbasis falls back to MFN.
 """
+import logging
 import math
 import shlex
 import sys
@@ -34,11 +41,17 @@ from .engines import Engine, register
 from .errors import ConfigError, SolverError
 from .observables import concurrence, entropy_vn
 
+log = logging.getLogger("tlsmpi")
+
 #: Single-site Paulis (I, X, Y, Z) in the (up, down) basis; up = S^z = +1.
 PAULI = np.array([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]])
 _SP = np.array([[0, 2], [0, 0]], dtype=complex)     # S+ = S^x + i S^y
 _SM = _SP.T.copy()
 _SX, _SZ = PAULI[1], PAULI[3]
+#: Single-site ket-bra units |s><s'| with code q = 2 s + s' (s = 0 up, 1 down).
+UNITS = np.eye(4).reshape(4, 2, 2)
+#: Delta m = m_ket - m_bra of each code (m = number of up spins): |u><d| has +1.
+DELTA_M = np.array([0, 1, -1, 0])
 
 #: MFN defaults unless -mfn_type, -mfn_ncv, -mfn_tol are given (tuned in docs/performance.md).
 DEFAULT_TYPE, DEFAULT_NCV, DEFAULT_TOL = "krylov", 8, 1e-10
@@ -70,25 +83,35 @@ def init_petsc(argv=None):
 
 # --------------------------------------------------------------------------- blocks
 
-def _pauli_strings(k):
-    """The 4^k Pauli strings on k sites, (4^k, 2^k, 2^k), first site most significant."""
-    P = PAULI
+def _strings(local, k):
+    """Kronecker products of the four 2x2 matrices ``local`` on k sites, (4^k, 2^k, 2^k),
+    first site most significant."""
+    P = local
     for _ in range(k - 1):
-        P = np.einsum("aij,bkl->abikjl", P, PAULI).reshape(len(P) * 4, 2 * P.shape[1], 2 * P.shape[1])
+        P = np.einsum("aij,bkl->abikjl", P, local).reshape(len(P) * 4, 2 * P.shape[1], 2 * P.shape[1])
     return P
 
 
 def _pauli_block(superop, k):
     """G_ba = 2^-k Tr(P_b superop(P_a)) for the strings on k sites (real by construction)."""
-    P = _pauli_strings(k)
+    P = _strings(PAULI, k)
     images = np.array([superop(p) for p in P])
     G = np.einsum("bij,aji->ba", P, images) / 2**k
     assert np.abs(G.imag).max(initial=0) <= 1e-12 * max(1.0, np.abs(G).max()), "generator not real"
     return np.ascontiguousarray(G.real)
 
 
-def site_block(nu, Y, f):
-    """4x4 block of site i: -i[-nu/2 S^z, rho] plus the dissipator of Eq. (15),
+def ketbra_block(superop, k):
+    """B_ba = <E_b, superop(E_a)> for the ket-bra units E of k sites (`UNITS`, code
+    q = 2 s + s' per site, first site most significant): complex, and exact zeros stay
+    zero, so the Delta m structure is exact."""
+    E = _strings(UNITS, k)
+    images = np.array([superop(e) for e in E])
+    return np.einsum("bij,aij->ba", E, images)
+
+
+def site_superop(nu, Y, f):
+    """L_i of site i: -i[-nu/2 S^z, rho] plus the dissipator of Eq. (15),
     Y f (S+ rho S- + S- rho S+ - 4 rho) + Y (S+ rho S- + {rho, S^z} - 2 rho)."""
     h = -0.5 * nu * _SZ
 
@@ -96,11 +119,11 @@ def site_block(nu, Y, f):
         return (-1j * (h @ r - r @ h)
                 + Y * f * (_SP @ r @ _SM + _SM @ r @ _SP - 4 * r)
                 + Y * (_SP @ r @ _SM + r @ _SZ + _SZ @ r - 2 * r))
-    return _pauli_block(L, 1)
+    return L
 
 
-def pair_block(J, K_ij=0.0, K_ji=0.0, form="exchange"):
-    """16x16 block of the pair i < j: -i[h_ij, rho] with h_ij = 2 J_ij Sz_i Sz_j (Eq. 23,
+def pair_superop(J, K_ij=0.0, K_ji=0.0, form="exchange"):
+    """L_ij of the pair i < j: -i[h_ij, rho] with h_ij = 2 J_ij Sz_i Sz_j (Eq. 23,
     ordered-pair sum) plus the flip-flop term of ``form`` (tlsmpi.model.ModelParams):
     K_ij S+_i S-_j + K_ji S-_i S+_j ("exchange") or (K_ij + K_ji) Sx_i Sx_j ("xx")."""
     h = 2 * J * np.kron(_SZ, _SZ)
@@ -108,7 +131,17 @@ def pair_block(J, K_ij=0.0, K_ji=0.0, form="exchange"):
         h = h + (K_ij + K_ji) * np.kron(_SX, _SX)
     else:
         h = h + K_ij * np.kron(_SP, _SM) + K_ji * np.kron(_SM, _SP)
-    return _pauli_block(lambda r: -1j * (h @ r - r @ h), 2)
+    return lambda r: -1j * (h @ r - r @ h)
+
+
+def site_block(nu, Y, f):
+    """4x4 Pauli block of site i (`site_superop`)."""
+    return _pauli_block(site_superop(nu, Y, f), 1)
+
+
+def pair_block(J, K_ij=0.0, K_ji=0.0, form="exchange"):
+    """16x16 Pauli block of the pair i < j (`pair_superop`)."""
+    return _pauli_block(pair_superop(J, K_ij, K_ji, form), 2)
 
 
 def _slot_table(G, shifts):
@@ -318,7 +351,7 @@ class Evolution:
         from petsc4py import PETSc
         from slepc4py import SLEPc
         self.comm = MPI.COMM_SELF if comm is None else comm
-        self.where = f"realization {real.index} (seed {real.seed}, N = {real.N})"
+        self.where = _where(real)
         self._objects = []
         self._PETSc = PETSc
         try:
@@ -380,9 +413,7 @@ class Evolution:
         (non-decreasing, from t = 0), gathered on rank 0 of the communicator by a
         VecScatter: (T, len(indices)) there, None on the other ranks."""
         PETSc = self._PETSc
-        t = np.asarray(times, dtype=float)
-        if t.ndim != 1 or (t < 0).any() or (np.diff(t) < 0).any():
-            raise ConfigError(f"output times must be a non-decreasing 1-d array of t >= 0, got {t!r}")
+        t = output_times(times)
         root = self.comm.Get_rank() == 0
         mine = np.asarray(indices if root else [], dtype=PETSc.IntType)
         sel = PETSc.IS().createGeneral(mine, comm=PETSc.COMM_SELF)
@@ -403,25 +434,261 @@ class Evolution:
         return coeffs if root else None
 
 
-def compute(real, times, request, comm=None):
+def output_times(times):
+    """``times`` as a float array; ConfigError unless 1-d, non-decreasing and >= 0."""
+    t = np.asarray(times, dtype=float)
+    if t.ndim != 1 or (t < 0).any() or (np.diff(t) < 0).any():
+        raise ConfigError(f"output times must be a non-decreasing 1-d array of t >= 0, got {t!r}")
+    return t
+
+
+def _where(real):
+    return f"realization {real.index} (seed {real.seed}, N = {real.N})"
+
+
+# --------------------------------------------------------------------------- spectral path
+
+#: Values of engine.method: "auto" (spectral where `spectral_refusal` allows, else MFN),
+#: "mfn" (always MFN stepping), "spectral" (refused where it cannot be used).
+METHODS = ("auto", "mfn", "spectral")
+#: Largest Delta m block, C(2N, N) elements (Delta m = 0), that the spectral path
+#: diagonalizes: N <= 7 (3432); N = 7 takes ~100 s and <= 0.75 GB for C(t) (docs/performance.md).
+SPECTRAL_MAX = 4000
+#: Largest eigenvector condition number ||V||_1 ||V^-1||_1 (LAPACK's estimate) accepted,
+#: eps^(-1/2): the rounding of the spectral path grows like eps cond, and near this bound
+#: the block is within ~sqrt(eps) of a defective matrix, where eigenvalue errors stop being
+#: first order (docs/liouvillian.md).  Above it the realization falls back to MFN stepping.
+COND_MAX = float(np.finfo(float).eps) ** -0.5
+#: Seconds per n^3 of a complex n x n eig with eigenvectors plus the LU of V, one core; a
+#: real one (the Delta m = 0 block) costs a quarter (python -m tlsmpi.bench liouvillian
+#: --window: the spectral path took 2.28 s at N = 6 and 106 s at N = 7 on a loaded machine).
+EIG_SECONDS = 2.3e-9
+
+
+def block_size(N, dm):
+    """Ket-bra elements |a><b| with m(a) - m(b) = dm: C(2N, N + dm) (Vandermonde)."""
+    return math.comb(2 * N, N + dm)
+
+
+def spectral_refusal(params):
+    """Why the spectral path cannot treat ``params`` (a sentence), or None if it can."""
+    if params.flipflop and params.flipflop_form != "exchange":
+        return (f"model.flipflop_form = {params.flipflop_form!r} with model.flipflop = "
+                f"{params.flipflop:g}: its S+S+ and S-S- terms change Delta m by 2, so the "
+                "generator has no blocks smaller than 4^N / 2")
+    if block_size(params.N, 0) > SPECTRAL_MAX:
+        return (f"model.N = {params.N}: the Delta m = 0 block has C(2N, N) = "
+                f"{block_size(params.N, 0)} elements, more than SPECTRAL_MAX = {SPECTRAL_MAX} (N <= 7)")
+    return None
+
+
+def use_spectral(params, method="auto"):
+    """True if engine.method = ``method`` selects the spectral path for ``params``;
+    ConfigError for an unknown method, or for "spectral" where `spectral_refusal` objects."""
+    if method not in METHODS:
+        raise ConfigError(f"engine.method = {method!r}: choose one of {list(METHODS)}")
+    if method == "mfn":
+        return False
+    why = spectral_refusal(params)
+    if why and method == "spectral":
+        raise ConfigError(f"engine.method = \"spectral\": {why}; use engine.method = \"auto\" "
+                          "(spectral where possible, else MFN) or \"mfn\"")
+    return why is None
+
+
+def delta_m_needed(N, request):
+    """Largest Delta m the observables read: 2 for pair states (Eq. 28), the bubble size
+    floor(N/2) for S_E (Eq. 29)."""
+    return min(N, max(2 if request.concurrence else 0, N // 2 if request.entropy else 0))
+
+
+def block_codes(N, dm):
+    """Per-site codes (n, N) and sorted global indices (n,) of the Delta m = ``dm`` block.
+
+    The global index of a ket-bra product |a><b| is sum_k q_k 4^(N-1-k) with
+    q_k = 2 a_k + b_k, the digit layout of the Pauli strings (`Generator`)."""
+    shift = 2 * (N - 1 - np.arange(N))
+    index = np.arange(4**N, dtype=np.int64)
+    codes = (index[:, None] >> shift) & 3
+    keep = DELTA_M[codes].sum(1) == dm
+    return codes[keep], index[keep]
+
+
+def ketbra_terms(real):
+    """(sites, ket-bra block) of every site and non-zero pair term of Eq. (15)."""
+    N, K, form = real.N, real.K, real.params.flipflop_form
+    terms = [((k,), ketbra_block(site_superop(real.nu[k], real.Y[k], real.f[k]), 1)) for k in range(N)]
+    for i in range(N):
+        for j in range(i + 1, N):
+            B = ketbra_block(pair_superop(real.J[i, j], K[i, j], K[j, i], form), 2)
+            if B.any():
+                terms.append(((i, j), B))
+    return terms
+
+
+def block_generator(real, dm):
+    """The Delta m = ``dm`` block of the ket-bra GKSL generator of Eq. (15), dense complex
+    (n, n), and its `block_codes`.  ValueError if a term leaves the block (xx flip-flop)."""
+    N = real.N
+    codes, index = block_codes(N, dm)
+    n = len(index)
+    G = np.zeros((n, n), dtype=complex, order="F")      # LAPACK order: eig needs no copy
+    shift = 2 * (N - 1 - np.arange(N))
+    for sites, B in ketbra_terms(real):
+        sites = list(sites)
+        k = len(sites)
+        local = 4 ** np.arange(k - 1, -1, -1)
+        c_in = codes[:, sites] @ local                       # local code of every column
+        base = index - codes[:, sites] @ (1 << shift[sites])  # those digits cleared
+        for c_out in range(len(B)):
+            val = B[c_out, c_in]
+            cols = np.flatnonzero(val)
+            if not len(cols):
+                continue
+            target = base[cols] + ((c_out // local) % 4) @ (1 << shift[sites])
+            rows = np.minimum(np.searchsorted(index, target), n - 1)
+            if (index[rows] != target).any():
+                raise ValueError(f"the term on sites {tuple(sites)} does not conserve Delta m")
+            G[rows, cols] += val[cols]
+    return G, codes
+
+
+class _HermitianPairs:
+    """The unitary map x = S y from real coordinates y to the Delta m = 0 block.
+
+    The block maps rho -> rho^dagger into itself: |a><a| stays, |a><b| and |b><a| pair up
+    (``lo``, ``hi``: the first and second index of each pair).  With
+    x_lo = (y_lo + i y_hi) / sqrt(2), x_hi = conj(x_lo), Hermitian rho have real y, and
+    S^H G S is real because the GKSL generator preserves Hermiticity: eig on it costs
+    about a quarter of the complex eig.
+    """
+
+    def __init__(self, codes):
+        N = codes.shape[1]
+        weights = 4 ** np.arange(N - 1, -1, -1)
+        index = codes @ weights
+        partner = np.searchsorted(index, np.array([0, 2, 1, 3])[codes] @ weights)   # |b><a|
+        own = np.arange(len(codes))
+        self.lo, self.hi = own[own < partner], partner[own < partner]
+
+    def real_generator(self, G):
+        """S^H G S (real, Fortran order); overwrites G."""
+        r = math.sqrt(0.5)
+        lo, hi = self.lo, self.hi
+        a, b = G[:, lo], G[:, hi]
+        G[:, lo], G[:, hi] = r * (a + b), 1j * r * (a - b)
+        a, b = G[lo], G[hi]
+        G[lo], G[hi] = r * (a + b), -1j * r * (a - b)
+        assert np.abs(G.imag).max(initial=0) <= 1e-12 * max(1.0, np.abs(G.real).max()), "not Hermiticity preserving"
+        return np.asfortranarray(G.real)
+
+    def ketbra(self, W):
+        """S W: eigenvectors in real coordinates -> in the ket-bra block (in place)."""
+        r = math.sqrt(0.5)
+        a, b = W[self.lo], W[self.hi]
+        W[self.lo], W[self.hi] = r * (a + 1j * b), r * (a - 1j * b)
+        return W
+
+
+class Spectral:
+    """The spectral path of Engine 2 for one realization (docs/liouvillian.md).
+
+    For Delta m = 0 .. m_max (the largest Delta m any string of ``indices`` reads),
+    the block G_dm = V diag(lambda) V^-1 of the ket-bra generator is diagonalized
+    once, and the Pauli coefficients of ``indices`` follow at any time from
+
+        c_mu(t) = sum_dm w_dm Re[ R_dm V exp(lambda t) V^-1 x_dm(0) ],
+
+    w_0 = 1, w_dm = 2 (the -dm block is the complex conjugate, rho = rho^dagger),
+    R_{mu,(a,b)} = (P_mu)_ba (c_mu = Tr rho P_mu).  The dm = 0 block is diagonalized
+    as a real matrix (`_HermitianPairs`).  ``cond`` is the largest
+    ||V||_1 ||V^-1||_1 (LAPACK zgecon estimate); diagonalization stops at the first
+    block above ``cond_max``, and then `run` must not be used.
+    """
+
+    def __init__(self, real, indices, cond_max=math.inf):
+        from scipy.linalg import eig, lu_factor, lu_solve
+        from scipy.linalg.lapack import zgecon
+        N = real.N
+        idx = np.asarray(indices, dtype=np.int64)
+        digits = (idx[:, None] >> (2 * (N - 1 - np.arange(N)))) & 3
+        m_max = int(np.isin(digits, (1, 2)).sum(1).max(initial=0))
+        rho0 = real.initial_density_matrices()
+        self.blocks, self.cond, self.sizes = [], 0.0, []
+        for dm in range(m_max + 1):
+            G, codes = block_generator(real, dm)
+            ket, bra = codes >> 1, codes & 1
+            x0 = rho0[np.arange(N), ket, bra].prod(1)
+            R = np.ones((len(idx), len(codes)), dtype=complex)                # (P_mu)_{ba}
+            for k in range(N):
+                R *= PAULI[digits[:, k, None], bra[None, :, k], ket[None, :, k]]
+            if dm == 0:                  # Hermiticity: a real matrix in a unitary basis
+                pairing = _HermitianPairs(codes)
+                G = pairing.real_generator(G)
+            lam, V = eig(G, overwrite_a=True, check_finite=False)
+            del G
+            if dm == 0:
+                V = pairing.ketbra(V)
+            lu = lu_factor(V, check_finite=False)
+            rcond, info = zgecon(lu[0], np.abs(V).sum(0).max(), norm="1")
+            self.cond = max(self.cond, 1 / rcond if rcond > 0 else math.inf)
+            self.sizes.append(len(lam))
+            if self.cond > cond_max:
+                break
+            self.blocks.append((1.0 if dm == 0 else 2.0, lam, R @ V, lu_solve(lu, x0)))
+
+    def run(self, times):
+        """Coefficients c_mu(t) of ``indices`` at all ``times`` at once, (T, len(indices))."""
+        t = output_times(times)
+        return sum(w * ((np.exp(np.outer(t, lam)) * z) @ W.T).real for w, lam, W, z in self.blocks)
+
+
+def spectral_coefficients(real, times, indices):
+    """`Spectral` coefficients, or None (logged) if eig fails or cond > COND_MAX."""
+    try:
+        spec = Spectral(real, indices, COND_MAX)
+    except np.linalg.LinAlgError as err:
+        log.warning(f"{_where(real)}: eigendecomposition failed ({err}); MFN stepping instead")
+        return None
+    if spec.cond > COND_MAX:
+        log.warning(f"{_where(real)}: eigenvector condition number {spec.cond:.2g} of a Delta m block "
+                    f"exceeds COND_MAX = {COND_MAX:.2g}; MFN stepping instead")
+        return None
+    return spec.run(times)
+
+
+def compute(real, times, request, comm=None, method="auto"):
     """Engine 2 entry point: the observables of ``request`` for one realization.
 
-    Evolves c(t) = exp(G t) c(0) from output time to output time with SLEPc MFN
-    (FN exp, scale = t_k - t_{k-1}, the first interval from t = 0) on the ranks of
-    ``comm`` (an mpi4py communicator; None = this process alone).  Every rank returns
-    the same dict of (T,) arrays.  Raises SolverError on every rank if a solve does not
-    converge or gives non-finite numbers.
+    With the spectral path (`use_spectral`; rank 0 of ``comm`` alone) c(t) comes from
+    the eigendecomposition of the Delta m blocks (`Spectral`); otherwise, or if that is
+    ill-conditioned, c(t) = exp(G t) c(0) is evolved from output time to output time
+    with SLEPc MFN (FN exp, scale = t_k - t_{k-1}, the first interval from t = 0) on the
+    ranks of ``comm`` (an mpi4py communicator; None = this process alone).  Every rank
+    returns the same dict of (T,) arrays.  Raises SolverError on every rank if a solve
+    does not converge or gives non-finite numbers.
     """
+    from mpi4py import MPI
+    comm = MPI.COMM_SELF if comm is None else comm
+    t = output_times(times)
     readout = Readout(real, request)
-    with Evolution(real, comm) as evo:
-        coeffs = evo.run(times, readout.indices)
-        comm, where = evo.comm, evo.where
+    root = comm.Get_rank() == 0
+    coeffs = None
+    if use_spectral(real.params, method):
+        if root:
+            coeffs = spectral_coefficients(real, t, readout.indices)
+        spectral = comm.bcast(coeffs is not None, root=0)
+    else:
+        spectral = False
+    if not spectral:
+        with Evolution(real, comm) as evo:
+            coeffs = evo.run(t, readout.indices)
     result = None
-    if comm.Get_rank() == 0:
+    if root:
         try:
             result = readout.observables(coeffs)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError) as err:
-            result = SolverError(f"{where}: observables failed: {err}")
+            result = SolverError(f"{_where(real)}: observables failed: {err}")
     result = comm.bcast(result, root=0)
     if isinstance(result, SolverError):
         raise result
@@ -493,18 +760,49 @@ def _flipflop(params):
 
 @register
 class LiouvillianEngine(Engine):
-    """Engine 2 in the registry: one realization on a group of ranks (PETSc matrix)."""
+    """Engine 2 in the registry: one realization on a group of ranks (PETSc matrix), or
+    the spectral path on the group's rank 0 (``engine.method``, `use_spectral`)."""
     name = "liouvillian"
     observables = ("concurrence", "entropy")
     parallel = True
     solver_options = True
+    options = {"method": ("auto", lambda v: v in METHODS,
+                          "one of \"auto\" (eigendecomposition of the Delta m blocks where "
+                          "possible, else MFN), \"mfn\", \"spectral\"")}
+
+    def check(self, cases, request):
+        """Refuse method = "spectral" where it cannot run; log the path of every N."""
+        said = set()
+        for p in cases:
+            spectral = use_spectral(p, self.options["method"])
+            if spectral:
+                sizes = [block_size(p.N, dm) for dm in range(delta_m_needed(p.N, request) + 1)]
+                line = (f"engine.method = {self.options['method']!r}, N = {p.N}: spectral path, "
+                        f"eigendecomposition of the Delta m = 0..{len(sizes) - 1} blocks ({sizes} "
+                        f"elements); MFN stepping for a realization with condition number > {COND_MAX:.2g}")
+            else:
+                why = "" if self.options["method"] == "mfn" else f" ({spectral_refusal(p)})"
+                line = f"engine.method = {self.options['method']!r}, N = {p.N}: MFN stepping{why}"
+            if line not in said:
+                log.info(line)
+                said.add(line)
 
     def memory(self, params, request, times, ranks=1):
-        return memory_estimate(params.N, ranks, flipflop=_flipflop(params))
+        """`memory_estimate`, or for the spectral path the largest block's G, V, its LU
+        factors and eig's work space (4 n^2 complex numbers), if more."""
+        mfn = memory_estimate(params.N, ranks, flipflop=_flipflop(params))
+        if not use_spectral(params, self.options["method"]):
+            return mfn
+        return max(mfn, 64.0 * block_size(params.N, 0) ** 2 + BASELINE)
 
     def cost(self, params, times, request, draw):
-        """Matrix-vector products x entries: 4^N nnz/row x (output intervals + MFN
-        substeps of ||G||_1 h <= STEP_NORM over the window)."""
+        """Spectral path: EIG_SECONDS n^3 summed over the needed blocks (n^3 / 4 for the
+        real Delta m = 0 block).  MFN:
+        matrix-vector products x entries: 4^N nnz/row x (output intervals + MFN substeps
+        of ||G||_1 h <= STEP_NORM over the window)."""
+        if use_spectral(params, self.options["method"]):
+            return sum(EIG_SECONDS * block_size(params.N, dm) ** 3.0 * (0.25 if dm == 0 else 1.0)
+                       for dm in range(delta_m_needed(params.N, request) + 1))
         steps = len(times) + norm1_estimate(draw()) * float(times[-1]) / STEP_NORM
         return 4.0**params.N * mean_nnz_per_row(params.N, _flipflop(params)) * steps * 2e-8
 
@@ -547,4 +845,4 @@ class LiouvillianEngine(Engine):
                 "slepc_version": ".".join(map(str, SLEPc.Sys.getVersion()))}
 
     def compute(self, real, times, request, comm=None):
-        return compute(real, times, request, comm)
+        return compute(real, times, request, comm, self.options["method"])

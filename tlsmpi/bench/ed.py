@@ -57,7 +57,7 @@ def unitary_row(params, times, request, reference):
         from .. import liouvillian
         liouvillian.init_petsc(["bench"])
         start = time.process_time()
-        ref = liouvillian.compute(real, times, request)
+        ref = liouvillian.compute(real, times, request, method="mfn")
         t_ref = time.process_time() - start
         dC = np.abs(ref["concurrence"] - out["concurrence"]).max()
         line += f" {t_ref:>9.2f} {t_ref / (t_ed + t_obs):>9.0f} {dC:>8.1e}"
