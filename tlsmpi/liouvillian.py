@@ -448,8 +448,9 @@ def _where(real):
 
 # --------------------------------------------------------------------------- spectral path
 
-#: Values of engine.method: "auto" (spectral where `spectral_refusal` allows, else MFN),
-#: "mfn" (always MFN stepping), "spectral" (refused where it cannot be used).
+#: Values of engine.method: "auto" (spectral where `spectral_refusal` allows and it is
+#: predicted faster than MFN stepping, `prefer_spectral`), "mfn" (always MFN stepping),
+#: "spectral" (refused where it cannot be used).
 METHODS = ("auto", "mfn", "spectral")
 #: Largest Delta m block, C(2N, N) elements (Delta m = 0), that the spectral path
 #: diagonalizes: N <= 7 (3432); N = 7 takes ~100 s and <= 0.75 GB for C(t) (docs/performance.md).
@@ -463,6 +464,10 @@ COND_MAX = float(np.finfo(float).eps) ** -0.5
 #: real one (the Delta m = 0 block) costs a quarter (python -m tlsmpi.bench liouvillian
 #: --window: the spectral path took 2.28 s at N = 6 and 106 s at N = 7 on a loaded machine).
 EIG_SECONDS = 2.3e-9
+#: Seconds of one MFN solve (default options, ||G||_1 h <= STEP_NORM) on one core: a fixed
+#: part and a part per matrix entry, measured over the paper's window at N = 5 (8.9 ms per
+#: solve) and N = 7 (48 ms); only for choosing the path (`prefer_spectral`, N <= 7).
+MFN_SOLVE_SECONDS, MFN_ENTRY_SECONDS = 8e-3, 6e-8
 
 
 def block_size(N, dm):
@@ -494,6 +499,35 @@ def use_spectral(params, method="auto"):
         raise ConfigError(f"engine.method = \"spectral\": {why}; use engine.method = \"auto\" "
                           "(spectral where possible, else MFN) or \"mfn\"")
     return why is None
+
+
+def spectral_seconds(params, request):
+    """Predicted seconds of the spectral path: EIG_SECONDS n^3 over the needed blocks
+    (n^3 / 4 for the real Delta m = 0 block)."""
+    return sum(EIG_SECONDS * block_size(params.N, dm) ** 3.0 * (0.25 if dm == 0 else 1.0)
+               for dm in range(delta_m_needed(params.N, request) + 1))
+
+
+def mfn_solves(real, times):
+    """MFN solves over ``times``: one per output interval plus the substeps of
+    ||G||_1 h <= STEP_NORM (`norm1_estimate`)."""
+    return len(times) + norm1_estimate(real) * float(times[-1]) / STEP_NORM
+
+
+def prefer_spectral(real, times, request, method="auto"):
+    """True if the spectral path runs for this realization: engine.method = "spectral",
+    or "auto" where `use_spectral` allows it and `spectral_seconds` is below the
+    predicted MFN time (`mfn_solves` x (MFN_SOLVE_SECONDS + entries x
+    MFN_ENTRY_SECONDS)): the spectral path's cost does not depend on the window, MFN's
+    grows with t_max (at N = 7 the spectral path wins from t_max ~ 1e3)."""
+    if not use_spectral(real.params, method):
+        return False
+    if method == "spectral":
+        return True
+    N = real.N
+    entries = 4.0**N * mean_nnz_per_row(N, _flipflop(real.params))
+    mfn = mfn_solves(real, times) * (MFN_SOLVE_SECONDS + entries * MFN_ENTRY_SECONDS)
+    return spectral_seconds(real.params, request) < mfn
 
 
 def delta_m_needed(N, request):
@@ -660,7 +694,7 @@ def spectral_coefficients(real, times, indices):
 def compute(real, times, request, comm=None, method="auto"):
     """Engine 2 entry point: the observables of ``request`` for one realization.
 
-    With the spectral path (`use_spectral`; rank 0 of ``comm`` alone) c(t) comes from
+    With the spectral path (`prefer_spectral`; rank 0 of ``comm`` alone) c(t) comes from
     the eigendecomposition of the Delta m blocks (`Spectral`); otherwise, or if that is
     ill-conditioned, c(t) = exp(G t) c(0) is evolved from output time to output time
     with SLEPc MFN (FN exp, scale = t_k - t_{k-1}, the first interval from t = 0) on the
@@ -674,7 +708,7 @@ def compute(real, times, request, comm=None, method="auto"):
     readout = Readout(real, request)
     root = comm.Get_rank() == 0
     coeffs = None
-    if use_spectral(real.params, method):
+    if prefer_spectral(real, t, request, method):
         if root:
             coeffs = spectral_coefficients(real, t, readout.indices)
         spectral = comm.bcast(coeffs is not None, root=0)
@@ -777,7 +811,10 @@ class LiouvillianEngine(Engine):
             spectral = use_spectral(p, self.options["method"])
             if spectral:
                 sizes = [block_size(p.N, dm) for dm in range(delta_m_needed(p.N, request) + 1)]
-                line = (f"engine.method = {self.options['method']!r}, N = {p.N}: spectral path, "
+                where = "" if self.options["method"] == "spectral" else (
+                    f" where predicted faster than MFN stepping (~{spectral_seconds(p, request):.2g} s "
+                    "against MFN's growth with the window)")
+                line = (f"engine.method = {self.options['method']!r}, N = {p.N}: spectral path{where}, "
                         f"eigendecomposition of the Delta m = 0..{len(sizes) - 1} blocks ({sizes} "
                         f"elements); MFN stepping for a realization with condition number > {COND_MAX:.2g}")
             else:
@@ -796,15 +833,13 @@ class LiouvillianEngine(Engine):
         return max(mfn, 64.0 * block_size(params.N, 0) ** 2 + BASELINE)
 
     def cost(self, params, times, request, draw):
-        """Spectral path: EIG_SECONDS n^3 summed over the needed blocks (n^3 / 4 for the
-        real Delta m = 0 block).  MFN:
-        matrix-vector products x entries: 4^N nnz/row x (output intervals + MFN substeps
-        of ||G||_1 h <= STEP_NORM over the window)."""
-        if use_spectral(params, self.options["method"]):
-            return sum(EIG_SECONDS * block_size(params.N, dm) ** 3.0 * (0.25 if dm == 0 else 1.0)
-                       for dm in range(delta_m_needed(params.N, request) + 1))
-        steps = len(times) + norm1_estimate(draw()) * float(times[-1]) / STEP_NORM
-        return 4.0**params.N * mean_nnz_per_row(params.N, _flipflop(params)) * steps * 2e-8
+        """The path `prefer_spectral` picks: `spectral_seconds`, or for MFN the
+        matrix-vector products x entries, 4^N nnz/row x `mfn_solves` (only ratios matter
+        to the scheduler)."""
+        real = draw()
+        if prefer_spectral(real, times, request, self.options["method"]):
+            return spectral_seconds(params, request)
+        return 4.0**params.N * mean_nnz_per_row(params.N, _flipflop(params)) * mfn_solves(real, times) * 2e-8
 
     def init(self, argv):
         init_petsc(argv)
