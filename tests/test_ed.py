@@ -281,3 +281,20 @@ def test_trajectory_blocks_are_work_items(tmp_path):
             for name in rows:
                 for got, want in zip(rows[name][c], expect):
                     assert np.array_equal(got[r], want), (name, c, r)
+
+
+@pytest.mark.mpi
+def test_failed_part_fails_its_realization_only(tmp_path):
+    """A SolverError in one block of trajectories (injected in every part of realization 1)
+    makes that realization a failed row with the message; the others are done, on 2 ranks."""
+    from conftest import run_tlsmpi
+    from tlsmpi.results import Run
+    out = tmp_path / "fail.h5"
+    res = run_tlsmpi(["--out", out, "--set", "model.N=4", "--set", "ensemble.realizations=3",
+                      "--set", "time.n_times=4", "--set", "sweep.epsilon=[1.0]", "--set", 'engine.name="ed"',
+                      "--set", "engine.trajectories=60", "--set", "sweep.flipflop=[1.0]"],
+                     ranks=2, env={"TLSMPI_FAULT": "solver:*:1"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    (case,) = Run(out).cases
+    assert list(case.status) == [1, -1, 1]
+    assert "injected solver fault" in case.errors[1]
