@@ -66,3 +66,18 @@ def test_table_and_times_match_the_rows(ed_file, capsys, tmp_path):
         assert v[4] == pytest.approx(t[k], rel=1e-2)
         assert v[5] == pytest.approx(C[1.0][:, k].mean(), rel=1e-3)
         assert v[7] == pytest.approx(d[:, k].mean(), rel=1e-2, abs=1e-14)
+
+
+def test_paired_with_fewer_realizations(ed_file, tmp_path, capsys):
+    """A flip-flop run with fewer realizations than its reference is paired on the
+    realization indices both have (same seed: same disorder)."""
+    small = tmp_path / "small.h5"
+    res = run_tlsmpi(["--out", small, "--set", "model.N=4", "--set", "ensemble.realizations=4",
+                      "--set", "time.n_times=12", "--set", "time.t_max=1e4", "--set", "sweep.epsilon=[0.0]",
+                      "--set", 'engine.name="ed"', "--set", "sweep.flipflop=[1.0]"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    C, _ = rows(ed_file)
+    assert flipflop.main([str(ed_file), str(small)]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.split()[:3] == ["0", "4", "exchange"]][-1]
+    d = C[1.0][:4] - C[0.0][:4]
+    assert numbers(line)[-4] == pytest.approx(d.mean(1).mean(), rel=1e-2, abs=1e-14)

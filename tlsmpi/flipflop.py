@@ -57,12 +57,19 @@ def case_row(t, case):
     return out
 
 
+def differences(case, ref):
+    """C_ff(t) - C_0(t), (n, T), for the realization indices r both cases have done (the
+    runs may have different numbers of realizations: r is the same disorder in both)."""
+    n = min(len(case.done), len(ref.done))
+    both = case.done[:n] & ref.done[:n]
+    return case._rows["concurrence"][:n][both] - ref._rows["concurrence"][:n][both]
+
+
 def paired(case, ref):
-    """Realization-by-realization C_ff - C_0 on the realizations both have done:
-    (mean over times and realizations, its standard error, max over t of |mean|, the
-    standard error at that time)."""
-    both = case.done & ref.done
-    d = case._rows["concurrence"][both] - ref._rows["concurrence"][both]
+    """Realization-by-realization C_ff - C_0 on the realizations both have done
+    (`differences`): (mean over times and realizations, its standard error, max over t
+    of |mean|, the standard error at that time)."""
+    d = differences(case, ref)
     per_real = d.mean(1)
     mean_t, sem_t = d.mean(0), d.std(0, ddof=1) / np.sqrt(len(d))
     k = int(np.argmax(np.abs(mean_t)))
@@ -107,8 +114,7 @@ def at_times(entries, times):
             line = (f"{key[0]:>5g} {key[1]:>3} {form:>12} {case.n_done:>4} {t[k]:>9.3g} "
                     f"{C[:, k].mean():>11.3e} ± {C[:, k].std(ddof=1) / np.sqrt(len(C)):.1e}")
             if ref is not None:
-                both = case.done & ref.done
-                d = case._rows["concurrence"][both, k] - ref._rows["concurrence"][both, k]
+                d = differences(case, ref)[:, k]
                 line += f" {d.mean():>+11.2e} ± {d.std(ddof=1) / np.sqrt(len(d)):.1e}"
             lines.append(line)
     return "\n".join(lines)
