@@ -30,8 +30,6 @@ from .entropy import _energies, _product_amplitudes
 from .errors import ConfigError
 from .observables import concurrence, entropy_vn
 
-#: Trajectories per block (`tlsmpi.trajectories.BLOCK`, which imports this module).
-BLOCK_SIZE = 20
 #: Complex numbers per time chunk of the state vectors psi(t) (64 MB).
 BUDGET = 2**22
 #: Bytes of everything else per rank (interpreter, numpy, scipy, MPI).
@@ -212,7 +210,8 @@ def memory_estimate(params, request, times, trajectories=0):
     if params.epsilon and trajectories:
         matrices = 16.0 * (2 * sum(s * s for s in sizes) + 3 * D * D)
         states = 16.0 * 2**N * (T + min(T, BUDGET // 2**N))
-        blocks = 2 - (-trajectories // BLOCK_SIZE)               # sums, and a home's blocks
+        from .trajectories import n_blocks
+        blocks = 1 + n_blocks(trajectories)                  # the sums, and a home's blocks
         rdm = 16.0 * blocks * T * (16 * N * (N - 1) / 2 + n_bubbles * d * d)
     else:
         matrices = 8.0 * 5 * D * D
@@ -286,7 +285,8 @@ class EDEngine(Engine):
     def outputs(self, request):
         """The observables, and with at least two blocks of trajectories (a jackknife
         needs two) the statistical error of C(t), ``concurrence_err``."""
-        extra = request.concurrence and self.options["trajectories"] >= 2 * BLOCK_SIZE
+        from .trajectories import BLOCK
+        extra = request.concurrence and self.options["trajectories"] >= 2 * BLOCK
         return super().outputs(request) + (["concurrence_err"] if extra else [])
 
     def parts(self, params, request):

@@ -669,7 +669,7 @@ class Collector:
         self.computed[item] = 1
         f = int(self.families[item])
         if self.home(f) == self.rank:
-            self.store.setdefault(f, {})[int(self.parts[item])] = value
+            self._receive(item, value)
         else:
             self.sending.append(self.comm.isend((item, value), dest=self.home(f), tag=_PART))
         self.sending = [r for r in self.sending if not r.Test()]

@@ -35,14 +35,14 @@ import scipy.sparse
 from scipy.optimize import brentq
 from scipy.sparse.linalg import expm_multiply
 
-from .ed import BLOCK_SIZE, Readout, Sectors
+from .ed import Readout, Sectors
 from .entropy import _product_amplitudes
 from .errors import SolverError
 from .exact import rates
 from .observables import concurrence
 
 #: Trajectories per block, the unit of exact combination and a work item of the runner.
-BLOCK = BLOCK_SIZE
+BLOCK = 20
 #: Largest eigenvector condition number of an H_eff block evolved by its eigenvectors:
 #: the rounding error of exp(-i H_eff t) psi is ~ eps * cond (2e-10 at COND_MAX).
 COND_MAX = 1e6
