@@ -76,11 +76,18 @@ def paired(case, ref):
     return per_real.mean(), per_real.std(ddof=1) / np.sqrt(len(d)), mean_t[k], sem_t[k]
 
 
+def references(entries):
+    """The case without flip-flop of every (key, seed, time grid): the reference of the
+    paired differences (of several, the last file given wins, e.g. a trajectory control
+    after Engine 1, so that the finite-M bias cancels)."""
+    return {(key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"}
+
+
 def table(entries):
     """The text table (module docstring), one line per case."""
     lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'C_max':>16} {'t_peak':>8} {'C_inf':>20} "
              f"{'beta':>13} {'S_E(end)/N':>16} {'<C_ff - C_0>':>20} {'max_t|dC|':>18}"]
-    refs = {(key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"}
+    refs = references(entries)
     for key, form, case, t, seed in sorted(entries, key=lambda e: (e[0], e[1] != "none", e[1])):
         r = case_row(t, case)
 
@@ -104,7 +111,7 @@ def at_times(entries, times):
     """Mean C(t) ± standard error over realizations at the grid times nearest to
     ``times`` (log distance), one line per case; for flip-flop cases with a reference
     also the paired difference C_ff - C_0 ± its standard error."""
-    refs = {(key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"}
+    refs = references(entries)
     lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'t':>9} {'C(t)':>22} {'C_ff - C_0':>22}"]
     for key, form, case, t, seed in sorted(entries, key=lambda e: (e[0], e[1] != "none", e[1])):
         ref = refs.get((key, seed, t.tobytes())) if form != "none" else None
