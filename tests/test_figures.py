@@ -16,8 +16,6 @@ from tlsmpi.results import Run
 from conftest import ROOT
 
 CONFIG = """
-[model]
-N = 4
 [time]
 t_min = 1e-3
 t_max = 1e8

@@ -10,13 +10,13 @@ damaged (the line says which rows and why: ``--resume --repair`` recomputes them
 from mpirun's: Open MPI 4.1's mpirun returns 1 when it forwards SIGTERM, even if every
 rank stopped cleanly with status 3.
 """
-import argparse
 import os
 import sys
 
 import numpy as np
 
 from . import lock
+from .cli import Parser, UsageError
 
 EXIT_COMPLETE, EXIT_DAMAGED, EXIT_INPUT, EXIT_RESUMABLE = 0, 1, 2, 3
 _SEVERITY = {EXIT_COMPLETE: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3}
@@ -67,8 +67,7 @@ def _same(stored, mean):
 
 
 def main(argv):
-    p = argparse.ArgumentParser(prog="python -m tlsmpi.post", allow_abbrev=False,
-                                description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m tlsmpi.post", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="verify run files; exit 0 complete, 3 resumable, "
                        "1 damaged, 2 not a run file")
@@ -79,7 +78,10 @@ def main(argv):
                    help="also when the holder cannot be checked (another host): be sure no job runs")
     try:
         args = p.parse_args(argv)
-    except SystemExit as err:
+    except UsageError as err:
+        print(f"tlsmpi-post: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except SystemExit as err:                    # --help
         return EXIT_INPUT if err.code else EXIT_COMPLETE
     if args.command == "unlock":
         try:

@@ -93,6 +93,20 @@ class Config:
         return np.linspace(t["t_min"], t["t_max"], t["n_times"])
 
     @property
+    def n_times(self):
+        """Number of output times (arithmetic: nothing of the grid's size is built)."""
+        t = self.data["time"]
+        return len(t["values"]) if t["values"] else t["n_times"]
+
+    @property
+    def times_stub(self):
+        """A read-only array with the length and the last value of `times`, made in O(1)
+        memory: for size estimates before anything of the grid's size is built."""
+        t = self.data["time"]
+        last = t["values"][-1] if t["values"] else (t["t_max"] if t["n_times"] > 1 else t["t_min"])
+        return np.broadcast_to(np.float64(last), (self.n_times,))
+
+    @property
     def seed(self):
         return self.data["ensemble"]["seed"]
 
@@ -168,7 +182,16 @@ def parse_override(text):
 
 
 def load(path=None, overrides=()):
-    """Read, merge and validate a configuration; ``path`` None gives the default job."""
+    """Read, merge and validate a configuration; ``path`` None gives the default job.
+
+    ``overrides`` (``--set section.key=value`` texts) replace the file's values.  A
+    model key set on the command line while the file sweeps it replaces the sweep by
+    that one value, and ``--set sweep.K=[...]`` replaces the file's ``model.K``; likewise
+    ``--set time.values=[...]`` replaces the file's time grid and a grid key replaces its
+    ``time.values``: each with a log line naming what was replaced, as when a key is
+    given twice on the command line (the later wins).  ``model.K`` (not at its default)
+    and ``sweep.K`` given together in one layer (file or command line) are refused.
+    """
     raw = {}
     if path is not None:
         try:
@@ -183,10 +206,77 @@ def load(path=None, overrides=()):
             raise ConfigError(f"config file {path!r} is not valid TOML ({err}): fix the syntax") from None
     else:
         raw = default_job()
+    source = f"config file {path!r}" if path is not None else "the default job"
+    _check_sweep_conflicts(raw, source)
+    given = {}
     for text in overrides:
         section, name, value = parse_override(text)
-        raw.setdefault(section, {})[name] = value
+        if (section, name) in given:
+            log.info("--set %s.%s is given twice: the later %r replaces %r", section, name,
+                     value, given[section, name])
+        given[section, name] = value
+    _check_sweep_conflicts(_nest(given), "the command line")
+    for (section, name), value in given.items():
+        table = raw.get(section)
+        if section == "model" and isinstance(raw.get("sweep"), dict) and name in raw["sweep"]:
+            log.info("--set model.%s = %r replaces the sweep sweep.%s = %r of %s",
+                     name, value, name, raw["sweep"].pop(name), source)
+        if section == "sweep" and isinstance(raw.get("model"), dict) and name in raw["model"]:
+            log.info("--set sweep.%s = %r replaces model.%s = %r of %s",
+                     name, value, name, raw["model"].pop(name), source)
+        if section == "time" and isinstance(table, dict):
+            grid = ("t_min", "t_max", "n_times", "spacing")
+            replaced = grid if name == "values" else ("values",) if name in grid else ()
+            gone = {k: table.pop(k) for k in replaced if k in table and ("time", k) not in given}
+            if gone:
+                log.info("--set time.%s = %r replaces %s of %s", name, value,
+                         ", ".join(f"time.{k} = {v!r}" for k, v in gone.items()), source)
+        if table is None:
+            table = raw[section] = {}
+        if not isinstance(table, dict):
+            raise ConfigError(f"config entry {section!r} must be a table [{section}]")
+        table[name] = value
     return validate(raw)
+
+
+def _nest(flat):
+    out = {}
+    for (section, name), value in flat.items():
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def _check_sweep_conflicts(raw, source):
+    """Refuse model.K (at a value other than its default) and sweep.K in one layer:
+    the sweep would replace the value without a word."""
+    model, sweep = raw.get("model"), raw.get("sweep")
+    if not (isinstance(model, dict) and isinstance(sweep, dict)):
+        return
+    for key in sorted(set(model) & set(sweep)):
+        if key in _MODEL_DEFAULTS and model[key] != _MODEL_DEFAULTS[key]:
+            raise ConfigError(f"{source} gives both model.{key} = {model[key]!r} and sweep.{key} = "
+                              f"{sweep[key]!r}: the sweep would replace the value; remove one of them")
+
+
+def differences(file_toml, given_toml, limit=8):
+    """'key: file X, given Y; ...' for every key whose value differs between two resolved
+    TOML texts (at most ``limit`` shown, then how many more)."""
+    def flat(text):
+        try:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            return {"(the whole configuration)": "unreadable TOML"}
+        return {f"{s}.{k}": v for s, t in table.items() for k, v in t.items()}
+    a, b = flat(file_toml), flat(given_toml)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if not keys:
+        return "the same values, in another text"
+
+    def show(table, key):
+        return _toml_value(table[key]) if key in table else "(not set)"
+    shown = [f"{k}: file {show(a, k)}, given {show(b, k)}" for k in keys[:limit]]
+    more = f"; and {len(keys) - limit} more" if len(keys) > limit else ""
+    return f"{len(keys)} key(s) differ: " + "; ".join(shown) + more
 
 
 def default_job():
@@ -248,7 +338,55 @@ def validate(raw):
     except ValueError as err:
         raise ConfigError(f"{err}: fix the [model] or [sweep] value") from None
     _check_engine(config, cases)
+    _check_unused(config, cases, raw)
     return config
+
+
+def _explicit(raw, section, key):
+    """The value of ``section.key`` as given (None if not given or at its default)."""
+    table = raw.get(section)
+    if not isinstance(table, dict) or key not in table:
+        return None
+    default = SCHEMA.get(section, {}).get(key, (None,))[0]
+    return None if table[key] == default else table[key]
+
+
+def unused_keys(config, cases, raw):
+    """{"section.key": why} for the keys ``raw`` gives a non-default value that the run
+    would not use: a setting that does nothing is refused, never ignored."""
+    t, obs = config.data["time"], config.data["observables"]
+    out = {}
+    if t["values"]:
+        for key in ("t_min", "t_max", "n_times", "spacing"):
+            out[f"time.{key}"] = "time.values gives the output times"
+    elif t["n_times"] == 1:
+        out["time.t_max"] = "time.n_times = 1 is the single time t_min"
+        out["time.spacing"] = "time.n_times = 1 is the single time t_min"
+    elif t["n_times"] == 2:
+        out["time.spacing"] = "time.n_times = 2 gives t_min and t_max for either spacing"
+    if not obs["entropy"]:
+        out["observables.bipartitions"] = "observables.entropy = false (bipartitions are of S_E)"
+    if not any(p.epsilon > 0 for p in cases):
+        out["model.T_K"] = ("every case has epsilon = 0: no phonon bath (Eq. 15), so the "
+                            "temperature enters nothing")
+    if not any(p.flipflop > 0 for p in cases):
+        out["model.flipflop_form"] = "every case has flipflop = 0 (no flip-flop term)"
+    engine = engines.get(config.engine)(config.engine_options)
+    out.update({f"engine.{k}": why for k, why in engine.ignored_options(cases, config.request).items()})
+    return out
+
+
+def _check_unused(config, cases, raw):
+    for key, why in unused_keys(config, cases, raw).items():
+        section, name = key.split(".")
+        value = _explicit(raw, section, name)
+        if value is None and section == "model":
+            swept = raw.get("sweep", {}).get(name) if isinstance(raw.get("sweep"), dict) else None
+            value = swept if swept and any(v != _MODEL_DEFAULTS[name] for v in swept) else None
+            key = f"sweep.{name}" if value is not None else key
+        if value is not None:
+            raise ConfigError(f"{key} = {_toml_value(value)} has no effect: {why}; remove it "
+                              "(a setting that does nothing is refused, not ignored)")
 
 
 def _apply_material(model, explicit, sweep):

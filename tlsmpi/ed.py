@@ -264,6 +264,12 @@ class EDEngine(Engine):
         super().__init__(options)
         self._setup = (None, None)         # (realization key, trajectories.Setup) last used
 
+    def ignored_options(self, cases, request):
+        """engine.trajectories is used only for open cases (epsilon > 0)."""
+        if any(p.epsilon > 0 for p in cases):
+            return {}
+        return {"trajectories": "every case has epsilon = 0, computed exactly without trajectories"}
+
     def check(self, cases, request):
         M = self.options["trajectories"]
         for p in cases:

@@ -68,6 +68,12 @@ class Engine:
         request : tlsmpi.observables.Request
         """
 
+    def ignored_options(self, cases, request):
+        """{option: why} for the engine's own options that none of ``cases`` would use
+        (e.g. a trajectory count where no case is open): the configuration refuses a
+        non-default value of each, so that no setting is silently ignored."""
+        return {}
+
     def memory(self, params, request, times, ranks=1):
         """Bytes per rank that one realization of ``params`` needs on a group of ``ranks``."""
         return 0.0

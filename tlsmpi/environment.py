@@ -133,14 +133,17 @@ def preflight(show_version=False, check_install=False, environ=None):
         ``--check-install``, 2 for a launch that must not start, with one line on
         stderr); None when the run may go on.
     """
+    environ = os.environ if environ is None else environ
+    first = launcher_rank(environ) == 0        # under mpirun, only the first process prints
     if show_version:
-        print(f"tlsmpi {__version__}")
+        if first:
+            print(f"tlsmpi {__version__}")
         return EXIT_OK
     if check_install:
         lines, ok = report()
-        print("\n".join(lines))
+        if first:
+            print("\n".join(lines))
         return EXIT_OK if ok else EXIT_MISSING
-    environ = os.environ if environ is None else environ
     try:
         from mpi4py import MPI
     except ImportError as err:

@@ -825,9 +825,12 @@ class LiouvillianEngine(Engine):
                 said.add(line)
 
     def memory(self, params, request, times, ranks=1):
-        """`memory_estimate`, or for the spectral path the largest block's G, V, its LU
+        """`memory_estimate` plus the T x 16 pairs Pauli coefficients and pair states of
+        the outputs, or for the spectral path the largest block's G, V, its LU
         factors and eig's work space (4 n^2 complex numbers), if more."""
-        mfn = memory_estimate(params.N, ranks, flipflop=_flipflop(params))
+        pairs = max(1, params.N * (params.N - 1) // 2)
+        outputs = 640.0 * len(times) * pairs / ranks   # coefficients and pair states at all times
+        mfn = memory_estimate(params.N, ranks, flipflop=_flipflop(params)) + outputs
         if not use_spectral(params, self.options["method"]):
             return mfn
         return max(mfn, 64.0 * block_size(params.N, 0) ** 2 + BASELINE)

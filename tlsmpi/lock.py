@@ -1,14 +1,19 @@
 """One writer per run file: a lock file ``FILE.lock`` held for the whole job.
 
 The lock file is created with ``O_CREAT | O_EXCL`` (atomic on local and network
-filesystems) and records who holds it: host, pid, batch job id and start time.  Where
-the filesystem supports it, an ``fcntl`` lock is also taken on it, which the kernel
-drops when the holder dies; a lock file whose ``fcntl`` lock is free, or whose holder
-pid is gone on this host, is *stale*.  A stale lock is never taken over silently: the
-error names the holder and the command that clears it (``python -m tlsmpi.post unlock
-FILE``).  The one exception is a job that finds its own batch job id in the lock (SLURM
-and PBS keep the id when a job is requeued): the earlier incarnation of the same job is
-gone by construction, and the takeover is logged.
+filesystems) and records who holds it: host, boot id, pid, the process's start time,
+batch job id and wall-clock time.  Where the filesystem supports it, an ``fcntl`` lock
+is also taken on it, which the kernel drops when the holder dies.
+
+A lock is *provably stale* when its holder was on this host and is gone: the host was
+rebooted since (another boot id), no process has its pid, or the process with its pid
+started at another time (the pid was reused); and nobody holds its ``fcntl`` lock.
+``--resume`` and ``--overwrite`` take such a lock over and log the old holder.  Any
+other lock is refused with the holder's name: a live holder, or one on another host
+(whose liveness cannot be seen from here: ``python -m tlsmpi.post unlock FILE --force``
+clears it).  The one exception is a job that finds its own batch job id in the lock
+(SLURM and PBS keep the id when a job is requeued): the earlier incarnation of the same
+job is gone by construction, and the takeover is logged.
 """
 import errno
 import fcntl
@@ -52,6 +57,27 @@ def read_holder(path):
         return {"unreadable": "not a lock record (being written?)"}
 
 
+def process_start(pid):
+    """Start time of process ``pid`` in clock ticks since boot (/proc/PID/stat field
+    22), or None where /proc cannot tell (no such process, or no procfs)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()     # field 3 onwards (the name may hold spaces)
+    return int(fields[22 - 3])
+
+
+def boot_id():
+    """This boot's id ('' where the kernel does not say)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 def describe(holder):
     """'host:pid (job J) since T' for messages."""
     if holder is None:
@@ -70,8 +96,8 @@ def held_here(holder):
 
 def holder_alive(path, holder):
     """True if the holder still runs, False if it is certainly gone, None if unknown
-    (another host, and no fcntl lock to ask)."""
-    here = holder and holder.get("host") == socket.gethostname()
+    (another host, and no fcntl lock to ask).  A holder on this host is alive while a
+    process with its pid and start time exists (also on a filesystem without fcntl)."""
     if held_here(holder):
         return True                              # this process (an fcntl probe would drop it)
     try:
@@ -88,19 +114,37 @@ def holder_alive(path, holder):
                 return True                      # the kernel says someone holds it
         else:
             fcntl.lockf(fd, fcntl.LOCK_UN)
-            if holder and holder.get("fcntl"):
-                return False                     # it held an fcntl lock, and it is free now
         finally:
             os.close(fd)
-    if here and isinstance(holder.get("pid"), int):
-        try:
-            os.kill(holder["pid"], 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return None
+    here = _here(holder)
+    if here is not None:
+        return here
+    return False if holder and holder.get("fcntl") else None  # it held an fcntl lock, free now
+
+
+def _here(holder):
+    """Liveness of a holder on this host from its pid and start time (None: not this
+    host, or a record without a pid)."""
+    if not holder or holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return None
+    if holder.get("boot") and boot_id() and holder["boot"] != boot_id():
+        return False                             # recorded before this host's last boot
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    start = process_start(holder["pid"])
+    if holder.get("start") is not None and start is not None:
+        return start == holder["start"]          # another start time: the pid was reused
+    return True
+
+
+def provably_stale(path, holder):
+    """True if ``holder`` was on this host and is gone (pid, start time, boot id) and
+    nobody holds the fcntl lock: the only locks `RunLock` takes over without a job id."""
+    return _here(holder) is False and holder_alive(path, holder) is False
 
 
 def status(path):
@@ -123,8 +167,11 @@ class RunLock:
         self.fd = self.record = None
         self.taken_over = None
 
-    def acquire(self):
-        """Take the lock or raise LockError naming the holder and what to do."""
+    def acquire(self, take_stale=False):
+        """Take the lock or raise LockError naming the holder and what to do.
+
+        With ``take_stale`` a provably stale lock (`provably_stale`) is taken over; a
+        lock with this batch job's id always is.  ``taken_over`` then says whose and why."""
         name = lock_path(self.path)
         try:
             fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -132,8 +179,14 @@ class RunLock:
             holder, alive = status(self.path)
             mine = job_id()
             if mine and holder and holder.get("job") == mine and holder.get("pid") != os.getpid():
-                self.taken_over = holder             # our own job, requeued: the old one is gone
-                os.unlink(name)
+                why = "an earlier run of this batch job"     # our own job, requeued: the old one is gone
+            elif take_stale and provably_stale(self.path, holder):
+                why = "a run on this host that is gone"
+            else:
+                why = None
+            if why:
+                self._remove(holder)
+                self.taken_over = f"{why}: {describe(holder)}"
                 return self.acquire()
             if alive:
                 raise LockError(f"{self.path} is being written by {describe(holder)}: one job "
@@ -150,8 +203,9 @@ class RunLock:
             locked = True
         except OSError:
             locked = False                           # filesystem without fcntl locks
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "job": job_id(),
-                  "time": time.time(), "fcntl": locked}
+        record = {"host": socket.gethostname(), "boot": boot_id(), "pid": os.getpid(),
+                  "start": process_start(os.getpid()), "job": job_id(), "time": time.time(),
+                  "fcntl": locked}
         try:
             os.write(fd, json.dumps(record).encode())
             os.fsync(fd)
@@ -161,6 +215,28 @@ class RunLock:
             raise LockError(f"cannot write the lock {name} ({err.strerror})") from None
         self.fd, self.record = fd, record
         return self
+
+    def _remove(self, holder):
+        """Unlink the lock of ``holder``, under its fcntl lock, and only if the file still
+        holds that record: two jobs taking over one stale lock cannot remove each
+        other's new lock."""
+        name = lock_path(self.path)
+        try:
+            fd = os.open(name, os.O_RDWR)
+        except FileNotFoundError:
+            return                                   # gone already: acquire creates it anew
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in (errno.EACCES, errno.EAGAIN):
+                    raise LockError(f"{self.path}: another job is taking over its lock") from None
+            if read_holder(self.path) != holder:
+                raise LockError(f"{self.path}: its lock changed while it was being taken over "
+                                f"(now {describe(read_holder(self.path))}); try again")
+            os.unlink(name)
+        finally:
+            os.close(fd)
 
     def release(self):
         """Remove the lock (idempotent; safe on every exit path)."""

@@ -100,7 +100,7 @@ def outputs(config):
 
 def file_size_estimate(config):
     """Bytes of the run file of ``config`` (its datasets; metadata adds a few 10 kB)."""
-    R, T = config.realizations, len(config.times)
+    R, T = config.realizations, config.n_times
     n_obs = len(outputs(config))
     save = config.section("observables")["save_disorder"]
     total = 8.0 * T

@@ -19,7 +19,6 @@ lock (tlsmpi.check).
 Exit status: 0 done; 1 a run file with damaged rows; 2 bad input (missing, corrupt or
 foreign file; a requested figure without data), with a one-line message.
 """
-import argparse
 import logging
 import os
 import sys
@@ -27,6 +26,7 @@ import sys
 import numpy as np
 
 from . import analysis, figures, phase, randomstates
+from .cli import Parser
 from .model import ModelParams
 from .results import DamagedRun, NotARunFile, Run, summary
 
@@ -156,7 +156,7 @@ def report(runs, pool):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m tlsmpi.post", description=__doc__.split("\n\n")[0],
+    p = Parser(prog="python -m tlsmpi.post", description=__doc__.split("\n\n")[0], error_type=InputError,
                                 epilog="WHAT: summary | all | " + " | ".join(
                                     list(figures.FIGURES) + list(ALIASES)) + " (comma separated)")
     p.add_argument("items", nargs="+", metavar="[WHAT] FILE", help="what to make, then the files")

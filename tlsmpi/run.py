@@ -16,7 +16,6 @@ log); 2 bad input or refused (nothing on disk touched); 3 stopped by a signal, r
 with ``--resume``; 4 I/O error (disk full, quota, read-only filesystem: the message
 names the cause and the path).
 """
-import argparse
 import datetime
 import logging
 import os
@@ -35,6 +34,7 @@ import numpy as np
 from . import __version__
 from . import config as configuration
 from . import engines, environment
+from .cli import Parser, wants_help
 from .errors import ConfigError, SolverError
 from .lock import LockError, RunLock, lock_path, read_holder
 from .model import sample
@@ -50,9 +50,10 @@ FAULT_VARIABLE = "TLSMPI_FAULT"
 log = logging.getLogger("tlsmpi")
 
 
-def parse_args(argv):
-    p = argparse.ArgumentParser(
-        prog="python -m tlsmpi.run", description=__doc__.split("\n\n")[0], allow_abbrev=False,
+def parser():
+    """The command line of ``python -m tlsmpi.run`` (usage errors raise ConfigError)."""
+    p = Parser(
+        prog="python -m tlsmpi.run", description=__doc__.split("\n\n")[0], error_type=ConfigError,
         epilog="Options with a single dash (e.g. -mfn_tol 1e-10, -log_view) go to PETSc/SLEPc "
                "for engines that take solver options.  Exit status: 0 done, 1 crash, 2 bad "
                "input, 3 stopped (resume with --resume), 4 I/O error.")
@@ -72,7 +73,11 @@ def parse_args(argv):
     p.add_argument("--check-install", action="store_true",
                    help="print what is installed (MPI, parallel HDF5, PETSc) and exit: 0 if a "
                         "run can start, 1 if something is missing")
-    args, extra = p.parse_known_args(argv)
+    return p
+
+
+def parse_args(argv):
+    args, extra = parser().parse_known_args(argv)
     if args.repair and not args.resume:
         raise ConfigError("--repair goes with --resume: python -m tlsmpi.run ... --resume --repair")
     return args, extra
@@ -169,7 +174,7 @@ def memory_verdict(engine, params, cfg, on_node, available):
     rpr = cfg.ranks_per_realization
 
     def need(N):
-        return engine.memory(params.replace(N=N), cfg.request, cfg.times, rpr) * on_node
+        return engine.memory(params.replace(N=N), cfg.request, cfg.times_stub, rpr) * on_node
 
     per_rank = need(params.N) / on_node
     line = (f"engine {engine.name}, N = {params.N}: ~{_bytes(per_rank)} per rank "
@@ -180,11 +185,12 @@ def memory_verdict(engine, params, cfg, on_node, available):
     while high - low > 1:
         mid = (low + high) // 2
         low, high = (mid, high) if need(mid) <= available else (low, mid)
-    largest = f"the largest N that fits is {low}" if need(low) <= available else "no N fits"
+    largest = (f"the largest N that fits is {low}" if need(low) <= available else
+               f"no N fits with {cfg.n_times} output times (time.n_times or time.values)")
     return line, (f"engine {engine.name!r} with N = {params.N} needs ~{_bytes(need(params.N))} on "
                   f"a node ({_bytes(per_rank)} per rank x {on_node} ranks, ranks_per_realization "
                   f"= {rpr}) but {_bytes(available)} is available: {largest}; lower model.N or "
-                  "use fewer ranks per node" + (" or more ranks per realization" if engine.parallel else ""))
+                  "time.n_times, or use fewer ranks per node" + (" or more ranks per realization" if engine.parallel else ""))
 
 
 def _bytes(n):
@@ -200,11 +206,10 @@ def claim_output(args, cfg):
     """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
     the damaged rows to recompute (--repair); raises ConfigError or LockError."""
     out = args.out
-    held = RunLock(out).acquire()
+    held = RunLock(out).acquire(take_stale=args.resume or args.overwrite)
     try:
         if held.taken_over:
-            log.warning(f"took over the lock of {out} from an earlier run of this batch job "
-                        f"({held.taken_over})")
+            log.warning(f"took over the lock of {out} from {held.taken_over}")
         exists = os.path.exists(out)
         repair = []
         if args.resume:
@@ -250,8 +255,9 @@ def check_resumable(path, cfg, repair):
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
     if run.config != cfg.to_toml():
-        raise ConfigError(f"--resume: {path} was written with a different configuration; "
-                          "resume with the same config and --set options, or use another --out")
+        raise ConfigError(f"--resume: {path} was written with another configuration "
+                          f"({configuration.differences(run.config, cfg.to_toml())}); resume with "
+                          "the same config and --set options, or use another --out")
     if run.problems and not repair:
         raise ConfigError(f"--resume: {DamagedRun(path, run.problems)}")
     names = [c.name for c in run.cases]
@@ -597,6 +603,10 @@ def main(argv=None):
     refuses a launch that cannot work (no mpi4py, serial h5py under mpirun, ...)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     words = split_solver_options(argv)[0]
+    if wants_help(words):                  # on every rank, before MPI: only one prints
+        if environment.launcher_rank(os.environ) == 0:
+            parser().print_help()
+        return EXIT_OK
     status = environment.preflight("--version" in words, "--check-install" in words)
     if status is not None:
         return status
