@@ -12,16 +12,16 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from petsc4py import PETSc  # noqa: E402
 
-from tlsmpi import exact, liouvillian  # noqa: E402
-from tlsmpi.model import ModelParams, sample  # noqa: E402
-from tlsmpi.observables import Request, concurrence  # noqa: E402
+from tlsmpi.engines import exact, liouvillian  # noqa: E402
+from tlsmpi.physics.model import ModelParams, sample  # noqa: E402
+from tlsmpi.physics.measures import Request, concurrence  # noqa: E402
 
 
 def main(N=6, tols=(1e-4, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-14)):
     times = np.logspace(-1, 2, 10)
     reals = [sample(ModelParams(N=N, epsilon=e, eta=1e4, T_K=T), 5, k)
              for e, T in ((0.0, 0.0), (1.0, 50.0)) for k in (2, 3, 4)]
-    readouts = [liouvillian.Readout(r, Request()) for r in reals]
+    readouts = [liouvillian.PauliReadout(r, Request()) for r in reals]
     refs = [exact.pair_rdms(r, times).swapaxes(0, 1) for r in reals]       # (T, pairs, 4, 4)
     options = PETSc.Options()
     print(f"{'-mfn_tol':>9} {'max|drho|':>10} {'max|dC_ij|':>11} {'max|dC(t)|':>11} {'time [s]':>9}")

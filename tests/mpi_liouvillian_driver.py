@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from tlsmpi import liouvillian
+from tlsmpi.engines import liouvillian
 
 
 def main():
@@ -29,8 +29,8 @@ def main():
 
     from mpi4py import MPI
     from tlsmpi.errors import SolverError
-    from tlsmpi.model import ModelParams, sample
-    from tlsmpi.observables import Request
+    from tlsmpi.physics.model import ModelParams, sample
+    from tlsmpi.physics.measures import Request
 
     world = MPI.COMM_WORLD
     size = args.group_size or world.size

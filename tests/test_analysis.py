@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from tlsmpi import analysis as A
-from tlsmpi import phase
-from tlsmpi.model import MATERIALS
+from tlsmpi.post import analysis as A
+from tlsmpi.physics import phase_diagram
+from tlsmpi.physics.model import MATERIALS
 from tolerances import rounding, summed
 
 T = np.logspace(-3, 8, 111)
@@ -144,11 +144,11 @@ def test_coupling_scales():
 
 def test_phase_ratio_table_one():
     m = MATERIALS["SiO2"]
-    got = phase.materials()["SiO2"]
+    got = phase_diagram.materials()["SiO2"]
     assert got["ratio"] == pytest.approx((1e-3 / 130) ** 2 * (130 / 1.8) ** 3)
     assert got["spread_decades"] == pytest.approx(math.log10(m["Dmax_meV"] / m["Dmin_meV"]) / math.sqrt(12))
     # the standard deviation of log10 of a log-uniform sample
     x = np.random.default_rng(0).uniform(-7, math.log10(13), 200000)
     assert np.std(x) == pytest.approx(got["spread_decades"], rel=0.01)
-    for v in phase.materials().values():
+    for v in phase_diagram.materials().values():
         assert v["ratio"] < 1e-4                              # Fig. 2: deep in the MBL region

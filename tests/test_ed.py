@@ -9,10 +9,12 @@ import pytest
 from scipy.linalg import expm
 
 import dense
-from tlsmpi import config, ed, engines, exact, trajectories
+from tlsmpi import config, engines
+from tlsmpi.engines import ed, exact, readout, sectors, trajectories
+from tlsmpi.physics import basis
 from tlsmpi.errors import ConfigError
-from tlsmpi.model import ModelParams, sample
-from tlsmpi.observables import Request, concurrence, entropy_vn
+from tlsmpi.physics.model import ModelParams, sample
+from tlsmpi.physics.measures import Request, concurrence, entropy_vn
 from tolerances import mfn
 
 EPS = np.finfo(float).eps
@@ -71,12 +73,12 @@ def test_without_flipflop_equals_engine1(N):
     real = sample(ModelParams(N=N), 2021, 3)
     req = Request(entropy=True)
     psi = ed.unitary_states(real, FULL)
-    readout = ed.Readout(real, req)
-    rho = readout.densities(psi)
+    reader = readout.StateReadout(real, req)
+    rho = reader.densities(psi)
     ref = exact.pair_rdms(real, FULL).swapaxes(0, 1)
     tol = 10 * EPS * energy_scale(real) * FULL[-1]
     assert np.abs(rho["pairs"] - ref).max() < tol
-    ours, theirs = readout.observables(rho), exact.compute(real, FULL, req)
+    ours, theirs = reader.observables(rho), exact.compute(real, FULL, req)
     for key in ("concurrence", "entropy"):
         assert np.abs(ours[key] - theirs[key]).max() < 100 * tol   # sqrt-free functions of rho
 
@@ -87,7 +89,7 @@ def test_unitary_flipflop_equals_dense_pauli_expm(form):
     Pauli matrices (N = 4), to 10 eps ||H|| t_max per amplitude."""
     real = sample(ModelParams(N=4, flipflop=1.0, flipflop_form=form), 7, 1)
     H = pauli_hamiltonian(real)
-    psi0 = ed._product_amplitudes(real)
+    psi0 = basis.product_amplitudes(real)
     ref = np.array([expm(-1j * H * t) @ psi0 for t in FULL])
     tol = 10 * EPS * np.linalg.norm(H, 2) * FULL[-1] * 2**real.N
     assert np.abs(ed.unitary_states(real, FULL) - ref).max() < tol
@@ -99,7 +101,7 @@ def test_unitary_flipflop_equals_liouvillian(N, form):
     Engine 2 (Pauli-basis GKSL generator, SLEPc MFN with -mfn_tol 1e-13) within its
     error bound d (tests/tolerances.mfn; C moves by at most 32 d, S_E of the N // 2
     sites of a bubble by 4^(N//2) d |ln d|, as in tests/test_liouvillian.py)."""
-    liouvillian = pytest.importorskip("tlsmpi.liouvillian")
+    liouvillian = pytest.importorskip("tlsmpi.engines.liouvillian")
     pytest.importorskip("slepc4py")
     from petsc4py import PETSc
     real = sample(ModelParams(N=N, flipflop=1.0, flipflop_form=form), 11, 0)
@@ -113,7 +115,7 @@ def test_unitary_flipflop_equals_liouvillian(N, form):
     finally:
         PETSc.Options().delValue("mfn_tol")
     d = mfn(real, t, 1e-13)
-    assert np.abs(ed.Readout(real, Request()).densities(ed.unitary_states(real, t))["pairs"] - pairs).max() < d
+    assert np.abs(readout.StateReadout(real, Request()).densities(ed.unitary_states(real, t))["pairs"] - pairs).max() < d
     assert np.abs(ours["concurrence"] - theirs["concurrence"]).max() < 32 * d
     assert np.abs(ours["entropy"] - theirs["entropy"]).max() < 4 ** (N // 2) * d * abs(np.log(d))
 
@@ -132,7 +134,7 @@ def test_trajectories_equal_liouvillian_within_errors():
     average of C(t) is within 4 jackknife standard errors of Engine 2 at every time for
     M = 1000 and M = 4000 (the first 50 and all 200 blocks of the same trajectories), and
     max |rho_traj - rho| shrinks with M (M = 260, 1000, 4000; 1/sqrt(M))."""
-    liouvillian = pytest.importorskip("tlsmpi.liouvillian")
+    liouvillian = pytest.importorskip("tlsmpi.engines.liouvillian")
     pytest.importorskip("slepc4py")
     real = sample(ModelParams(N=5, flipflop=1.0, epsilon=1.0), 2021, 4)
     t = np.logspace(-1, 2, 10)
@@ -151,7 +153,7 @@ def test_trajectories_equal_liouvillian_within_errors():
 
 def _liouvillian_pairs(liouvillian, real, t):
     """rho_ij(t) of Engine 2, shape (T, P, 4, 4)."""
-    readout = liouvillian.Readout(real, Request())
+    readout = liouvillian.PauliReadout(real, Request())
     with liouvillian.Evolution(real) as evo:
         coeffs = evo.run(t, readout.indices)
     return liouvillian.density_from_pauli(coeffs[:, readout.pair_pos], 2)
@@ -173,14 +175,14 @@ def test_trajectories_equal_dense_lindblad_within_errors(form):
 
 
 def test_ill_conditioned_sector_falls_back_to_expm_multiply(monkeypatch):
-    """With COND_MAX below every condition number all sectors use expm_multiply; the
+    """With SECTOR_COND_MAX below every condition number all sectors use expm_multiply; the
     trajectory states agree with the eigenvector route to 1e3 eps (cond < 10 here)."""
     real = random_open(4, "xx", 8)
     t = np.linspace(0.5, 5, 4)
     args = (Request(), 10)
     fast = trajectories.average(real, t, *args)
     assert fast["cond"] < 10
-    monkeypatch.setattr(trajectories, "COND_MAX", 0.5)
+    monkeypatch.setattr(trajectories, "SECTOR_COND_MAX", 0.5)
     slow = trajectories.average(real, t, *args)
     assert np.abs(fast["pairs"] - slow["pairs"]).max() < 1e3 * EPS * 10
 
@@ -191,12 +193,12 @@ def test_entropy_from_trajectories_is_entropy_of_averaged_rho():
     real = random_open(4, "exchange", 9)
     t = np.array([1.0, 3.0])
     res = trajectories.average(real, t, Request(entropy=True), 1)
-    sectors = ed.Sectors(real)
-    states, _ = trajectories.trajectory(trajectories.NoJump(sectors), trajectories.Jumps(sectors),
-                                        ed._product_amplitudes(real), t,
+    sec = sectors.Sectors(real)
+    states, _ = trajectories.trajectory(trajectories.NoJump(sec), trajectories.Jumps(sec),
+                                        basis.product_amplitudes(real), t,
                                         np.random.default_rng([real.index, real.seed, 2, 0]))
     A = real.bubbles()
-    S = np.mean([entropy_vn(ed.reduced(states, a, 4)) for a in A], axis=0)
+    S = np.mean([entropy_vn(basis.reduced(states, a, 4)) for a in A], axis=0)
     assert np.abs(res["observables"]["entropy"] - S).max() < 100 * EPS
 
 
@@ -204,7 +206,7 @@ def test_engine_registered_and_checked():
     """engine.name = "ed" is valid; epsilon > 0 without trajectories and a model that does
     not fit the memory (the runner's check, with the engine's estimate) are refused with
     the value and the fix."""
-    from tlsmpi.run import memory_verdict
+    from tlsmpi.run.job import memory_verdict
     assert "ed" in engines.names()
     cfg = config.load(None, ['engine.name="ed"', "engine.trajectories=10", "model.N=6"])
     assert cfg.engine_options == {"trajectories": 10}
@@ -218,11 +220,11 @@ def test_engine_registered_and_checked():
     assert "engine 'ed' with N = 14" in memory_verdict(engine, xx, cfg, 1, 1e9)[1]
 
 
-def test_memory_estimate_grows_with_sector_size():
+def test_sector_memory_grows_with_sector_size():
     """The estimate is dominated by the largest sector: xx (2^(N-1)) > exchange (C(N, N/2))."""
     req, t = Request(), np.zeros(50)
-    ex = ed.memory_estimate(ModelParams(N=14, flipflop=1.0), req, t)
-    xx = ed.memory_estimate(ModelParams(N=14, flipflop=1.0, flipflop_form="xx"), req, t)
+    ex = ed.sector_memory(ModelParams(N=14, flipflop=1.0), t, req)
+    xx = ed.sector_memory(ModelParams(N=14, flipflop=1.0, flipflop_form="xx"), t, req)
     assert 8.0 * 3 * 3432**2 < ex < xx
     assert xx > 8.0 * 3 * 8192**2
 

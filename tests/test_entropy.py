@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import dense
-from tlsmpi import exact
-from tlsmpi.bench.entropy import naive_rdm
-from tlsmpi.entropy import half_system_entropy, route_costs, subsystem_rdm
-from tlsmpi.model import ModelParams, sample
-from tlsmpi.observables import Request, entropy_vn
+from tlsmpi.engines import exact
+from tlsmpi.physics.reference import naive_rdm
+from tlsmpi.engines.subsystems import half_system_entropy, route_costs, subsystem_rdm
+from tlsmpi.physics.model import ModelParams, sample
+from tlsmpi.physics.measures import Request, entropy_vn
 from tolerances import evolution, phase, rounding, summed
 
 TIMES = np.array([0.0, 0.03, 0.3, 1.0, 4.0, 20.0])

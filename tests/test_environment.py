@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tlsmpi import __version__, environment
+from tlsmpi import __version__
+from tlsmpi.run import environment
 
 from conftest import ROOT, mpi_env, run_tlsmpi
 

@@ -6,10 +6,10 @@ import pytest
 
 import dense
 import concurrence_states
-from tlsmpi import exact
-from tlsmpi.bench.pairs import app_b_pair_rdms
-from tlsmpi.model import ModelParams, sample
-from tlsmpi.observables import EIG_FLOOR, Request, certainly_separable, concurrence
+from tlsmpi.engines import exact
+from tlsmpi.physics.reference import app_b_pair_rdms
+from tlsmpi.physics.model import ModelParams, sample
+from tlsmpi.physics.measures import EIG_FLOOR, Request, certainly_separable, concurrence
 from tolerances import pair_rate, phase, rounding, summed
 
 TIMES = np.array([0.0, 0.03, 0.3, 1.0, 4.0, 20.0])

@@ -2,13 +2,14 @@
 the configuration and run in-process and through the runner (serial and 2 ranks)."""
 import os
 
+import h5py
 import numpy as np
 import pytest
 
 from conftest import ROOT, run_tlsmpi
 from tlsmpi import config, engines
 from tlsmpi.errors import ConfigError
-from tlsmpi.model import ModelParams, sample
+from tlsmpi.physics.model import ModelParams, sample
 from tlsmpi.results import Run
 import toy_engine
 
@@ -33,6 +34,7 @@ def test_toy_engine_computes_in_process():
     real = sample(ModelParams(N=5), cfg.seed, 0)
     t = cfg.times
     out = engine.compute(real, t, cfg.request)
+    assert list(out) == list(engine.outputs(cfg.request)) == ["concurrence", "coherence"]
     assert np.allclose(out["concurrence"], 2 * np.exp(-t / 2.0) / 5, rtol=4 * np.finfo(float).eps)
     assert isinstance(toy_engine.ToyEngine(), engines.Engine)
 
@@ -51,3 +53,11 @@ def test_toy_engine_through_the_runner(tmp_path, ranks):
     C = case.values("concurrence")
     assert C.shape == (3, len(t))
     assert np.allclose(C, 2 * np.exp(-t / 2.0) / 5, rtol=4 * np.finfo(float).eps)
+    # the toy's own row, declared only in tests/toy_engine.py, is stored and read back
+    assert np.allclose(case.values("coherence"), np.exp(-t / 2.0) / 2, rtol=4 * np.finfo(float).eps)
+    with h5py.File(out, "r") as f:
+        ds = f["case_000/coherence"]
+        assert dict(ds.attrs)["units"] == "1"
+        assert dict(ds.attrs)["long_name"] == "coherence |<00|rho|11>| of each Bell pair"
+        assert "coherence" in f["case_000/checksum"].attrs["datasets"].split()
+        assert "coherence_mean" not in f["case_000"]        # means only of the observables

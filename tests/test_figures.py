@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tlsmpi import analysis, figures
+from tlsmpi.post import analysis, figures
 from tlsmpi.results import Run
 
 from conftest import ROOT
@@ -74,7 +74,7 @@ def texts(fig):
 
 @pytest.mark.parametrize("name", list(figures.FIGURES))
 def test_every_panel_has_data_and_hides_nothing(pool, name, caplog):
-    caplog.set_level(logging.WARNING, logger="tlsmpi.figures")
+    caplog.set_level(logging.WARNING, logger="tlsmpi.post.figures")
     plt = figures.pyplot()
     try:
         fig = figures.FIGURES[name](pool)

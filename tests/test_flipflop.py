@@ -1,11 +1,11 @@
-"""The footnote-67 post-processing (tlsmpi.flipflop) against the rows of its run files
+"""The footnote-67 post-processing (tlsmpi.post.flipflop) against the rows of its run files
 read with plain h5py: the per-case peak, the paired differences and C at chosen times."""
 import h5py
 import numpy as np
 import pytest
 
 from conftest import run_tlsmpi
-from tlsmpi import flipflop
+from tlsmpi.post import flipflop
 
 
 @pytest.fixture(scope="module")

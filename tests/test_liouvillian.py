@@ -16,10 +16,10 @@ pytest.importorskip("slepc4py", reason="needs_petsc: slepc4py is not installed "
 from petsc4py import PETSc  # noqa: E402
 
 import dense  # noqa: E402
-from tlsmpi import exact, liouvillian  # noqa: E402
+from tlsmpi.engines import exact, liouvillian  # noqa: E402
 from tlsmpi.errors import ConfigError, SolverError  # noqa: E402
-from tlsmpi.model import ModelParams, sample  # noqa: E402
-from tlsmpi.observables import Request, concurrence, entropy_vn  # noqa: E402
+from tlsmpi.physics.model import ModelParams, sample  # noqa: E402
+from tlsmpi.physics.measures import Request, concurrence, entropy_vn  # noqa: E402
 from tolerances import mfn, spectral, summed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -221,9 +221,9 @@ def test_nnz_model_matches_assembled_matrix():
 
 def test_memory_check_refuses_with_largest_fitting_N():
     from tlsmpi import config
-    from tlsmpi.run import memory_verdict
-    assert 1.5e9 < liouvillian.memory_estimate(11, 1) < 4e9        # DESIGN.md: ~2 GB of matrix
-    assert liouvillian.memory_estimate(11, 4) < liouvillian.memory_estimate(11, 1) / 3
+    from tlsmpi.run.job import memory_verdict
+    assert 1.5e9 < liouvillian.mfn_memory(11, 1) < 4e9        # DESIGN.md: ~2 GB of matrix
+    assert liouvillian.mfn_memory(11, 4) < liouvillian.mfn_memory(11, 1) / 3
     cfg = config.load(None, ['engine.name="liouvillian"', "model.N=12"])
     engine = liouvillian.LiouvillianEngine()
     params = cfg.cases()[0]
@@ -281,7 +281,7 @@ def spectral_error(real, times, spec):
 def spectral_against_dense(real, times):
     """(rho_pairs, C(t)) of the spectral path and of dense expm, and the rho bound (T,)."""
     request = Request(concurrence=True)
-    readout = liouvillian.Readout(real, request)
+    readout = liouvillian.PauliReadout(real, request)
     spec = liouvillian.Spectral(real, readout.indices)
     c = spec.run(times)
     rho = liouvillian.density_from_pauli(c[:, readout.pair_pos], 2)
@@ -311,7 +311,7 @@ def test_spectral_matches_mfn(petsc_options):
     real = sample(ModelParams(N=5, epsilon=1.0, flipflop=1.0, T_K=300.0), 2021, 2)
     times = np.logspace(-2, 1, 8)
     request = Request(concurrence=True, entropy=True)
-    spec = liouvillian.Spectral(real, liouvillian.Readout(real, request).indices)
+    spec = liouvillian.Spectral(real, liouvillian.PauliReadout(real, request).indices)
     out = liouvillian.compute(real, times, request, method="spectral")
     ref = liouvillian.compute(real, times, request, method="mfn")
     d = spectral_error(real, times, spec).max()
@@ -327,7 +327,7 @@ def test_spectral_entropy_matches_dense(flipflop):
     real = random_realization(N, seed=8, flipflop=flipflop)
     times = [0.0, 0.5, 2.0, 50.0]
     request = Request(concurrence=True, entropy=True)
-    spec = liouvillian.Spectral(real, liouvillian.Readout(real, request).indices)
+    spec = liouvillian.Spectral(real, liouvillian.PauliReadout(real, request).indices)
     out = liouvillian.compute(real, times, request, method="spectral")
     rho = dense.evolve(real, times)
     S = np.mean([entropy_vn(dense.reduced(rho, list(A), N)) for A in real.bubbles()], axis=0)
@@ -359,7 +359,7 @@ def test_ill_conditioned_realization_falls_back_to_mfn(monkeypatch, caplog):
     times = [0.0, 0.5, 3.0]
     request = Request(concurrence=True, entropy=True)
     mfn = liouvillian.compute(real, times, request, method="mfn")
-    monkeypatch.setattr(liouvillian, "COND_MAX", 0.0)
+    monkeypatch.setattr(liouvillian, "SPECTRAL_COND_MAX", 0.0)
     with caplog.at_level("WARNING", logger="tlsmpi"):
         out = liouvillian.compute(real, times, request, method="spectral")
     assert "condition number" in caplog.text and "MFN stepping instead" in caplog.text
@@ -379,8 +379,8 @@ def test_engine_cost_and_memory_follow_the_method():
     expected = 4**6 * liouvillian.mean_nnz_per_row(6) * steps * 2e-8
     assert mfn.cost(params, times, request, draw) == pytest.approx(expected)
     p7 = params.replace(N=7)
-    assert auto.memory(p7, request, times) == 64.0 * 3432**2 + liouvillian.BASELINE
-    assert mfn.memory(p7, request, times) == liouvillian.memory_estimate(7, 1)
+    assert auto.memory(p7, times, request) == 64.0 * 3432**2 + liouvillian.BASELINE
+    assert mfn.memory(p7, times, request) == liouvillian.mfn_memory(7, 1)
 
 
 # --------------------------------------------------------------------------- under mpirun

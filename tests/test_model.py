@@ -7,7 +7,7 @@ import pytest
 
 from tlsmpi import config
 from tlsmpi.errors import ConfigError
-from tlsmpi.model import EV, HBAR, ModelParams, bose, minimum_image_distances, sample
+from tlsmpi.physics.model import EV, HBAR, ModelParams, bose, minimum_image_distances, sample
 from tolerances import rounding
 
 #: Table I of the paper, typed in again (meV, eV, g/cm^3, km/s, nm^-3), independent of MATERIALS.

@@ -3,9 +3,9 @@ import h5py
 import numpy as np
 import pytest
 
-from tlsmpi import exact
-from tlsmpi.model import ModelParams, sample
-from tlsmpi.observables import Request
+from tlsmpi.engines import exact
+from tlsmpi.physics.model import ModelParams, sample
+from tlsmpi.physics.measures import Request
 from tlsmpi.results import Run
 
 from conftest import run_tlsmpi
@@ -127,7 +127,7 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
 
 
 def test_solver_options_are_split_from_our_arguments():
-    from tlsmpi.run import split_solver_options
+    from tlsmpi.run.job import split_solver_options
     ours, solver = split_solver_options(
         ["-mfn_tol", "1e-12", "cfg.toml", "--out", "x.h5", "-log_view", "-mfn_ncv", "8",
          "--set", "model.eta=-1e3", "-h"])

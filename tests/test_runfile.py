@@ -12,10 +12,10 @@ import h5py
 import numpy as np
 import pytest
 
-from tlsmpi import exact
-from tlsmpi.model import ModelParams, sample
-from tlsmpi.observables import Request
-from tlsmpi.output import crc
+from tlsmpi.engines import exact
+from tlsmpi.physics.model import ModelParams, sample
+from tlsmpi.physics.measures import Request
+from tlsmpi.runfile.writer import crc
 from tlsmpi.results import DamagedRun, Run
 
 from conftest import ROOT, mpi_env, run_tlsmpi

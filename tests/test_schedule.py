@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tlsmpi.schedule import Dealer, WorkQueue, group_efficiency, plan_groups
+from tlsmpi.parallel.schedule import Dealer, WorkQueue, group_efficiency, plan_groups
 
 from conftest import ROOT, mpi_env
 

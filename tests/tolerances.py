@@ -68,6 +68,6 @@ def mfn(real, times, tol):
     MFN solve (output intervals plus substeps of ||G||_1 h <= STEP_NORM) leaves an
     error ~tol ||c||_2 on the Pauli coefficients, ||c||_2 = (2^N Tr rho^2)^(1/2) <=
     2^(N/2); plus the rounding of the exponentials (`evolution`)."""
-    from tlsmpi import liouvillian
+    from tlsmpi.engines import liouvillian
     steps = len(times) + liouvillian.norm1_estimate(real) * max(times) / liouvillian.STEP_NORM
     return solver(tol, 2 ** (real.N / 2) * steps) + evolution(real, max(times))

@@ -26,8 +26,8 @@ import numpy as np
 
 from . import engines
 from .errors import ConfigError
-from .model import MATERIALS, ModelParams, material_values
-from .observables import Request
+from .physics.model import MATERIALS, ModelParams, material_values
+from .physics.measures import Request
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -300,7 +300,7 @@ def validate(raw):
             name = table.get("name", schema["name"][0])
             if not isinstance(name, str):
                 raise ConfigError(f"engine.name = {name!r}: expected a string, one of {engines.names()}")
-            schema = {**schema, **engines.get(name).options}
+            schema = {**schema, **engines.get(name).option_schema}
         if section == "sweep":
             for key, values in table.items():
                 if key not in MODEL_KEYS:

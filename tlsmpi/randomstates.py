@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from .observables import concurrence
+from .physics.measures import concurrence
 
 KIND = "tlsmpi-randomstates"
 MIN_NONZERO = 10

@@ -31,9 +31,11 @@ import time
 
 import numpy as np
 
-from .. import ed, trajectories
-from ..model import ModelParams, sample
-from ..observables import Request
+from ..engines import ed, trajectories
+from ..engines.readout import StateReadout
+from ..engines.sectors import sector_sizes
+from ..physics.model import ModelParams, sample
+from ..physics.measures import Request
 
 
 def peak_gb():
@@ -46,15 +48,15 @@ def unitary_row(params, times, request, reference):
     start = time.process_time()
     psi = ed.unitary_states(real, times)
     t_ed = time.process_time() - start
-    readout = ed.Readout(real, request)
+    readout = StateReadout(real, request)
     start = time.process_time()
     out = readout.observables(readout.densities(psi))
     t_obs = time.process_time() - start
-    est = ed.memory_estimate(params, request, times) / 1e9
-    line = (f"{params.N:>3} {max(ed.sector_sizes(params.N, params.flipflop_form)):>6} {t_ed:>8.2f} "
+    est = ed.sector_memory(params, times, request) / 1e9
+    line = (f"{params.N:>3} {max(sector_sizes(params.N, params.flipflop_form)):>6} {t_ed:>8.2f} "
             f"{t_obs:>8.2f} {t_ed + t_obs:>8.2f} {peak_gb():>8.2f} {est:>8.2f}")
     if params.N in reference:
-        from .. import liouvillian
+        from ..engines import liouvillian
         liouvillian.init_petsc(["bench"])
         start = time.process_time()
         ref = liouvillian.compute(real, times, request, method="mfn")
@@ -73,14 +75,14 @@ def trajectory_row(params, times, request, M):
     start = time.process_time()
     total = trajectories.block_sums(setup, times, 0, M)
     per = (time.process_time() - start) / total["count"]
-    return (f"{params.N:>3} {max(ed.sector_sizes(params.N, params.flipflop_form)):>6} {t_setup:>8.2f} "
+    return (f"{params.N:>3} {max(sector_sizes(params.N, params.flipflop_form)):>6} {t_setup:>8.2f} "
             f"{total['cond']:>9.3g} {per:>9.3f} {total['jumps'] / total['count']:>6.2f} "
             f"{(t_setup + 1000 * per) / 60:>9.1f} {peak_gb():>8.2f}")
 
 
 def bias_table(N, t_max, form, flipflop, total=4000, sizes=(25, 100, 400, 1000)):
     """The `--bias` table (module docstring), printed line by line."""
-    from .. import liouvillian
+    from ..engines import liouvillian
     liouvillian.init_petsc(["bench"])
     params = ModelParams(N=N, epsilon=1.0, flipflop=flipflop, flipflop_form=form)
     real = sample(params, 2021, 0)

@@ -11,44 +11,14 @@ factorized route over all bipartitions; at the smallest size also a naive per-el
 evaluation of the same formula (`naive_rdm`) on a few bipartitions, compared per bipartition.
 """
 import argparse
-import itertools
 import time
 
 import numpy as np
 
-from ..entropy import half_system_entropy, route_costs, subsystem_rdm
-from ..exact import coherences, propagate_populations, trace_factor
-from ..model import ModelParams, sample
-from ..observables import entropy_vn
-
-
-def naive_rdm(real, times, A):
-    """rho_A(t) by DESIGN.md section 4 element by element: for every (s_A, s'_A) its own
-    omega_j and product over all N sites with exact.propagate_populations (no grouping by
-    coherence pattern, no Hermiticity), shape (T, 2^|A|, 2^|A|)."""
-    t = np.asarray(times, dtype=float)
-    A = np.asarray(A)
-    n, B = len(A), np.setdiff1d(np.arange(real.N), A)
-    p_up = real.initial_density_matrices()[:, 0, 0].real
-    site = lambda idx: (p_up[idx], real.Y[idx], real.f[idx])   # noqa: E731
-    c = coherences(real, t)
-    rho = np.empty((len(t), 2**n, 2**n), dtype=complex)
-    for a, b in itertools.product(range(2**n), repeat=2):
-        bits_a = (a >> np.arange(n - 1, -1, -1)) & 1
-        bits_b = (b >> np.arange(n - 1, -1, -1)) & 1
-        half_d = bits_b - bits_a                                  # d_k / 2 (s = +1 for bit 0)
-        omega = 4.0 * half_d @ real.J[A]
-        value = np.ones(len(t), dtype=complex)
-        for k in np.flatnonzero(half_d):
-            value *= c[A[k]] if half_d[k] > 0 else c[A[k]].conj()
-        inc = np.flatnonzero(half_d == 0)
-        if len(inc):
-            v_up, v_down = propagate_populations(omega[A[inc]], t, *site(A[inc]))
-            value *= np.where(bits_a[inc, None] == 0, v_up, v_down).prod(0)
-        if len(B):
-            value *= trace_factor(omega[B], t, *site(B)).prod(0)
-        rho[:, a, b] = value
-    return rho
+from ..engines.subsystems import half_system_entropy, route_costs, subsystem_rdm
+from ..physics.model import ModelParams, sample
+from ..physics.measures import entropy_vn
+from ..physics.reference import naive_rdm
 
 
 def _timed(fn):

@@ -17,7 +17,7 @@ substep (mean of SUBSTEPS), marked ~; scipy.linalg.expm(G t_k) c(0) of the dense
 Pauli-basis generator at every time for N in `--dense`.  max |drho| (pair density
 matrices) and max |dC| against the spectral path over the common times, and the ratios to
 the spectral time.  cond is the largest ||V||_1 ||V^-1||_1 of the blocks; * marks
-cond > COND_MAX, where the engine would fall back to MFN (the table still shows the
+cond > SPECTRAL_COND_MAX, where the engine would fall back to MFN (the table still shows the
 spectral result).
 
 For one realization per N (paper defaults, Y = 0): the assembly time (generator blocks,
@@ -34,9 +34,9 @@ import time
 
 import numpy as np
 
-from ..model import ModelParams, sample
-from ..observables import Request
-from .. import liouvillian
+from ..physics.model import ModelParams, sample
+from ..physics.measures import Request
+from ..engines import liouvillian
 
 
 def scipy_csr(A):
@@ -104,7 +104,7 @@ def main(argv=None):
     runs = []
     for N in args.sizes:                     # all MFN runs first: the peak RSS is theirs
         real = sample(ModelParams(N=N), args.seed, 0)
-        readout = liouvillian.Readout(real, request)
+        readout = liouvillian.PauliReadout(real, request)
         comm.Barrier()
         start = time.perf_counter()
         with liouvillian.Evolution(real, comm) as evo:
@@ -161,7 +161,7 @@ def window(sizes, n_times, t_min, t_max, seed, mfn_full, mfn_t_max, dense):
 
     for N in sizes:
         real = sample(ModelParams(N=N, epsilon=1.0, flipflop=1.0), seed, 0)
-        readout = liouvillian.Readout(real, request)
+        readout = liouvillian.PauliReadout(real, request)
         start = time.process_time()
         spec = liouvillian.Spectral(real, readout.indices)
         coeffs = spec.run(times)
@@ -179,7 +179,7 @@ def window(sizes, n_times, t_min, t_max, seed, mfn_full, mfn_t_max, dense):
                 evo.step(t_mfn[-1], t_mfn[-1] + SUBSTEPS * evo.max_step)
                 per = (time.process_time() - start) / SUBSTEPS
                 s_mfn += per * (mfn_solves(times, evo.max_step) - mfn_solves(t_mfn, evo.max_step))
-        flag = "*" if spec.cond > liouvillian.COND_MAX else ""
+        flag = "*" if spec.cond > liouvillian.SPECTRAL_COND_MAX else ""
         line = (f"{N:>3} {str(spec.sizes):>17} {f'{spec.cond:.1e}{flag}':>9} {t_spec:>11.2f} "
                 f"{('' if full else '~') + f'{s_mfn:.1f}':>10} {s_mfn / t_spec:>9.0f} "
                 f"{deviation(c_mfn, coeffs[:len(t_mfn)]):>17}")

@@ -14,7 +14,6 @@ product over the other N - 2 sites of p_up e^{-i dH t} + p_down e^{+i dH t}, wit
 dH from Eq. (B4), vectorized with numpy over elements, sites and times.
 """
 import argparse
-import itertools
 import os
 import subprocess
 import sys
@@ -23,41 +22,15 @@ import time
 
 import numpy as np
 
-from ..exact import PairEngine, average_concurrence
-from ..model import ModelParams, sample
-from ..observables import concurrence
-
-_S = np.array([1.0, -1.0])                 # S^z of (up, down)
-_ELEMENTS = np.array(list(itertools.product(range(2), repeat=4)))   # (a_i, a_j, b_i, b_j)
-
-
-def app_b_pair_rdms(real, times):
-    """rho_ij(t) of the unitary dynamics by Eqs. (B3)-(B4), shape (N(N-1)/2, T, 4, 4)."""
-    t = np.asarray(times, dtype=float)
-    N, J, nu = real.N, real.J, real.nu
-    rho0 = real.initial_density_matrices()
-    p_up = rho0[:, 0, 0].real
-    s, sp = _S[_ELEMENTS[:, :2]], _S[_ELEMENTS[:, 2:]]            # (16, 2) each
-    out = []
-    for i, j in itertools.combinations(range(N), 2):
-        others = np.array([k for k in range(N) if k not in (i, j)])
-        dH12 = (2 * J[i, j] * (s[:, 0] * s[:, 1] - sp[:, 0] * sp[:, 1])
-                - nu[i] / 2 * (s[:, 0] - sp[:, 0]) - nu[j] / 2 * (s[:, 1] - sp[:, 1]))
-        dH12k = (2 * J[i, others][None] * (s[:, :1] - sp[:, :1])
-                 + 2 * J[j, others][None] * (s[:, 1:] - sp[:, 1:]))   # (16, N-2)
-        phase = np.exp(-1j * dH12k[..., None] * t)
-        prod = (p_up[others, None] * phase + (1 - p_up[others, None]) * phase.conj()).prod(1)
-        amp = (rho0[i][_ELEMENTS[:, 0], _ELEMENTS[:, 2]] * rho0[j][_ELEMENTS[:, 1], _ELEMENTS[:, 3]])
-        elems = amp[:, None] * np.exp(-1j * np.outer(dH12, t)) * prod          # (16, T)
-        rho = np.zeros((len(t), 4, 4), dtype=complex)
-        rho[:, 2 * _ELEMENTS[:, 0] + _ELEMENTS[:, 1], 2 * _ELEMENTS[:, 2] + _ELEMENTS[:, 3]] = elems.T
-        out.append(rho)
-    return np.array(out)
+from ..engines.exact import PairEngine, average_concurrence
+from ..physics.model import ModelParams, sample
+from ..physics.measures import mean_pair_concurrence
+from ..physics.reference import app_b_pair_rdms
 
 
 def app_b_average_concurrence(real, times):
     """C(t) of Eq. (28) from the App. B reference."""
-    return concurrence(app_b_pair_rdms(real, times)).sum(0) / real.N
+    return mean_pair_concurrence([app_b_pair_rdms(real, times)], real.N)
 
 
 def _best_time(fn, repeat):
@@ -127,4 +100,4 @@ def _concurrence(real, times, tables):
     """C(t) of Eq. (28) with the T = 0 tables switched on or off."""
     engine = PairEngine(real, times)
     engine.tables = tables
-    return sum(concurrence(engine.rows(i)).sum(0) for i in range(real.N - 1)) / real.N
+    return mean_pair_concurrence((engine.rows(i) for i in range(real.N - 1)), real.N)

@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import config as configuration
 from .. import engines
-from ..schedule import Dealer, WorkQueue, group_efficiency, plan_groups, poll_recv
+from ..parallel.schedule import Dealer, WorkQueue, group_efficiency, plan_groups, poll_recv
 
 #: Median wall seconds per realization of the exact engine, (N, epsilon) -> s, from
 #: ``python -m tlsmpi.run run/figX_quick.toml --set ensemble.realizations=20`` on one
@@ -93,7 +93,7 @@ def item_seconds(table, params, seed, index):
 class SleepEngine(engines.Engine):
     """Synthetic engine for the scheduling benchmark: a realization sleeps its cost."""
     name = "sleep"
-    options = {
+    option_schema = {
         "table": ("uniform", lambda v: v in ("uniform", "heavy", *FIGURES),
                   f"one of {['uniform', 'heavy', *FIGURES]}"),
         "scale": (1.0, lambda v: isinstance(v, (int, float)) and v >= 0, "seconds per unit, >= 0"),
@@ -330,7 +330,7 @@ def full_costs(name, rng):
     actual, predicted = [], []
     kinds = np.repeat(np.arange(len(cfg.cases())), cfg.realizations)
     if cfg.engine == "liouvillian":
-        from ..model import sample
+        from ..physics.model import sample
         for p in cfg.cases():
             for r in range(cfg.realizations):
                 predicted.append(engine.cost(p, cfg.times, cfg.request, lambda: sample(p, cfg.seed, r)))
@@ -578,7 +578,7 @@ def queue_only(comm, table, seconds, realizations, slow_rank=-1):
     sampling, no output).  Rank 0 returns the same measures as `run_bench`, with the
     ETA read every 0.5 s."""
     from mpi4py import MPI
-    from ..model import sample
+    from ..physics.model import sample
     cfg = configuration.load(figure_config(table), [f"ensemble.realizations={realizations}"])
     engine = SleepEngine({"table": table})
     work, _ = total_seconds(table, realizations)

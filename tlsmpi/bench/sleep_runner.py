@@ -4,7 +4,7 @@
 """
 import sys
 
-from . import schedule                     # noqa: F401  (registers the "sleep" engine)
+from . import schedule  # noqa: F401  (registers the "sleep" engine)
 from .. import run
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ import zlib
 
 import numpy as np
 
+from ..physics.measures import OBSERVABLES
+
 LAYOUT_VERSION = 2
-OBSERVABLES = ("concurrence", "entropy")
 PENDING, DONE, FAILED = 0, 1, -1
 STATUS_MEANINGS = {PENDING: "pending", DONE: "done", FAILED: "failed"}
 ERROR_LEN = 240
@@ -52,13 +53,9 @@ DISORDER = {
     "g": (("site",), "1", "dipole trace factor g_i, Tr(D_i^2) = g_i^2"),
     "positions": (("site", "xyz"), "nm", "TLS position in the periodic cube"),
 }
-#: CF attributes of the per-realization data.
-DATA_ATTRS = {
-    "concurrence": ("1", "mean pair concurrence C(t), Eq. (28)"),
-    "entropy": ("1", "half-system entanglement entropy S_E(t) in nats, Eq. (29)"),
-    "concurrence_err": ("1", "statistical error of C(t) over trajectories (jackknife over blocks)"),
-    "wall_seconds": ("s", "compute time of the realization"),
-}
+#: CF attributes (units, long name) of the runner's own row; an engine's rows come with
+#: theirs (`tlsmpi.engines.Engine.outputs`).
+WALL_SECONDS = ("s", "compute time of the realization")
 
 
 def h5py_module():
@@ -92,16 +89,11 @@ def crc(row):
     return zlib.crc32(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
 
 
-def outputs(config):
-    """The per-realization rows of ``config``'s engine (`tlsmpi.engines.Engine.outputs`)."""
-    from . import engines
-    return engines.get(config.engine)(config.engine_options).outputs(config.request)
-
-
-def file_size_estimate(config):
-    """Bytes of the run file of ``config`` (its datasets; metadata adds a few 10 kB)."""
+def file_size_estimate(config, rows):
+    """Bytes of the run file of ``config`` with the engine's ``rows`` (its datasets;
+    metadata adds a few 10 kB)."""
     R, T = config.realizations, config.n_times
-    n_obs = len(outputs(config))
+    n_obs = len(rows)
     save = config.section("observables")["save_disorder"]
     total = 8.0 * T
     for p in config.cases():
@@ -114,8 +106,9 @@ def file_size_estimate(config):
 
 # --------------------------------------------------------------------------- creation
 
-def create(path, config, meta, overwrite=False):
-    """Make the complete run file at ``path`` (one process; no MPI).
+def create(path, config, meta, rows, overwrite=False):
+    """Make the complete run file at ``path`` (one process; no MPI) for the engine's
+    ``rows`` ({name: (units, long name)}, `tlsmpi.engines.Engine.outputs`).
 
     The file is written under a unique temporary name in the target directory and
     published with a no-clobber hard link (or, with ``overwrite``, an atomic rename),
@@ -132,7 +125,7 @@ def create(path, config, meta, overwrite=False):
         os.close(read)
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), 2)    # HDF5's own error stack
-            _create(tmp, path, config, meta, overwrite)
+            _create(tmp, path, config, meta, rows, overwrite)
             os.write(write, b"0\n")
         except BaseException as err:               # report before the failed file's objects
             code = getattr(err, "errno", None) or 0    # are freed: freeing them may crash
@@ -156,11 +149,11 @@ def _wait_text(status):
     return f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {os.WEXITSTATUS(status)}"
 
 
-def _create(tmp, path, config, meta, overwrite):
+def _create(tmp, path, config, meta, rows, overwrite):
     h5py = h5py_module()
     f = h5py.File(tmp, "w", libver=("v108", "latest"))
     try:                                           # no close after a failure: it may crash
-        _make_layout(f, config, meta)
+        _make_layout(f, config, meta, rows)
         f.close()
     except RuntimeError as err:                    # h5py's close reports a failed write so
         raise OSError(_strerror(err)) from None
@@ -210,13 +203,12 @@ def _data(parent, name, shape, scales, units, long_name, dtype="f8"):
     return ds
 
 
-def _make_layout(f, config, meta):
+def _make_layout(f, config, meta, rows):
     times = config.times
     R, T = config.realizations, len(times)
     cases = config.cases()
     swept = list(config.section("sweep"))
     save = config.section("observables")["save_disorder"]
-    rows = outputs(config)
     observables = [o for o in rows if o in OBSERVABLES]
     f.attrs.update(meta)
     f.attrs.update(Conventions="CF-1.8", layout_version=LAYOUT_VERSION, config=config.to_toml(),
@@ -252,12 +244,13 @@ def _make_layout(f, config, meta):
         error.attrs["long_name"] = "failure message of a failed realization"
         _attach(error, realization)
         ancillary = "status checksum"
-        for obs in rows + ["wall_seconds"]:
-            units, long_name = DATA_ATTRS[obs]
-            shape, scales = ((R, T), (realization, time)) if obs != "wall_seconds" else ((R,), (realization,))
-            _data(g, obs, shape, scales, units, long_name).attrs["ancillary_variables"] = ancillary
+        for obs, (units, long_name) in rows.items():
+            _data(g, obs, (R, T), (realization, time), units, long_name).attrs[
+                "ancillary_variables"] = ancillary
+        _data(g, "wall_seconds", (R,), (realization,), *WALL_SECONDS).attrs[
+            "ancillary_variables"] = ancillary
         for obs in observables:
-            units, long_name = DATA_ATTRS[obs]
+            units, long_name = rows[obs]
             _data(g, obs + "_mean", (T,), (time,), units, long_name + ", mean over done realizations")
             _data(g, obs + "_sem", (T,), (time,), units, long_name + ", standard error of the mean")
         if save:
@@ -402,11 +395,11 @@ class _Handles:
 def read_verified(group, names=None):
     """Read a case group (or a mapping of its datasets) and verify every written row.
 
-    Returns ``(rows, status, problems)``: rows maps each engine output (observables
-    and extra rows such as ``concurrence_err``) to its (R, T) array; status is the
-    stored status with damaged rows set to PENDING; problems is a list of (realization, dataset, reason) for rows that are not what they claim: a
-    status outside {pending, done, failed}, a checksum mismatch or a non-finite value
-    in a done row.
+    Returns ``(rows, status, problems)``: rows maps each row dataset of the engine (the
+    observables and any row of its own) to its (R, T) array; status is the stored status
+    with damaged rows set to PENDING; problems is a list of (realization, dataset, reason)
+    for rows that are not what they claim: a status outside {pending, done, failed}, a
+    checksum mismatch or a non-finite value in a done row.
     """
     status = group["status"][...].astype(np.int64)
     names = group["checksum"].attrs["datasets"].split() if names is None else names

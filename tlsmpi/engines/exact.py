@@ -21,72 +21,11 @@ inner loop; at T > 0 the closed form is evaluated directly.
 """
 import numpy as np
 
-from .engines import Engine, register
-from .errors import ConfigError
-
-
-def rates(Y, f):
-    """Transition rates (up->down, down->up) = (4Yf, 4Y(1+f)) of Eq. (15)."""
-    return 4 * Y * f, 4 * Y * (1 + f)
-
-
-def coherence_decay(Y, f):
-    """Gc = 2Y(1+2f), the decay rate of a single-TLS coherence."""
-    return 2 * Y * (1 + 2 * f)
-
-
-def propagator_modes(omega, t, p_up, Y, f):
-    """exp(M t) p for M = Q - i omega diag(1, -1) in spectral form.
-
-    M = -R/2 + N with R = 4Y(1+2f) and N traceless, N^2 = kappa^2,
-    kappa^2 = (2Y - i omega)^2 + 16 Y^2 f (1+f), so
-
-        exp(M t) p = e_plus (p + x)/2 + e_minus (p - x)/2,   x = N p / kappa,
-        e_plus = exp((kappa - R/2) t),  e_minus = exp(-(kappa + R/2) t),
-
-    with all the time dependence in two exponentials (N/kappa := 0 where kappa = 0, then
-    M = 0; either branch of the square root gives the same result).  ``omega`` broadcasts
-    against the per-site ``p_up, Y, f``; ``t`` is appended as the last axis of e_plus,
-    e_minus; x has shape (2,) + broadcast shape.
-    """
-    omega, p_up, Y, f = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (omega, p_up, Y, f)))
-    r_down, r_up = rates(Y, f)
-    R = r_up + r_down
-    z = 2 * Y - 1j * omega                                   # N = [[z, r_up], [r_down, -z]]
-    kappa = np.sqrt(z * z + r_up * r_down)
-    inv = np.divide(1.0, kappa, out=np.zeros_like(kappa), where=kappa != 0)
-    p_down = 1 - p_up
-    x = np.stack([(z * p_up + r_up * p_down) * inv, (r_down * p_up - z * p_down) * inv])
-    # kappa - R/2 without cancellation: kappa^2 - R^2/4 = -omega (omega + 4iY), which is 0
-    # at omega = 0 (trace preservation) where kappa - R/2 would carry a rounding error ~eps R
-    lam = np.divide(-omega * (omega + 4j * Y), kappa + R / 2,
-                    out=np.zeros_like(kappa), where=kappa + R / 2 != 0)
-    t = np.asarray(t, dtype=float)
-    e_plus = np.exp(lam[..., None] * t)
-    e_minus = np.exp(-(kappa + R / 2)[..., None] * t)
-    return e_plus, e_minus, x
-
-
-def propagate_populations(omega, t, p_up, Y, f):
-    """(v_up, v_down) = exp(M t) p (see `propagator_modes`), each broadcast shape + t.shape."""
-    e_plus, e_minus, x = propagator_modes(omega, t, p_up, Y, f)
-    p_up = np.broadcast_to(np.asarray(p_up, dtype=float), x.shape[1:])[..., None]
-    x = x[..., None]
-    return tuple(0.5 * ((p + xk) * e_plus + (p - xk) * e_minus) for p, xk in zip((p_up, 1 - p_up), x))
-
-
-def trace_factor(omega, t, p_up, Y, f):
-    """1^T exp(M t) p: the factor of a site outside the subsystem (App. B when Y = 0)."""
-    e_plus, e_minus, x = propagator_modes(omega, t, p_up, Y, f)
-    s = (x[0] + x[1])[..., None]
-    return 0.5 * ((1 + s) * e_plus + (1 - s) * e_minus)
-
-
-def coherences(real, t):
-    """c_i(t) = rho0_i[up, down] exp((i nu_i - Gc_i) t), shape (N, T)."""
-    rho0 = real.initial_density_matrices()
-    gc = coherence_decay(real.Y, real.f)
-    return rho0[:, 0, 1, None] * np.exp(np.outer(1j * real.nu - gc, t))
+from ..errors import ConfigError
+from ..physics.measures import mean_pair_concurrence
+from ..physics.propagators import coherences, propagate_populations, trace_factor
+from .base import Engine, register
+from .subsystems import half_system_entropy, route_costs
 
 
 def exclusive_products(F):
@@ -190,12 +129,8 @@ def pair_rdms(real, times):
 
 def average_concurrence(real, times):
     """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T))."""
-    from .observables import concurrence
     engine = PairEngine(real, times)
-    total = np.zeros(len(engine.t))
-    for i in range(real.N - 1):
-        total += concurrence(engine.rows(i)).sum(0)
-    return total / real.N
+    return mean_pair_concurrence((engine.rows(i) for i in range(real.N - 1)), real.N)
 
 
 def compute(real, times, request, comm=None):
@@ -207,7 +142,6 @@ def compute(real, times, request, comm=None):
     if request.concurrence:
         out["concurrence"] = average_concurrence(real, times)
     if request.entropy:
-        from .entropy import half_system_entropy
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions))
     return out
 
@@ -232,7 +166,7 @@ class ExactEngine(Engine):
                                   f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "
                                   "or disable the entropy")
 
-    def memory(self, params, request, times, ranks=1):
+    def memory(self, params, times, request, ranks=1):
         """The O(N^2 T) complex tables of `PairEngine` (v, E, Ec, excl and one row's
         doubly coherent factors: about 8 arrays of N^2 T complex numbers)."""
         N, T = params.N, len(times)
@@ -241,8 +175,7 @@ class ExactEngine(Engine):
     def cost(self, params, times, request, draw):
         """O(N^3 T) pair core plus O(N^2 T) tables (within a factor 2 of the measured
         seconds for N = 8..64, docs/performance.md; twice as much with dissipation), plus
-        the entropy's own cost model (`tlsmpi.entropy.route_costs`)."""
-        from .entropy import route_costs
+        the entropy's own cost model (`tlsmpi.engines.subsystems.route_costs`)."""
         N, T = params.N, len(times)
         seconds = T * (1.5e-6 * N**2 + 1.1e-8 * N**3) * (2.0 if params.epsilon else 1.0) + 1e-3
         if request.entropy:

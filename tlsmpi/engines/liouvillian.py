@@ -37,9 +37,9 @@ import sys
 
 import numpy as np
 
-from .engines import Engine, register
-from .errors import ConfigError, SolverError
-from .observables import concurrence, entropy_vn
+from ..errors import ConfigError, SolverError
+from .base import Engine, register
+from .readout import Readout
 
 log = logging.getLogger("tlsmpi")
 
@@ -311,32 +311,26 @@ def density_from_pauli(c, n):
     return t.reshape(lead + (2**n, 2**n)) / 2**n
 
 
-class Readout:
-    """The coefficients the observables read: pairs for Eq. (28), bubbles for S_E."""
+class PauliReadout(Readout):
+    """Readout of the Pauli coefficients of Engine 2: the coefficients of the pairs and
+    bubbles (``indices``, read from the state vector) and their density matrices."""
 
     def __init__(self, real, request):
-        N = self.N = real.N
-        self.request = request
-        self.pairs = [(i, j) for i in range(N) for j in range(i + 1, N)] if request.concurrence else []
-        self.bubbles = real.bubbles(request.bipartitions) if request.entropy else np.zeros((0, 0), int)
+        super().__init__(real, request)
+        N = self.N
         parts = [subsystem_indices(N, p) for p in self.pairs] + [subsystem_indices(N, A) for A in self.bubbles]
         self.indices, inverse = np.unique(np.concatenate(parts + [np.zeros(0, np.int64)]), return_inverse=True)
         n_pair = 16 * len(self.pairs)
         self.pair_pos = inverse[:n_pair].reshape(len(self.pairs), 16)
         self.bubble_pos = inverse[n_pair:].reshape(len(self.bubbles), 4**self.bubbles.shape[1])
 
-    def observables(self, coeffs):
-        """{'concurrence': C(t) (Eq. 28), 'entropy': mean S_E(t) (Eq. 29)} as requested,
-        from the coefficients ``coeffs`` (T, len(indices))."""
-        out = {}
-        if self.request.concurrence:
-            rho = density_from_pauli(coeffs[:, self.pair_pos], 2)              # (T, pairs, 4, 4)
-            out["concurrence"] = concurrence(rho).sum(1) / self.N
-        if self.request.entropy:
-            n = self.bubbles.shape[1]
-            rho = density_from_pauli(coeffs[:, self.bubble_pos], n)
-            out["entropy"] = entropy_vn(rho).mean(1)
-        return out
+    def pair_states(self, coeffs):
+        """rho_ij (T, pairs, 4, 4) from the coefficients ``coeffs`` (T, len(indices))."""
+        return density_from_pauli(coeffs[:, self.pair_pos], 2)
+
+    def bubble_states(self, coeffs):
+        """rho_A (T, bubbles, d, d) from the coefficients ``coeffs`` (T, len(indices))."""
+        return density_from_pauli(coeffs[:, self.bubble_pos], self.bubbles.shape[1])
 
 
 # --------------------------------------------------------------------------- evolution
@@ -459,7 +453,7 @@ SPECTRAL_MAX = 4000
 #: eps^(-1/2): the rounding of the spectral path grows like eps cond, and near this bound
 #: the block is within ~sqrt(eps) of a defective matrix, where eigenvalue errors stop being
 #: first order (docs/liouvillian.md).  Above it the realization falls back to MFN stepping.
-COND_MAX = float(np.finfo(float).eps) ** -0.5
+SPECTRAL_COND_MAX = float(np.finfo(float).eps) ** -0.5
 #: Seconds per n^3 of a complex n x n eig with eigenvectors plus the LU of V, one core; a
 #: real one (the Delta m = 0 block) costs a quarter (python -m tlsmpi.bench liouvillian
 #: --window: the spectral path took 2.28 s at N = 6 and 106 s at N = 7 on a loaded machine).
@@ -678,15 +672,15 @@ class Spectral:
 
 
 def spectral_coefficients(real, times, indices):
-    """`Spectral` coefficients, or None (logged) if eig fails or cond > COND_MAX."""
+    """`Spectral` coefficients, or None (logged) if eig fails or cond > SPECTRAL_COND_MAX."""
     try:
-        spec = Spectral(real, indices, COND_MAX)
+        spec = Spectral(real, indices, SPECTRAL_COND_MAX)
     except np.linalg.LinAlgError as err:
         log.warning(f"{_where(real)}: eigendecomposition failed ({err}); MFN stepping instead")
         return None
-    if spec.cond > COND_MAX:
+    if spec.cond > SPECTRAL_COND_MAX:
         log.warning(f"{_where(real)}: eigenvector condition number {spec.cond:.2g} of a Delta m block "
-                    f"exceeds COND_MAX = {COND_MAX:.2g}; MFN stepping instead")
+                    f"exceeds SPECTRAL_COND_MAX = {SPECTRAL_COND_MAX:.2g}; MFN stepping instead")
         return None
     return spec.run(times)
 
@@ -705,7 +699,7 @@ def compute(real, times, request, comm=None, method="auto"):
     from mpi4py import MPI
     comm = MPI.COMM_SELF if comm is None else comm
     t = output_times(times)
-    readout = Readout(real, request)
+    readout = PauliReadout(real, request)
     root = comm.Get_rank() == 0
     coeffs = None
     if prefer_spectral(real, t, request, method):
@@ -758,7 +752,7 @@ def mean_nnz_per_row(N, flipflop=False):
     return 1 + N * per_site + N * (N - 1) / 2 * _pair_offdiag(flipflop)[0]
 
 
-def memory_estimate(N, nranks, ncv=30, flipflop=False):
+def mfn_memory(N, nranks, ncv=30, flipflop=False):
     """Bytes per rank: AIJ matrix (8-byte values, 4-byte column indices, ~4 ints of row
     bookkeeping per row), ncv + 4 vectors (Krylov basis, state, result, work), ghost
     values and communication buffers (two vectors' worth when nranks > 1), the assembly
@@ -800,7 +794,7 @@ class LiouvillianEngine(Engine):
     observables = ("concurrence", "entropy")
     parallel = True
     solver_options = True
-    options = {"method": ("auto", lambda v: v in METHODS,
+    option_schema = {"method": ("auto", lambda v: v in METHODS,
                           "one of \"auto\" (eigendecomposition of the Delta m blocks where "
                           "possible, else MFN), \"mfn\", \"spectral\"")}
 
@@ -816,7 +810,7 @@ class LiouvillianEngine(Engine):
                     "against MFN's growth with the window)")
                 line = (f"engine.method = {self.options['method']!r}, N = {p.N}: spectral path{where}, "
                         f"eigendecomposition of the Delta m = 0..{len(sizes) - 1} blocks ({sizes} "
-                        f"elements); MFN stepping for a realization with condition number > {COND_MAX:.2g}")
+                        f"elements); MFN stepping for a realization with condition number > {SPECTRAL_COND_MAX:.2g}")
             else:
                 why = "" if self.options["method"] == "mfn" else f" ({spectral_refusal(p)})"
                 line = f"engine.method = {self.options['method']!r}, N = {p.N}: MFN stepping{why}"
@@ -824,13 +818,13 @@ class LiouvillianEngine(Engine):
                 log.info(line)
                 said.add(line)
 
-    def memory(self, params, request, times, ranks=1):
-        """`memory_estimate` plus the T x 16 pairs Pauli coefficients and pair states of
+    def memory(self, params, times, request, ranks=1):
+        """`mfn_memory` plus the T x 16 pairs Pauli coefficients and pair states of
         the outputs, or for the spectral path the largest block's G, V, its LU
         factors and eig's work space (4 n^2 complex numbers), if more."""
         pairs = max(1, params.N * (params.N - 1) // 2)
         outputs = 640.0 * len(times) * pairs / ranks   # coefficients and pair states at all times
-        mfn = memory_estimate(params.N, ranks, flipflop=_flipflop(params)) + outputs
+        mfn = mfn_memory(params.N, ranks, flipflop=_flipflop(params)) + outputs
         if not use_spectral(params, self.options["method"]):
             return mfn
         return max(mfn, 64.0 * block_size(params.N, 0) ** 2 + BASELINE)

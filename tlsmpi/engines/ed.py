@@ -21,14 +21,14 @@ Eq. (26).  Pair density matrices give the concurrence (Eqs. 27-28), bubble
 bipartitions the entropy (Eq. 29).  With dissipation (epsilon > 0) the same sectors
 carry the quantum-jump trajectories of `tlsmpi.trajectories`.
 """
-import math
-
 import numpy as np
 
-from .engines import Engine, register
-from .entropy import _energies, _product_amplitudes
-from .errors import ConfigError
-from .observables import concurrence, entropy_vn
+from ..errors import ConfigError
+from ..physics.basis import product_amplitudes
+from .base import Engine, register
+from .readout import StateReadout
+from .sectors import Sectors, sector_sizes
+from .trajectories import BLOCK, Setup, block_sums, combine, n_blocks
 
 #: Complex numbers per time chunk of the state vectors psi(t) (64 MB).
 BUDGET = 2**22
@@ -41,111 +41,10 @@ BASELINE = 150e6
 COST = dict(eigh=3e-10, eig=2.7e-9, mac=6e-10, rdm=2.3e-8, call=1e-3)
 
 
-def configurations(N):
-    """b[s, k] = 1 if site k is down in configuration s, shape (2^N, N), uint8."""
-    s = np.arange(2**N, dtype=np.int64)
-    return ((s[:, None] >> np.arange(N - 1, -1, -1)) & 1).astype(np.uint8)
-
-
-def sector_labels(bits, form):
-    """Conserved quantum number of each configuration: the number of down spins
-    (``"exchange"``) or its parity (``"xx"``)."""
-    ndown = bits.sum(1, dtype=np.int64)
-    return ndown if form == "exchange" else ndown % 2
-
-
-def sector_sizes(N, form):
-    """Dimensions of the sectors of H for N TLSs."""
-    sizes = [math.comb(N, k) for k in range(N + 1)]
-    return sizes if form == "exchange" else [2 ** (N - 1)] * 2
-
-
-class Sectors:
-    """The configurations of one realization grouped by conserved sector, with the
-    diagonal energies of Eq. (23) and the sector blocks of H (dense, real symmetric).
-
-    Parameters
-    ----------
-    real : tlsmpi.model.Realization
-    """
-
-    def __init__(self, real):
-        self.real = real
-        self.N = N = real.N
-        self.form = real.params.flipflop_form
-        self.bits = configurations(N)
-        labels = sector_labels(self.bits, self.form)
-        self.indices = [np.flatnonzero(labels == q) for q in np.unique(labels)]
-        self.position = np.empty(2**N, dtype=np.int64)
-        for idx in self.indices:
-            self.position[idx] = np.arange(len(idx))
-        self.energies = _energies(real)
-
-    def hamiltonian(self, idx):
-        """H restricted to the configurations ``idx`` of one sector, (D, D) real."""
-        N, K = self.N, self.real.K
-        H = np.diag(self.energies[idx])
-        b = self.bits[idx]
-        for i in range(N):
-            for j in range(i + 1, N):
-                if K[i, j] == 0:
-                    continue
-                mask = (1 << (N - 1 - i)) | (1 << (N - 1 - j))
-                if self.form == "exchange":
-                    src, value = np.flatnonzero(b[:, i] != b[:, j]), 4 * K[i, j]
-                else:
-                    src, value = np.arange(len(idx)), 2 * K[i, j]
-                H[src, self.position[idx[src] ^ mask]] += value
-        return H
-
-
-def reduced(psi, sites, N):
-    """rho_A = Tr_B |psi><psi| for each row of ``psi`` (T, 2^N), shape (T, 2^|A|, 2^|A|),
-    sites of A in the given order (first most significant, as tests/dense.reduced)."""
-    A = list(sites)
-    B = [k for k in range(N) if k not in A]
-    M = psi.reshape((len(psi),) + (2,) * N).transpose([0, *(1 + np.asarray(A)), *(1 + np.asarray(B, int))])
-    M = M.reshape(len(psi), 2 ** len(A), -1)
-    return M @ M.conj().swapaxes(-1, -2)
-
-
 def time_chunks(T, N):
     """Slices of range(T) with about BUDGET / 2^N times each."""
     step = max(1, BUDGET // 2**N)
     return [slice(a, min(a + step, T)) for a in range(0, T, step)]
-
-
-class Readout:
-    """The reduced density matrices the observables read: all pairs i < j (Eq. 28) and
-    the bubble bipartitions (Eq. 29) of ``request``."""
-
-    def __init__(self, real, request):
-        self.N = N = real.N
-        self.request = request
-        self.pairs = [(i, j) for i in range(N) for j in range(i + 1, N)] if request.concurrence else []
-        self.bubbles = real.bubbles(request.bipartitions) if request.entropy else np.zeros((0, 0), int)
-
-    def densities(self, psi):
-        """{"pairs": (T, P, 4, 4), "bubbles": (T, n_bubbles, d, d)} of the states ``psi``
-        (T, 2^N); the sums of these over trajectories are the trajectory averages."""
-        d = 2 ** self.bubbles.shape[1]
-        out = {"pairs": np.zeros((len(psi), len(self.pairs), 4, 4), complex),
-               "bubbles": np.zeros((len(psi), len(self.bubbles), d, d), complex)}
-        for p, pair in enumerate(self.pairs):
-            out["pairs"][:, p] = reduced(psi, pair, self.N)
-        for b, A in enumerate(self.bubbles):
-            out["bubbles"][:, b] = reduced(psi, A, self.N)
-        return out
-
-    def observables(self, rho):
-        """{"concurrence": C(t) (Eq. 28), "entropy": mean S_E(t) (Eq. 29)} as requested,
-        from the density matrices of `densities` (or their trajectory average)."""
-        out = {}
-        if self.request.concurrence:
-            out["concurrence"] = concurrence(rho["pairs"]).sum(1) / self.N
-        if self.request.entropy:
-            out["entropy"] = entropy_vn(rho["bubbles"]).mean(1)
-        return out
 
 
 def unitary_states(real, times, sectors=None):
@@ -165,7 +64,7 @@ def unitary_states(real, times, sectors=None):
     """
     sec = sectors or Sectors(real)
     t = np.asarray(times, dtype=float)
-    psi0 = _product_amplitudes(real)
+    psi0 = product_amplitudes(real)
     psi = np.empty((len(t), 2**real.N), dtype=complex)
     for idx in sec.indices:
         E, V = np.linalg.eigh(sec.hamiltonian(idx))
@@ -184,7 +83,7 @@ def unitary_observables(real, times, request):
         {"concurrence": C(t) (Eq. 28), "entropy": mean S_E(t) over the bubbles (Eq. 29)}
         as requested, each (T,); computed in time chunks of `BUDGET` amplitudes.
     """
-    readout = Readout(real, request)
+    readout = StateReadout(real, request)
     psi = unitary_states(real, times)
     out = {}
     for sl in time_chunks(len(psi), real.N):
@@ -193,7 +92,7 @@ def unitary_observables(real, times, request):
     return {key: np.concatenate(v) for key, v in out.items()}
 
 
-def memory_estimate(params, request, times, trajectories=0):
+def sector_memory(params, times, request, trajectories=0):
     """Bytes per rank for one realization: the largest sector's matrix and eigenvectors
     (eigh: H, numpy's copy, LAPACK's divide-and-conquer work ~ 2 D^2 and the output V,
     5 real D^2; N = 16 measured 6.07 GB, ~4.4 D^2 besides the states; trajectories: H_eff, V, V^-1 of every
@@ -210,7 +109,6 @@ def memory_estimate(params, request, times, trajectories=0):
     if params.epsilon and trajectories:
         matrices = 16.0 * (2 * sum(s * s for s in sizes) + 3 * D * D)
         states = 16.0 * 2**N * (T + min(T, BUDGET // 2**N))
-        from .trajectories import n_blocks
         blocks = 1 + n_blocks(trajectories)                  # the sums, and a home's blocks
         rdm = 16.0 * blocks * T * (16 * N * (N - 1) / 2 + n_bubbles * d * d)
     else:
@@ -250,6 +148,11 @@ def expected_jumps(real, t_max):
     return real.N / 2 + float(rate.sum()) * t_max
 
 
+#: The extra row of open cases: the jackknife error of C(t) over blocks of trajectories.
+CONCURRENCE_ERR = {"concurrence_err": (
+    "1", "statistical error of C(t) over trajectories (jackknife over blocks)")}
+
+
 @register
 class EDEngine(Engine):
     """Engine 3 in the registry: exact diagonalization per sector (epsilon = 0) and
@@ -258,7 +161,7 @@ class EDEngine(Engine):
     work item of the runner)."""
     name = "ed"
     observables = ("concurrence", "entropy")
-    options = {"trajectories": (0, lambda v: v >= 0, "an integer >= 0 (0: epsilon = 0 only)")}
+    option_schema = {"trajectories": (0, lambda v: v >= 0, "an integer >= 0 (0: epsilon = 0 only)")}
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -278,8 +181,8 @@ class EDEngine(Engine):
                                   "quantum-jump trajectories; set engine.trajectories = M > 0 "
                                   "(e.g. 1000) or epsilon = 0")
 
-    def memory(self, params, request, times, ranks=1):
-        return memory_estimate(params, request, times, self.options["trajectories"])
+    def memory(self, params, times, request, ranks=1):
+        return sector_memory(params, times, request, self.options["trajectories"])
 
     def cost(self, params, times, request, draw):
         """`cost_estimate` with `expected_jumps` of the realization (drawn only when
@@ -291,31 +194,27 @@ class EDEngine(Engine):
     def outputs(self, request):
         """The observables, and with at least two blocks of trajectories (a jackknife
         needs two) the statistical error of C(t), ``concurrence_err``."""
-        from .trajectories import BLOCK
         extra = request.concurrence and self.options["trajectories"] >= 2 * BLOCK
-        return super().outputs(request) + (["concurrence_err"] if extra else [])
+        return {**super().outputs(request), **(CONCURRENCE_ERR if extra else {})}
 
     def parts(self, params, request):
         """One part per block of trajectories for epsilon > 0, else 1."""
-        from .trajectories import n_blocks
         M = self.options["trajectories"]
         return n_blocks(M) if params.epsilon and M else 1
 
     def compute_part(self, real, times, request, part, comm=None):
         """`tlsmpi.trajectories.block_sums` of block ``part``; the H_eff eigendecompositions
         of the last realization are kept for its next block."""
-        from . import trajectories
         key = (real.params, real.seed, real.index, request)
         if self._setup[0] != key:
             self._setup = (None, None)     # free the old one first
-            self._setup = (key, trajectories.Setup(real, request))
-        return trajectories.block_sums(self._setup[1], times, part, self.options["trajectories"])
+            self._setup = (key, Setup(real, request))
+        return block_sums(self._setup[1], times, part, self.options["trajectories"])
 
     def combine(self, real, times, request, partials):
         """The trajectory average of `tlsmpi.trajectories.combine`, with the jackknife
         error of C over blocks as ``concurrence_err``."""
-        from .trajectories import combine
-        res = combine(Readout(real, request), partials)
+        res = combine(StateReadout(real, request), partials)
         err = "concurrence_err" in self.outputs(request)
         return {**res["observables"], **({"concurrence_err": res["concurrence_err"]} if err else {})}
 

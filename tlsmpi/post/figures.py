@@ -20,9 +20,11 @@ from functools import cached_property
 
 import numpy as np
 
-from . import analysis, phase, randomstates
+from . import analysis
+from ..physics import phase_diagram
+from .. import randomstates
 
-log = logging.getLogger("tlsmpi.figures")
+log = logging.getLogger(__name__)
 
 
 class NoData(LookupError):
@@ -233,7 +235,7 @@ def fig2(pool):
     ax.fill_between(x, 1e-12, x ** -1.5, color="C0", alpha=0.2,
                     label=r"MBL transient, $\hbar Y/J<1$")
     ax.plot(x, x ** -1.5, "k-", lw=1)
-    for k, (name, m) in enumerate(phase.materials().items()):
+    for k, (name, m) in enumerate(phase_diagram.materials().items()):
         d, s = m["dbar_over_w"], m["spread_decades"]
         ax.errorbar([m["w_over_hbar_tau"]], [d], yerr=[[d - d * 10**-s], [d * 10**s - d]],
                     fmt="o", capsize=3, color=f"C{k + 1}",

@@ -16,8 +16,8 @@ import os
 import platform
 import sys
 
-from . import __version__
-from .output import h5py_module
+from .. import __version__
+from ..runfile.writer import h5py_module
 
 EXIT_OK, EXIT_MISSING, EXIT_INPUT = 0, 1, 2
 

@@ -15,8 +15,8 @@ import sys
 
 import numpy as np
 
-from . import lock
-from .cli import Parser, UsageError
+from ..runfile import lock
+from ..cli import Parser, UsageError
 
 EXIT_COMPLETE, EXIT_DAMAGED, EXIT_INPUT, EXIT_RESUMABLE = 0, 1, 2, 3
 _SEVERITY = {EXIT_COMPLETE: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3}
@@ -24,7 +24,7 @@ _SEVERITY = {EXIT_COMPLETE: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3
 
 def check(path):
     """(exit status, one line) for the run file ``path``."""
-    from .results import NotARunFile, Run
+    from ..runfile.reader import NotARunFile, Run
     if not os.path.isfile(path):
         return EXIT_INPUT, f"{path}: no such file"
     try:

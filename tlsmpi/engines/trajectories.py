@@ -13,7 +13,7 @@ since S-S+ = 4 P_down and S+S- = 4 P_up.  Between jumps a state evolves with
 diagonal in the S^z basis, so H_eff keeps the sectors of H (magnetization or parity).
 Each sector block of H_eff (complex symmetric, not Hermitian) is diagonalized once,
 H_eff = V diag(lambda) V^-1; a block whose eigenvector condition number
-||V||_1 ||V^-1||_1 exceeds `COND_MAX` is evolved with scipy's expm_multiply instead.
+||V||_1 ||V^-1||_1 exceeds `SECTOR_COND_MAX` is evolved with scipy's expm_multiply instead.
 
 One trajectory: draw r ~ U(0, 1]; the next jump is at the time tau where the no-jump
 norm ||exp(-i H_eff tau) psi||^2 falls to r (Brent's method on its logarithm); the
@@ -35,17 +35,18 @@ import scipy.sparse
 from scipy.optimize import brentq
 from scipy.sparse.linalg import expm_multiply
 
-from .ed import Readout, Sectors
-from .entropy import _product_amplitudes
-from .errors import SolverError
-from .exact import rates
-from .observables import concurrence
+from ..errors import SolverError
+from ..physics.basis import product_amplitudes
+from ..physics.measures import mean_pair_concurrence
+from ..physics.propagators import rates
+from .readout import StateReadout
+from .sectors import Sectors
 
 #: Trajectories per block, the unit of exact combination and a work item of the runner.
 BLOCK = 20
 #: Largest eigenvector condition number of an H_eff block evolved by its eigenvectors:
-#: the rounding error of exp(-i H_eff t) psi is ~ eps * cond (2e-10 at COND_MAX).
-COND_MAX = 1e6
+#: the rounding error of exp(-i H_eff t) psi is ~ eps * cond (2e-10 at SECTOR_COND_MAX).
+SECTOR_COND_MAX = 1e6
 #: Output times evaluated together between jumps (one matrix-matrix product).
 CHUNK = 8
 
@@ -55,7 +56,7 @@ class NoJump:
 
     Parameters
     ----------
-    sectors : tlsmpi.ed.Sectors
+    sectors : tlsmpi.engines.sectors.Sectors
 
     Attributes
     ----------
@@ -79,7 +80,7 @@ class NoJump:
             except np.linalg.LinAlgError:
                 cond = math.inf
             self.cond.append(cond)
-            if cond <= COND_MAX:
+            if cond <= SECTOR_COND_MAX:
                 self.blocks.append((idx, lam, V, Vinv))
             else:
                 self.blocks.append((idx, None, scipy.sparse.csr_matrix(H), None))
@@ -158,7 +159,7 @@ def trajectory(nojump, jumps, psi0, times, rng):
 
 class Setup:
     """What all trajectories of one realization share: the reduced density matrices to
-    read (`tlsmpi.ed.Readout`), the no-jump evolution and the jump operators.
+    read (`tlsmpi.engines.readout.StateReadout`), the no-jump evolution and the jump operators.
 
     Parameters
     ----------
@@ -168,10 +169,10 @@ class Setup:
 
     def __init__(self, real, request):
         self.real = real
-        self.readout = Readout(real, request)
+        self.readout = StateReadout(real, request)
         sectors = Sectors(real)
         self.nojump, self.jumps = NoJump(sectors), Jumps(sectors)
-        self.psi0 = _product_amplitudes(real)
+        self.psi0 = product_amplitudes(real)
 
 
 def n_blocks(M):
@@ -251,7 +252,7 @@ def _statistics(readout, total, pair_blocks, counts):
     if B > 1:
         w = counts[:, None, None, None, None]
         loo = (total["pairs"] - pair_blocks) / (M - w)                 # leave one block out
-        C = concurrence(loo).sum(-1) / readout.N                        # (B, T)
+        C = mean_pair_concurrence([loo], readout.N, axis=-1)          # (B, T)
         out["concurrence_err"] = np.sqrt((B - 1) / B * ((C - C.mean(0)) ** 2).sum(0))
         dev = loo - loo.mean(0)
         out["pairs_err"] = np.sqrt((B - 1) / B * (np.abs(dev) ** 2).sum(0))

@@ -1,6 +1,6 @@
 """Footnote 67 in numbers: C(t) with and without the flip-flop term (docs/flipflop.md).
 
-    python -m tlsmpi.flipflop FILE [FILE ...] [--at T ...] [--figure flipflop.png]
+    python -m tlsmpi.post.flipflop FILE [FILE ...] [--at T ...] [--figure flipflop.png]
 
 Reads run files (any engine) and groups their cases by (epsilon, N).  Per case: the
 peak C_max and its time (Sec. IV C), the plateau C(inf) and the power-law exponent beta
@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from .analysis import bootstrap, decay_window, peak, plateau_value, power_law_exponent
-from .results import Run
+from ..runfile.reader import Run
 
 
 def form_of(params):
@@ -154,7 +154,7 @@ def figure(entries, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tlsmpi.flipflop", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tlsmpi.post.flipflop", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+")
     parser.add_argument("--figure", help="write the overlay figure here (png, pdf)")

@@ -25,10 +25,12 @@ import sys
 
 import numpy as np
 
-from . import analysis, figures, phase, randomstates
-from .cli import Parser
-from .model import ModelParams
-from .results import DamagedRun, NotARunFile, Run, summary
+from . import analysis, figures
+from ..physics import phase_diagram
+from .. import randomstates
+from ..cli import Parser
+from ..physics.model import ModelParams
+from ..runfile.reader import DamagedRun, NotARunFile, Run, summary
 
 EXIT_OK, EXIT_DAMAGED, EXIT_INPUT = 0, 1, 2
 ALIASES = {"fig6": ["fig6a", "fig6b"]}
@@ -137,11 +139,11 @@ def analysis_lines(pool):
         out.append(f"  random states (Fig. 12, {data['states']} states): a = {fit['a']:.4g} ± "
                    f"{fit['a_err']:.2g}, b = {fit['b']:.4g} ± {fit['b_err']:.2g} (fit covariance) "
                    f"over N = {fit['N_used']}, chi2/dof {fit['chi2_dof']:.2g}")
-    for name, m in phase.materials().items():
+    for name, m in phase_diagram.materials().items():
         out.append(f"  Eq. (24) {name}: Dbar/W = {m['dbar_over_w']:.2g}, W/(hbar/tau) = "
                    f"{m['w_over_hbar_tau']:.3g}, hbar Y/J ~ {m['ratio']:.2g} "
                    f"(log10 spread ± {2 * m['spread_decades']:.2g} decades)")
-    num = phase.numerics(ModelParams(epsilon=1.0))
+    num = phase_diagram.numerics(ModelParams(epsilon=1.0))
     out.append(f"  Eq. (24) paper numerics: hbar Y/J ~ {num['ratio']:.3g} x epsilon/eta "
                f"= {num['effective_ratio']:.2g} at epsilon = 1, eta = 1e5")
     return out
@@ -238,6 +240,3 @@ def _main(argv):
         return EXIT_DAMAGED
     return EXIT_OK
 
-
-if __name__ == "__main__":
-    sys.exit(main())

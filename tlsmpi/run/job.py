@@ -31,13 +31,14 @@ import traceback
 
 import numpy as np
 
-from . import __version__
-from . import config as configuration
-from . import engines, environment
-from .cli import Parser, wants_help
-from .errors import ConfigError, SolverError
-from .lock import LockError, RunLock, lock_path, read_holder
-from .model import sample
+from .. import __version__
+from .. import config as configuration
+from .. import engines
+from . import environment
+from ..cli import Parser, wants_help
+from ..errors import ConfigError, SolverError
+from ..runfile.lock import LockError, RunLock, lock_path, read_holder
+from ..physics.model import sample
 
 EXIT_OK, EXIT_CRASH, EXIT_INPUT, EXIT_STOPPED, EXIT_IO = 0, 1, 2, 3, 4
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
@@ -131,7 +132,7 @@ def check_resources(engine, cfg, args, comm):
     """Refuse (ConfigError) what cannot fit: memory per node for the largest case, and
     the run file against the free space of its filesystem.  Rank 0's verdict rules."""
     from mpi4py import MPI
-    from .output import file_size_estimate
+    from ..runfile.writer import file_size_estimate
     on_node = comm.allreduce(comm.Split_type(MPI.COMM_TYPE_SHARED).size, op=MPI.MAX)
     error = None
     if comm.rank == 0:
@@ -139,7 +140,7 @@ def check_resources(engine, cfg, args, comm):
             check_directory(args.out)
             _check_memory(engine, cfg, on_node)
             if not args.resume:
-                need = file_size_estimate(cfg)
+                need = file_size_estimate(cfg, engine.outputs(cfg.request))
                 free = shutil.disk_usage(os.path.dirname(os.path.abspath(args.out))).free
                 if args.overwrite and os.path.isfile(args.out):
                     free += os.path.getsize(args.out)
@@ -155,7 +156,7 @@ def check_resources(engine, cfg, args, comm):
 
 
 def _check_memory(engine, cfg, on_node):
-    from .engines import available_memory
+    from ..engines.base import available_memory
     available = available_memory()
     said = set()
     for params in cfg.cases():
@@ -174,7 +175,7 @@ def memory_verdict(engine, params, cfg, on_node, available):
     rpr = cfg.ranks_per_realization
 
     def need(N):
-        return engine.memory(params.replace(N=N), cfg.request, cfg.times_stub, rpr) * on_node
+        return engine.memory(params.replace(N=N), cfg.times_stub, cfg.request, rpr) * on_node
 
     per_rank = need(params.N) / on_node
     line = (f"engine {engine.name}, N = {params.N}: ~{_bytes(per_rank)} per rank "
@@ -242,8 +243,8 @@ def check_directory(out):
 def check_resumable(path, cfg, repair):
     """Refuse to resume a file of another configuration, seed or layout, or with damaged
     rows (unless ``repair``); return the damaged rows [(case, index)] to recompute."""
-    from .output import LAYOUT_VERSION
-    from .results import DamagedRun, NotARunFile, Run
+    from ..runfile.writer import LAYOUT_VERSION
+    from ..runfile.reader import DamagedRun, NotARunFile, Run
     try:
         run = Run(path, verify=False)
     except (NotARunFile, OSError, KeyError) as err:
@@ -268,7 +269,7 @@ def provenance(comm, engine, argv):
     """Root attributes: who made the file, with what, from which command."""
     from mpi4py import MPI
     import mpi4py
-    from .output import h5py_module
+    from ..runfile.writer import h5py_module
     h5py = h5py_module()
     return {"tlsmpi_version": __version__, "git_commit": git_commit(),
             "command_line": shlex.join([sys.executable, "-m", "tlsmpi.run", *argv]),
@@ -458,14 +459,15 @@ def execute(args, cfg, solver, comm, argv):
 
 
 def _execute(args, cfg, engine, comm, argv, held, repair):
-    from .output import PENDING, RunFile, create
-    from .schedule import Collector, WorkQueue, plan_groups
+    from ..runfile.writer import PENDING, RunFile, create
+    from ..parallel.schedule import Collector, WorkQueue, plan_groups
     cases, times = cfg.cases(), cfg.times
     failure = None
     if comm.rank == 0 and not args.resume:
         try:
             _fault(0, "create")
-            create(args.out, cfg, provenance(comm, engine, argv), overwrite=args.overwrite)
+            create(args.out, cfg, provenance(comm, engine, argv), engine.outputs(cfg.request),
+                   overwrite=args.overwrite)
         except OSError as err:
             failure = io_message(err, args.out, "creating")
     failure = comm.bcast(failure, root=0)
@@ -568,10 +570,10 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
     complete, problems = run.finalize(datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
     run.close()
     if problems:
-        from .results import DamagedRun
+        from ..runfile.reader import DamagedRun
         raise RunFileError(f"{DamagedRun(args.out, [p for p in problems])}")
     if comm.rank == 0:
-        from .results import Run, summary
+        from ..runfile.reader import Run, summary
         held.release()                     # the file is closed: readers need not wait
         print(summary(Run(args.out)), flush=True)
     return EXIT_OK if complete else EXIT_STOPPED
@@ -667,6 +669,3 @@ def _main(comm, argv):
             print(f"tlsmpi: error: {err}", file=sys.stderr, flush=True)
         return EXIT_INPUT
 
-
-if __name__ == "__main__":
-    sys.exit(main())

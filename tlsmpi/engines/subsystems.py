@@ -23,8 +23,9 @@ import functools
 
 import numpy as np
 
-from .exact import coherences, propagate_populations, trace_factor
-from .observables import entropy_vn
+from ..physics.basis import energies, product_amplitudes, subsystem_matrix
+from ..physics.measures import entropy_vn
+from ..physics.propagators import coherences, propagate_populations, trace_factor
 
 #: Complex numbers per large temporary (64 MB); times are processed in chunks below it.
 BUDGET = 2**22
@@ -83,7 +84,7 @@ def _layout(n):
 
 class _Site:
     """Per-site constants of one realization for the factorized route (time-first views
-    of exact.trace_factor and exact.propagate_populations)."""
+    of propagators.trace_factor and propagators.propagate_populations)."""
 
     def __init__(self, real):
         self.p_up = real.initial_density_matrices()[:, 0, 0].real
@@ -151,40 +152,18 @@ def _factorized_entropies(real, t, bubbles):
     return S
 
 
-def _product_amplitudes(real):
-    """prod_i psi_i[s_i] for all 2^N configurations, site 0 most significant."""
-    psi = np.ones(1, dtype=complex)
-    for amp in real.initial_states():
-        psi = np.multiply.outer(psi, amp).reshape(-1)
-    return psi
-
-
-def _energies(real):
-    """E(s) = -1/2 sum_i nu_i s_i + sum_{i != j} J_ij s_i s_j for all 2^N configurations."""
-    N = real.N
-    shifts = np.arange(N - 1, -1, -1)
-    E = np.empty(2**N)
-    step = 2**16
-    for start in range(0, 2**N, step):
-        idx = np.arange(start, min(start + step, 2**N))
-        s = 1.0 - 2.0 * ((idx[:, None] >> shifts) & 1)
-        E[idx] = -0.5 * s @ real.nu + np.einsum("ci,ci->c", s @ real.J, s)
-    return E
-
-
 def _pure_entropies(real, t, bubbles):
     """S_E(t) of each bipartition, shape (T, n_bubbles), from the Schmidt values of |psi(t)>."""
     if np.any(real.Y):
         raise ValueError("the pure-state route needs unitary dynamics (all Y = 0)")
     N = real.N
-    amp, E = _product_amplitudes(real), _energies(real)
+    amp, E = product_amplitudes(real), energies(real)
     S = np.empty((len(t), len(bubbles)))
     for sl in _chunks(len(t), 2 * 2**N):
-        psi = (amp * np.exp(-1j * np.multiply.outer(t[sl], E))).reshape((-1,) + (2,) * N)
+        psi = amp * np.exp(-1j * np.multiply.outer(t[sl], E))
         for b, A in enumerate(bubbles):
-            B = np.setdiff1d(np.arange(N), A)
-            M = psi.transpose([0, *(1 + np.asarray(A)), *(1 + B)]).reshape(len(psi), 2**len(A), -1)
-            if len(A) > len(B):
+            M = subsystem_matrix(psi, A, N)
+            if 2 * len(A) > N:
                 M = M.swapaxes(-1, -2)
             S[sl, b] = entropy_vn(M @ M.conj().swapaxes(-1, -2))
     return S

@@ -9,7 +9,7 @@ configuration find it here by name (``engine.name`` of the run configuration)::
     @engines.register
     class Toy(engines.Engine):
         name = "toy"
-        options = {"scale": (1.0, lambda v: v > 0, "a number > 0")}
+        option_schema = {"scale": (1.0, lambda v: v > 0, "a number > 0")}
 
         def compute(self, real, times, request, comm=None):
             return {"concurrence": self.options["scale"] * np.ones(len(times))}
@@ -20,10 +20,11 @@ importing tlsmpi never imports PETSc.
 """
 import importlib
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..physics.measures import OBSERVABLES
 
 #: Modules that register the built-in engines when imported.
-BUILTIN = ("tlsmpi.exact", "tlsmpi.liouvillian", "tlsmpi.ed")
+BUILTIN = ("tlsmpi.engines.exact", "tlsmpi.engines.liouvillian", "tlsmpi.engines.ed")
 
 _REGISTRY = {}
 
@@ -34,14 +35,14 @@ class Engine:
     Parameters
     ----------
     options : dict, optional
-        The engine's own keys of the ``[engine]`` table, validated against the class
-        attribute ``options`` (key -> (default, check, what the check wants)); missing
-        keys take their defaults.
+        The values of the engine's own keys of the ``[engine]`` table (validated by the
+        configuration against `option_schema`); missing keys take their defaults.  The
+        engine reads them as ``self.options``.
     """
     #: Name used in ``engine.name``.
     name = None
     #: Engine-specific keys of the ``[engine]`` table: key -> (default, check, want).
-    options = {}
+    option_schema = {}
     #: Observables the engine can compute (fields of `tlsmpi.observables.Request`).
     observables = ("concurrence",)
     #: True if one realization can run on a group of several ranks (``comm`` in `compute`).
@@ -50,14 +51,15 @@ class Engine:
     solver_options = False
 
     def __init__(self, options=None):
-        self.options = {k: d for k, (d, _, _) in type(self).options.items()}
+        self.options = {k: d for k, (d, _, _) in self.option_schema.items()}
         self.options.update(options or {})
 
     def outputs(self, request):
-        """Names of the per-realization rows `compute` returns: the requested observables
-        and any extra rows (e.g. a statistical error; `tlsmpi.output.DATA_ATTRS` describes
-        each).  The run file has one dataset per name; every name must be returned."""
-        return [o for o in ("concurrence", "entropy") if getattr(request, o)]
+        """The per-realization rows `compute` returns, {name: (units, long name)} in file
+        order: the requested observables (`tlsmpi.physics.measures.OBSERVABLES`) and any
+        rows of the engine's own (e.g. a statistical error).  The run file stores each
+        with these CF attributes; every name must be returned."""
+        return {o: attrs for o, attrs in OBSERVABLES.items() if getattr(request, o)}
 
     def check(self, cases, request):
         """Raise ConfigError naming the value and the fix for what cannot be computed.
@@ -74,7 +76,7 @@ class Engine:
         non-default value of each, so that no setting is silently ignored."""
         return {}
 
-    def memory(self, params, request, times, ranks=1):
+    def memory(self, params, times, request, ranks=1):
         """Bytes per rank that one realization of ``params`` needs on a group of ``ranks``."""
         return 0.0
 

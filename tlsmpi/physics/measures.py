@@ -9,6 +9,13 @@ import numpy as np
 _SIGMA_YY_SIGN = np.array([-1.0, 1.0, 1.0, -1.0])   # sigma_y (x) sigma_y = antidiag(-1, 1, 1, -1)
 
 
+#: The observables of Sec. IV B that a run can request: name -> (units, long name), the
+#: CF attributes of their rows in the run file (which also stores their means and SEMs).
+OBSERVABLES = {
+    "concurrence": ("1", "mean pair concurrence C(t), Eq. (28)"),
+    "entropy": ("1", "half-system entanglement entropy S_E(t) in nats, Eq. (29)"),
+}
+
 #: Eigenvalues of rho below this times the largest are rounding noise of a zero eigenvalue.
 EIG_FLOOR = 4 * np.finfo(float).eps
 #: |fl(det4(a)) - det4(a)| <= DET_ROUNDING * det4(|a|, bound=True): per minor two rounded
@@ -80,6 +87,26 @@ def concurrence(rho, screen=True):
     s = np.linalg.svd(M, compute_uv=False)
     C[sel] = np.maximum(0.0, s[..., 0] - s[..., 1:].sum(-1))
     return C
+
+
+def mean_pair_concurrence(pair_states, N, axis=0):
+    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), the one place of this formula.
+
+    Parameters
+    ----------
+    pair_states : iterable of ndarray
+        Stacks of pair density matrices (..., 4, 4) with the pairs on ``axis`` (after the
+        matrix axes are dropped), together all N(N-1)/2 pairs; summed stack by stack, so
+        that a caller can produce them in chunks.
+    N : int
+        Number of TLSs.
+    axis : int
+        Axis of the pairs in ``concurrence(stack)``.
+    """
+    total = 0.0
+    for rho in pair_states:
+        total = total + concurrence(rho).sum(axis)
+    return total / N
 
 
 def entropy_vn(rho):

@@ -1,0 +1,180 @@
+"""Reading run files on any machine (no MPI needed): the post-processing side of output.py.
+
+    >>> from tlsmpi.results import Run
+    >>> run = Run("default.h5")
+    >>> case = run.cases[0]
+    >>> case.params["N"], case.label, case.values("concurrence").shape   # done realizations only
+
+Every row that is used is verified first (status in the closed set, CRC32 checksum,
+finite values): a damaged file raises `DamagedRun` naming case, realization and
+dataset, never hands out a silently wrong number.  A file that a running job holds
+(its lock is alive) is read as a consistent snapshot: rows still in flight count as
+pending, and ``run.writer`` names the job.
+"""
+import os
+
+import numpy as np
+
+from . import lock
+from ..physics.measures import OBSERVABLES
+from .writer import DONE, FAILED, LAYOUT_VERSION, PENDING, mean_sem, read_verified
+
+#: Layouts this reader understands (1: before dimension scales and row checksums).
+READABLE_LAYOUTS = (1, LAYOUT_VERSION)
+
+
+class NotARunFile(ValueError):
+    """The file is not a tlsmpi run file, or one of an incompatible layout."""
+
+
+class DamagedRun(ValueError):
+    """Rows of the run file are not what they claim to be (``problems`` lists them)."""
+
+    def __init__(self, path, problems):
+        self.problems = problems
+        shown = "; ".join(f"{c} realization {r} {d}: {why}" for c, r, d, why in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(f"{path}: {len(problems)} damaged row(s): {shown}{more}; recompute them "
+                         "with python -m tlsmpi.run ... --resume --repair")
+
+
+class Case:
+    """One parameter set of a run: per-realization data and their statistics."""
+
+    def __init__(self, group, layout, live=False):
+        self.name = group.name.strip("/")
+        self.params = {k: (v.item() if hasattr(v, "item") else v) for k, v in group.attrs.items()}
+        self.params = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.params.items()}
+        self.label = str(self.params.pop("label", self.name))
+        if layout >= 2:
+            self._rows, self.status, problems = read_verified(group)
+        else:
+            self.status = group["status"][...].astype(np.int64)
+            self._rows = {o: group[o][...] for o in OBSERVABLES if o in group}
+            problems = [(int(r), "status", f"status {self.status[r]} is not 0, 1 or -1")
+                        for r in np.flatnonzero(~np.isin(self.status, (PENDING, DONE, FAILED)))]
+            problems += [(int(r), o, "non-finite value in a row marked done") for o, rows in
+                         self._rows.items() for r in np.flatnonzero(self.status == DONE)
+                         if not np.all(np.isfinite(rows[r]))]
+        self.problems = [] if live else [(self.name,) + p for p in problems]
+        self.observables = [o for o in OBSERVABLES if o in self._rows]
+        self.stored_means = {o: group[o + "_mean"][...] for o in self.observables
+                             if o + "_mean" in group}
+        self.errors = {int(r): group["error"][r].decode(errors="replace")
+                       for r in np.flatnonzero(self.status == FAILED)}
+        self.wall_seconds = group["wall_seconds"][...]
+        self.disorder = ({k: v[...] for k, v in group["disorder"].items()}
+                         if "disorder" in group else {})
+
+    @property
+    def N(self):
+        return int(self.params["N"])
+
+    @property
+    def done(self):
+        return self.status == DONE
+
+    @property
+    def n_done(self):
+        return int(self.done.sum())
+
+    @property
+    def n_failed(self):
+        return int((self.status == FAILED).sum())
+
+    @property
+    def n_pending(self):
+        return int((self.status == PENDING).sum())
+
+    def values(self, obs):
+        """Per-realization rows (n_done, T) of the verified done realizations."""
+        return self._rows[obs][self.done]
+
+    def mean_sem(self, obs):
+        return mean_sem(self._rows[obs], self.done)
+
+
+class Run:
+    """A run file read into memory and verified.
+
+    Parameters
+    ----------
+    path : str
+    verify : bool
+        Raise DamagedRun if a row is damaged (default).  With False the damaged rows
+        are listed in ``problems`` and count as pending.
+    """
+
+    def __init__(self, path, verify=True):
+        import h5py
+        self.path = str(path)
+        holder, alive = lock.status(self.path)
+        alive = alive and not lock.held_here(holder)          # our own lock: we are the writer
+        self.writer = lock.describe(holder) if alive else None
+        self.stale_lock = lock.describe(holder) if holder is not None and not alive else None
+        os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")   # readers never block a writer
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as err:
+            raise NotARunFile(f"{self.path}: not a readable HDF5 file ({err})") from None
+        with f:
+            version = f.attrs.get("layout_version")
+            if version is None or not ("time" in f or "times" in f):
+                raise NotARunFile(f"{self.path}: not a tlsmpi run file (no layout_version)")
+            self.layout = int(version)
+            if self.layout not in READABLE_LAYOUTS:
+                raise NotARunFile(f"{self.path}: run file layout {self.layout}; this tlsmpi "
+                                  f"reads layouts {READABLE_LAYOUTS}: upgrade tlsmpi")
+            self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+            self.times = f["time" if self.layout >= 2 else "times"][...]
+            self.complete = bool(f["complete"][()])
+            self.cases = [Case(f[k], self.layout, live=self.writer is not None)
+                          for k in sorted(f) if k.startswith("case_")]
+        self.problems = [p for c in self.cases for p in c.problems]
+        if self.problems and verify:
+            raise DamagedRun(self.path, self.problems)
+
+    @property
+    def config(self):
+        return self.attrs["config"]
+
+    @property
+    def n_done(self):
+        return sum(c.n_done + c.n_failed for c in self.cases)
+
+    @property
+    def n_total(self):
+        return sum(len(c.status) for c in self.cases)
+
+
+def summary(run):
+    """A short text table: for each case the realizations done and the key numbers."""
+    t = run.times
+    if run.writer:
+        state = f"BEING WRITTEN by {run.writer}, {run.n_done}/{run.n_total} done"
+    elif run.complete:
+        state = "complete"
+    else:
+        state = f"INCOMPLETE ({run.n_done}/{run.n_total} done; resume with --resume)"
+    lines = [f"{run.path}: engine {run.attrs['engine']}, {len(run.cases)} case(s), "
+             f"{len(t)} times in [{t[0]:.3g}, {t[-1]:.3g}] hbar/W, {state}"]
+    header = f"  {'case':<28} {'done':>9} {'failed':>6}"
+    if "concurrence" in run.cases[0].observables:
+        header += f" {'max C(t)':>18} {'at t':>9} {'C(t_end)':>20}"
+    if "entropy" in run.cases[0].observables:
+        header += f" {'S_E(t_end)/N':>20}"
+    lines.append(header)
+    for case in run.cases:
+        line = f"  {case.label:<28} {case.n_done:>4}/{len(case.status):<4} {case.n_failed:>6}"
+        if "concurrence" in case.observables and case.n_done:
+            m, s = case.mean_sem("concurrence")
+            k = int(np.nanargmax(m))
+            line += f" {m[k]:>9.4f} ± {s[k]:<6.4f} {t[k]:>9.3g} {m[-1]:>9.2e} ± {s[-1]:<8.1e}"
+        if "entropy" in case.observables and case.n_done:
+            m, s = case.mean_sem("entropy")
+            line += f" {m[-1] / case.N:>9.4f} ± {s[-1] / case.N:<8.4f}"
+        lines.append(line)
+    for case in run.cases:
+        for r, msg in case.errors.items():
+            lines.append(f"  failed: {case.label} realization {r}: {msg}")
+    return "\n".join(lines)
