@@ -206,7 +206,7 @@ def claim_output(args, cfg):
     """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
     the damaged rows to recompute (--repair); raises ConfigError or LockError."""
     out = args.out
-    held = RunLock(out).acquire(take_stale=args.resume or args.overwrite)
+    held = RunLock(out).acquire()
     try:
         if held.taken_over:
             log.warning(f"took over the lock of {out} from {held.taken_over}")
