@@ -264,3 +264,31 @@ def test_liouvillian_stop_and_resume(tmp_path):
     res = run_tlsmpi(["--out", out, "--resume", *work], ranks=2)
     assert res.returncode == 0, res.stderr
     assert_same(read_all(out), read_all(ref))
+
+
+# -- the command line itself ---------------------------------------------------------------
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_help_and_version_exit_0_usage_errors_exit_2_with_one_line(tmp_path, ranks):
+    """--help and --version print once and exit 0 (no traceback, no abort banner);
+    usage errors exit 2 with one line, also under mpirun -n 2.  There, Open MPI adds its
+    own banner for non-zero exits unless told to be quiet (mpirun -q, or
+    OMPI_MCA_orte_execute_quiet=1 as here; docs/reliability.md): tlsmpi itself prints
+    one line from one rank."""
+    quiet = {"OMPI_MCA_orte_execute_quiet": "1"}
+    for args, words in ((["--help"], "usage: python -m tlsmpi.run"), (["--version"], "tlsmpi ")):
+        res = run_tlsmpi(args, ranks=ranks, env=quiet)
+        assert res.returncode == 0 and res.stderr == "", res.stderr
+        assert res.stdout.count(words) == 1, res.stdout
+    for args, words in ((["--out"], "expected one argument"),
+                        (["--overwrite", "--resume"], "not allowed with argument"),
+                        (["--frobnicate"], "unknown argument"),
+                        (["--set", "model.N"], "section.key=value")):
+        res = run_tlsmpi(args if args == ["--out"] else ["--out", tmp_path / "x.h5", *args],
+                         ranks=ranks, env=quiet)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1, (args, res.stderr)
+        assert words in lines[0] and lines[0].startswith("tlsmpi: error:"), res.stderr
+    for args in (["check", "--frobnicate"], ["unlock"], ["all"]):
+        res = run_tlsmpi(args, module="tlsmpi.post")
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
