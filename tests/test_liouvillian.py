@@ -380,7 +380,8 @@ def test_engine_cost_and_memory_follow_the_method():
     assert mfn.cost(params, times, request, draw) == pytest.approx(expected)
     p7 = params.replace(N=7)
     assert auto.memory(p7, times, request) == 64.0 * 3432**2 + liouvillian.BASELINE
-    assert mfn.memory(p7, times, request) == liouvillian.mfn_memory(7, 1)
+    outputs = 640.0 * len(times) * 21          # the 21 pairs' coefficients and states at every time
+    assert mfn.memory(p7, times, request) == liouvillian.mfn_memory(7, 1) + outputs
 
 
 # --------------------------------------------------------------------------- under mpirun

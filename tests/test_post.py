@@ -13,8 +13,6 @@ pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = """
-[model]
-N = 4
 [time]
 t_min = 1e-3
 t_max = 1e8

@@ -12,7 +12,7 @@ from conftest import run_tlsmpi
 
 pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
 
-SMALL = ["--set", "model.N=7", "--set", "ensemble.realizations=7", "--set", "time.n_times=12",
+SMALL = ["--set", "ensemble.realizations=7", "--set", "time.n_times=12",
          "--set", "sweep.epsilon=[0.0, 0.5]", "--set", "sweep.N=[5, 7]"]
 
 

@@ -15,6 +15,7 @@ import pytest
 from tlsmpi.engines import exact
 from tlsmpi.physics.model import ModelParams, sample
 from tlsmpi.physics.measures import Request
+from tlsmpi.runfile import lock
 from tlsmpi.runfile.writer import crc
 from tlsmpi.results import DamagedRun, Run
 
@@ -195,25 +196,52 @@ def test_check_exit_codes(tmp_path, done_run):
     assert check(foreign)[0] == 2
 
 
-def test_stale_lock_is_reported_never_taken_over(done_run):
-    """A lock whose holder is gone (here: a pid that does not exist) refuses the next run
-    with the command that clears it; `post unlock` clears it; a live holder cannot be
-    unlocked."""
+def write_lock(path, **record):
     import json
     import socket
-    lock = str(done_run) + ".lock"
-    with open(lock, "w") as fh:
-        json.dump({"host": socket.gethostname(), "pid": 2**22 + 1, "job": "", "time": 0}, fh)
+    with open(str(path) + ".lock", "w") as fh:
+        json.dump(dict({"host": socket.gethostname(), "job": "", "time": 0}, **record), fh)
+
+
+@pytest.fixture
+def sleeper():
+    """A live process on this host (pid, start time), ended after the test."""
+    proc = subprocess.Popen(["sleep", "120"])
+    yield proc.pid, lock.process_start(proc.pid)
+    proc.kill()
+    proc.wait()
+
+
+def test_provably_stale_lock_is_taken_over(done_run, sleeper):
+    """A lock whose holder is gone from this host -- no process with its pid, or a live
+    process with another start time (the pid was reused) -- is taken over by the next
+    run, which names the old holder; the file resumes to complete."""
+    pid, start = sleeper
+    for gone in ({"pid": 2**22 + 1}, {"pid": pid, "start": start + 1}):
+        write_lock(done_run, **gone)
+        res = run_tlsmpi(["--out", done_run, "--resume", *TINY])
+        assert res.returncode == 0, res.stderr
+        assert f"took over the lock of {done_run} from a run on this host that is gone" in res.stdout
+        assert f":{gone['pid']}" in res.stdout and not os.path.exists(str(done_run) + ".lock")
+
+
+def test_live_or_foreign_holder_is_never_taken_over(done_run, sleeper):
+    """A live holder (pid and start time match) and a holder on another host (liveness
+    unknown) refuse the run with the holder's name; `post unlock` refuses a live holder
+    and clears a foreign one only with --force."""
+    pid, start = sleeper
+    lock_file = str(done_run) + ".lock"
+    write_lock(done_run, pid=pid, start=start)
+    res = run_tlsmpi(["--out", done_run, "--resume", *TINY])
+    assert res.returncode == 2 and f"is being written by" in res.stderr and f":{pid}" in res.stderr
+    res = run_tlsmpi(["unlock", done_run], module="tlsmpi.post")
+    assert res.returncode == 2 and "alive" in res.stderr and os.path.exists(lock_file)
+    write_lock(done_run, host="elsewhere.invalid", pid=pid, start=start)
     res = run_tlsmpi(["--out", done_run, "--resume", *TINY])
     assert res.returncode == 2 and "stale lock" in res.stderr and "tlsmpi.post unlock" in res.stderr
-    assert os.path.exists(lock)
-    assert run_tlsmpi(["unlock", done_run], module="tlsmpi.post").returncode == 0
-    assert not os.path.exists(lock)
-    with open(lock, "w") as fh:
-        json.dump({"host": socket.gethostname(), "pid": os.getpid(), "job": "", "time": 0}, fh)
-    res = run_tlsmpi(["unlock", done_run], module="tlsmpi.post")
-    assert res.returncode == 2 and "alive" in res.stderr
-    os.unlink(lock)
+    assert run_tlsmpi(["unlock", done_run], module="tlsmpi.post").returncode == 2
+    assert run_tlsmpi(["unlock", done_run, "--force"], module="tlsmpi.post").returncode == 0
+    assert not os.path.exists(lock_file)
 
 
 def test_requeued_job_takes_over_its_own_lock(done_run):

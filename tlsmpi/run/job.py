@@ -155,9 +155,20 @@ def check_resources(engine, cfg, args, comm):
         raise ConfigError(error)
 
 
+#: Bytes of rank 0's bookkeeping per work item (item and pending lists of tuples, predicted
+#: costs, the queue's arrays), an upper bound (docs/reliability.md).
+ITEM_BYTES = 500.0
+
+
 def _check_memory(engine, cfg, on_node):
     from ..engines.base import available_memory
     available = available_memory()
+    items = cfg.realizations * sum(engine.parts(p, cfg.request) for p in cfg.cases())
+    if available is not None and items * ITEM_BYTES > available / 2:
+        raise ConfigError(f"{items} work items (ensemble.realizations = {cfg.realizations} x "
+                          f"cases x parts) need ~{_bytes(items * ITEM_BYTES)} of rank 0's memory "
+                          f"for the work list but {_bytes(available)} is available: split the "
+                          "ensemble into several runs (ensemble.realizations, ensemble.seed)")
     said = set()
     for params in cfg.cases():
         line, error = memory_verdict(engine, params, cfg, on_node, available)
@@ -207,7 +218,7 @@ def claim_output(args, cfg):
     """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
     the damaged rows to recompute (--repair); raises ConfigError or LockError."""
     out = args.out
-    held = RunLock(out).acquire(take_stale=args.resume or args.overwrite)
+    held = RunLock(out).acquire()
     try:
         if held.taken_over:
             log.warning(f"took over the lock of {out} from {held.taken_over}")

@@ -7,8 +7,8 @@ is also taken on it, which the kernel drops when the holder dies.
 
 A lock is *provably stale* when its holder was on this host and is gone: the host was
 rebooted since (another boot id), no process has its pid, or the process with its pid
-started at another time (the pid was reused); and nobody holds its ``fcntl`` lock.
-``--resume`` and ``--overwrite`` take such a lock over and log the old holder.  Any
+started at another time (the pid was reused) or has exited (a zombie); and nobody holds
+its ``fcntl`` lock.  A run takes such a lock over and logs the old holder.  Any
 other lock is refused with the holder's name: a live holder, or one on another host
 (whose liveness cannot be seen from here: ``python -m tlsmpi.post unlock FILE --force``
 clears it).  The one exception is a job that finds its own batch job id in the lock
@@ -57,16 +57,28 @@ def read_holder(path):
         return {"unreadable": "not a lock record (being written?)"}
 
 
-def process_start(pid):
-    """Start time of process ``pid`` in clock ticks since boot (/proc/PID/stat field
-    22), or None where /proc cannot tell (no such process, or no procfs)."""
+def _stat(pid):
+    """Fields 3 onwards of /proc/PID/stat (state first), or None where /proc cannot tell."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read().decode(errors="replace")
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()     # field 3 onwards (the name may hold spaces)
-    return int(fields[22 - 3])
+    return stat[stat.rindex(")") + 2:].split()       # after the name, which may hold spaces
+
+
+def process_start(pid):
+    """Start time of process ``pid`` in clock ticks since boot (/proc/PID/stat field
+    22), or None where /proc cannot tell."""
+    fields = _stat(pid)
+    return None if fields is None else int(fields[22 - 3])
+
+
+def exited(pid):
+    """True if ``pid`` has exited and waits to be reaped (a zombie: e.g. a rank killed with
+    SIGKILL in a container whose init does not reap); it holds no locks any more."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] in ("Z", "X")
 
 
 def boot_id():
@@ -135,6 +147,8 @@ def _here(holder):
         return False
     except PermissionError:
         pass
+    if exited(holder["pid"]):
+        return False
     start = process_start(holder["pid"])
     if holder.get("start") is not None and start is not None:
         return start == holder["start"]          # another start time: the pid was reused
@@ -167,11 +181,11 @@ class RunLock:
         self.fd = self.record = None
         self.taken_over = None
 
-    def acquire(self, take_stale=False):
+    def acquire(self):
         """Take the lock or raise LockError naming the holder and what to do.
 
-        With ``take_stale`` a provably stale lock (`provably_stale`) is taken over; a
-        lock with this batch job's id always is.  ``taken_over`` then says whose and why."""
+        A provably stale lock (`provably_stale`) and a lock with this batch job's id are
+        taken over; ``taken_over`` then says whose and why."""
         name = lock_path(self.path)
         try:
             fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -180,7 +194,7 @@ class RunLock:
             mine = job_id()
             if mine and holder and holder.get("job") == mine and holder.get("pid") != os.getpid():
                 why = "an earlier run of this batch job"     # our own job, requeued: the old one is gone
-            elif take_stale and provably_stale(self.path, holder):
+            elif provably_stale(self.path, holder):
                 why = "a run on this host that is gone"
             else:
                 why = None
