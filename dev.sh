@@ -2,7 +2,8 @@
 # tlsmpi developer entry point on Debian 12 / Ubuntu.
 #   ./dev.sh run [ARGS]   install what is missing, then run a job under mpirun -n 2
 #                         (no ARGS: the small default job, written to default.h5)
-#   ./dev.sh test [ARGS]  install what is missing, then run the whole test suite (pytest ARGS)
+#   ./dev.sh test [ARGS]  install what is missing, run the linters (ruff, lint-imports: the
+#                         layers of docs/architecture.md), then the test suite (pytest ARGS)
 #   ./dev.sh test-nompi [ARGS]  a login node: pip venv from python3 (no MPI, numpy >= 2),
 #                         the tests that need neither MPI nor PETSc (the rest skip, with the reason)
 #   ./dev.sh bench WHAT   install what is missing, then run a benchmark (pairs, liouvillian, entropy,
@@ -78,6 +79,17 @@ PY
     fi
 }
 
+lint() {
+    # The linters of the [dev] extra (setup.cfg), installed into the venv on first use.
+    if [ ! -x "$VENV/bin/ruff" ] || [ ! -x "$VENV/bin/lint-imports" ]; then
+        echo "tlsmpi: installing the linters (ruff, import-linter) into $VENV"
+        "$VENV/bin/python" -m pip install -q --no-build-isolation -e '.[dev]'
+    fi
+    "$VENV/bin/ruff" check -q tlsmpi tests || { echo "tlsmpi: error: ruff check failed"; exit 1; }
+    out=$("$VENV/bin/lint-imports" --no-logo --no-cache 2>&1) \
+        || { echo "$out"; echo "tlsmpi: error: lint-imports: a layer contract is broken"; exit 1; }
+}
+
 mpi_env() {
     # Open MPI refuses root without these; tests start 3 ranks on 2 cores.
     if [ "$(id -u)" = 0 ]; then
@@ -94,7 +106,7 @@ case "$cmd" in
         if [ $# -eq 0 ]; then set -- --out default.h5 --overwrite; fi
         exec mpirun -n 2 "$VENV/bin/python" -m tlsmpi.run "$@" ;;
     test)
-        setup; mpi_env
+        setup; lint; mpi_env
         exec "$VENV/bin/python" -m pytest "$@" ;;
     test-nompi)
         pip_leg "$@" ;;
@@ -105,5 +117,5 @@ case "$cmd" in
         setup; mpi_env
         exec "$VENV/bin/python" "$@" ;;
     *)
-        sed -n '2,10p' "$0"; exit 2 ;;
+        sed -n '2,11p' "$0"; exit 2 ;;
 esac

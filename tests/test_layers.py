@@ -17,7 +17,7 @@ needs_linter = pytest.mark.skipif(not os.path.exists(LINT), reason="import-linte
 
 def lint(root):
     env = {**os.environ, "PYTHONPATH": root}
-    return subprocess.run([LINT, "--config", os.path.join(root, "setup.cfg"), "--no-cache"],
+    return subprocess.run([LINT, "--no-logo", "--no-cache", os.path.join(root, "setup.cfg")],
                           cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
 

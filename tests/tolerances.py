@@ -1,4 +1,4 @@
-"""Test tolerances derived from the arithmetic, k * eps * scale (DESIGN.md section 8).
+"""Test tolerances derived from the arithmetic, k * eps * scale (docs/design.md section 8).
 
 Each helper names what the rounding error grows with; a test passes the scale of its own
 computation and says in a comment why that scale is the right one.  k absorbs the

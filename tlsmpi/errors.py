@@ -1,4 +1,15 @@
-"""Exceptions shared by the engines and the runner."""
+"""Exceptions shared by the layers, and the exit status of every command (the one place
+they are defined; docs/reliability.md explains each)."""
+
+#: ``python -m tlsmpi.run``: 0 done, 1 crash, 2 bad input or refused, 3 stopped (resume
+#: with --resume), 4 I/O error.  ``python -m tlsmpi.post``: 0 ok, 1 a damaged run file,
+#: 2 bad input; ``post check`` adds 3, incomplete and resumable.  ``--check-install``:
+#: 1 something missing.
+EXIT_OK = 0
+EXIT_CRASH = EXIT_DAMAGED = EXIT_MISSING = 1
+EXIT_INPUT = 2
+EXIT_STOPPED = EXIT_RESUMABLE = 3
+EXIT_IO = 4
 
 
 class ConfigError(ValueError):

@@ -2,7 +2,7 @@
 
 H (Eq. 23) is diagonal in the S^z basis and every dissipator of Eq. (15) is
 on-site, so an element <s_A|rho_A(t)|s'_A> of any reduced density matrix is a
-product of 2x2 problems (DESIGN.md section 4, generalizing App. B):
+product of 2x2 problems (docs/design.md section 4, generalizing App. B):
 
     prod_{i in C} rho0_i[s_i, s'_i] exp((i nu_i d_i/2 - Gc_i) t)
       x prod_{k in A\\C} [exp(M_k t) p_k]_{s_k}  x  prod_{j not in A} 1^T exp(M_j t) p_j,

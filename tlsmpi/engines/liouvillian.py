@@ -1,5 +1,5 @@
 """Engine 2: the GKSL generator of Eq. (15) on the 4^N Pauli basis, distributed with
-PETSc and evolved with SLEPc MFN (DESIGN.md section 5; docs/liouvillian.md).
+PETSc and evolved with SLEPc MFN (docs/design.md section 5; docs/liouvillian.md).
 
 Pauli basis.  rho = 2^-N sum_mu c_mu P_mu with P_mu = P_{a_0} x ... x P_{a_{N-1}},
 P_0..3 = (I, X, Y, Z) in the (up, down) S^z basis, and c_mu = Tr(rho P_mu) real.  The

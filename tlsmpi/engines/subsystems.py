@@ -2,7 +2,7 @@
 
 Two routes (docs/entropy.md):
 
-* factorized (any dynamics): rho_A(t) element by element from DESIGN.md section 4,
+* factorized (any dynamics): rho_A(t) element by element from docs/design.md section 4,
 
       <s_A|rho_A|s'_A> = prod_{i in C} rho0_i[s_i, s'_i] e^{(i nu_i d_i/2 - Gc_i) t}
                          x prod_{k in A\\C} [e^{M_k t} p_k]_{s_k} x prod_{j not in A} 1^T e^{M_j t} p_j,
@@ -100,7 +100,7 @@ class _Site:
 
 
 def _rdm_chunks(real, t, A):
-    """Yield (slice of t, rho_A on those times), the factorized route (DESIGN.md section 4)."""
+    """Yield (slice of t, rho_A on those times), the factorized route (docs/design.md section 4)."""
     A = np.asarray(A, dtype=int)
     N, n = real.N, len(A)
     if n == 0 or len(set(A.tolist())) != n or A.min() < 0 or A.max() >= N:
@@ -137,7 +137,7 @@ def _rdm_chunks(real, t, A):
 
 def subsystem_rdm(real, times, A):
     """rho_A(t), shape (T, 2^|A|, 2^|A|), for the TLSs ``A`` in the given order, with or
-    without dissipation (DESIGN.md section 4).  Memory O(T 4^|A|): for the entropy alone
+    without dissipation (docs/design.md section 4).  Memory O(T 4^|A|): for the entropy alone
     use `half_system_entropy`, which works chunk by chunk."""
     t = np.asarray(times, dtype=float)
     return np.concatenate([rho for _, rho in _rdm_chunks(real, t, A)])

@@ -1,7 +1,7 @@
 """Quantum-jump (Monte-Carlo wave-function) trajectories of the GKSL equation (15) on
 the sectors of Engine 3 (`tlsmpi.ed`).
 
-Eq. (15) is the GKSL form with two jump operators per TLS (DESIGN.md section 2),
+Eq. (15) is the GKSL form with two jump operators per TLS (docs/design.md section 2),
 
     L_i^relax = sqrt(Y_i (1 + f_i)) S+_i   (down -> up, rate 4 Y_i (1 + f_i)),
     L_i^excite = sqrt(Y_i f_i) S-_i        (up -> down, rate 4 Y_i f_i),

@@ -1,6 +1,6 @@
 """The TLS model of Secs. II-III and IV A: parameters, materials, disorder.
 
-Units (DESIGN.md section 2): energies in W, times in hbar/W, rates and
+Units (docs/design.md section 2): energies in W, times in hbar/W, rates and
 frequencies in W/hbar, lengths in nm.  The coupling formulas (21)-(22) mix W
 with SI material constants, so a physical value ``W_eV`` fixes the scale.
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..physics.statistics import sem
+
 TAIL, START, ABOVE_PLATEAU, FLOOR, SETTLED = 0.1, 0.5, 10.0, 1e-3, 1.5
 MIN_POINTS = 4
 N_BOOT = 200
@@ -224,12 +226,6 @@ def plateau_estimate(rows, n_boot=N_BOOT, seed=0):
     est = estimates(v, reps)
     est.info["drift"] = plateau_drift(np.mean(rows, 0))
     return est
-
-
-def sem(rows):
-    """Standard error of the mean over realizations (axis 0)."""
-    rows = np.asarray(rows, dtype=float)
-    return rows.std(0, ddof=1) / np.sqrt(len(rows))
 
 
 def beta_estimate(t, rows, n_boot=N_BOOT, seed=0):

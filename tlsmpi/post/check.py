@@ -17,9 +17,9 @@ import numpy as np
 
 from ..runfile import lock
 from ..cli import Parser, UsageError
+from ..errors import EXIT_DAMAGED, EXIT_INPUT, EXIT_OK, EXIT_RESUMABLE
 
-EXIT_COMPLETE, EXIT_DAMAGED, EXIT_INPUT, EXIT_RESUMABLE = 0, 1, 2, 3
-_SEVERITY = {EXIT_COMPLETE: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3}
+_SEVERITY = {EXIT_OK: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3}
 
 
 def check(path):
@@ -54,7 +54,7 @@ def check(path):
                 return EXIT_DAMAGED, (f"{path}: DAMAGED: {case.name}/{obs}_mean differs from the "
                                       "mean of its verified rows")
     failed = sum(c.n_failed for c in run.cases)
-    return EXIT_COMPLETE, (f"{path}: complete, {done}/{total} realizations"
+    return EXIT_OK, (f"{path}: complete, {done}/{total} realizations"
                            + (f" ({failed} failed, excluded from the means)" if failed else "") + stale)
 
 
@@ -82,7 +82,7 @@ def main(argv):
         print(f"tlsmpi-post: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except SystemExit as err:                    # --help
-        return EXIT_INPUT if err.code else EXIT_COMPLETE
+        return EXIT_INPUT if err.code else EXIT_OK
     if args.command == "unlock":
         try:
             holder = lock.break_lock(args.file, force=args.force)
@@ -91,8 +91,8 @@ def main(argv):
             return EXIT_INPUT
         print(f"{args.file}: " + (f"removed the stale lock of {lock.describe(holder)}"
                                   if holder else "not locked"))
-        return EXIT_COMPLETE
-    worst = EXIT_COMPLETE
+        return EXIT_OK
+    worst = EXIT_OK
     for path in args.files:
         code, line = check(path)
         print(line, flush=True)

@@ -29,10 +29,10 @@ from . import analysis, figures
 from ..physics import phase_diagram
 from .. import randomstates
 from ..cli import Parser
+from ..errors import EXIT_DAMAGED, EXIT_INPUT, EXIT_OK
 from ..physics.model import ModelParams
 from ..runfile.reader import DamagedRun, NotARunFile, Run, summary
 
-EXIT_OK, EXIT_DAMAGED, EXIT_INPUT = 0, 1, 2
 ALIASES = {"fig6": ["fig6a", "fig6b"]}
 
 

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from ..physics.statistics import sem
 from .analysis import bootstrap, decay_window, peak, plateau_value, power_law_exponent
 from ..runfile.reader import Run
 
@@ -53,7 +54,7 @@ def case_row(t, case):
         out[name] = (value, err)
     if "entropy" in case.observables:
         S = case.values("entropy")[:, -1] / case.N
-        out["S_inf"] = (S.mean(), S.std(ddof=1) / np.sqrt(len(S)))
+        out["S_inf"] = (S.mean(), sem(S))
     return out
 
 
@@ -62,7 +63,7 @@ def differences(case, ref):
     runs may have different numbers of realizations: r is the same disorder in both)."""
     n = min(len(case.done), len(ref.done))
     both = case.done[:n] & ref.done[:n]
-    return case._rows["concurrence"][:n][both] - ref._rows["concurrence"][:n][both]
+    return case.rows("concurrence")[:n][both] - ref.rows("concurrence")[:n][both]
 
 
 def paired(case, ref):
@@ -71,9 +72,9 @@ def paired(case, ref):
     of |mean|, the standard error at that time)."""
     d = differences(case, ref)
     per_real = d.mean(1)
-    mean_t, sem_t = d.mean(0), d.std(0, ddof=1) / np.sqrt(len(d))
+    mean_t, sem_t = d.mean(0), sem(d)
     k = int(np.argmax(np.abs(mean_t)))
-    return per_real.mean(), per_real.std(ddof=1) / np.sqrt(len(d)), mean_t[k], sem_t[k]
+    return per_real.mean(), sem(per_real), mean_t[k], sem_t[k]
 
 
 def references(entries):
@@ -119,10 +120,10 @@ def at_times(entries, times):
         for want in times:
             k = int(np.argmin(np.abs(np.log(t / want))))
             line = (f"{key[0]:>5g} {key[1]:>3} {form:>12} {case.n_done:>4} {t[k]:>9.3g} "
-                    f"{C[:, k].mean():>11.3e} ± {C[:, k].std(ddof=1) / np.sqrt(len(C)):.1e}")
+                    f"{C[:, k].mean():>11.3e} ± {sem(C[:, k]):.1e}")
             if ref is not None:
                 d = differences(case, ref)[:, k]
-                line += f" {d.mean():>+11.2e} ± {d.std(ddof=1) / np.sqrt(len(d)):.1e}"
+                line += f" {d.mean():>+11.2e} ± {sem(d):.1e}"
             lines.append(line)
     return "\n".join(lines)
 
@@ -142,7 +143,7 @@ def figure(entries, path):
             if key[0] != e:
                 continue
             C = case.values("concurrence")
-            m, s = C.mean(0), C.std(0, ddof=1) / np.sqrt(len(C))
+            m, s = C.mean(0), sem(C)
             ax.plot(t, m, styles[form.split()[0]], color=colors[key[1]], label=f"N = {key[1]}, {form}",
                     lw=1.5 if form == "none" or form.endswith(" 1") else 0.8)
             ax.fill_between(t, m - s, m + s, color=colors[key[1]], alpha=0.2, lw=0)

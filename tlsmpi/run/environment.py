@@ -17,9 +17,9 @@ import platform
 import sys
 
 from .. import __version__
+from ..errors import EXIT_INPUT, EXIT_MISSING, EXIT_OK
 from ..runfile.writer import h5py_module
 
-EXIT_OK, EXIT_MISSING, EXIT_INPUT = 0, 1, 2
 
 #: Variables that a launcher sets in every process it starts, with the number of
 #: processes it started.  They identify the launch, unlike SLURM_NTASKS, which is set

@@ -36,11 +36,11 @@ from .. import config as configuration
 from .. import engines
 from . import environment
 from ..cli import Parser, wants_help
-from ..errors import ConfigError, SolverError
+from ..errors import (EXIT_CRASH, EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_STOPPED, ConfigError,
+                      SolverError)
 from ..runfile.lock import LockError, RunLock, lock_path, read_holder
 from ..physics.model import sample
 
-EXIT_OK, EXIT_CRASH, EXIT_INPUT, EXIT_STOPPED, EXIT_IO = 0, 1, 2, 3, 4
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
 #: unless set.  WHERE is a realization index (* = any), or "create" (rank 0 creating the file).

@@ -86,6 +86,11 @@ class Case:
     def n_pending(self):
         return int((self.status == PENDING).sum())
 
+    def rows(self, obs):
+        """Per-realization rows (R, T) of every realization, NaN where not done (row r is
+        realization r, the same disorder in every run of the same seed)."""
+        return self._rows[obs]
+
     def values(self, obs):
         """Per-realization rows (n_done, T) of the verified done realizations."""
         return self._rows[obs][self.done]

@@ -34,6 +34,7 @@ import zlib
 import numpy as np
 
 from ..physics.measures import OBSERVABLES
+from ..physics.statistics import sem
 
 LAYOUT_VERSION = 2
 PENDING, DONE, FAILED = 0, 1, -1
@@ -436,5 +437,4 @@ def mean_sem(rows, mask):
     n = len(x)
     if n == 0:
         return np.full(rows.shape[1], np.nan), np.full(rows.shape[1], np.nan)
-    sem = x.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.full(rows.shape[1], np.nan)
-    return x.mean(0), sem
+    return x.mean(0), (sem(x) if n > 1 else np.full(rows.shape[1], np.nan))
