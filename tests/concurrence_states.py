@@ -1,5 +1,5 @@
 """Two-qubit states of known structure in 40-digit arithmetic, and Wootters' concurrence
-computed from them with mpmath (an independent reference for tlsmpi.observables)."""
+computed from them with mpmath (an independent reference for tlsmpi.physics.measures)."""
 import mpmath as mp
 import numpy as np
 

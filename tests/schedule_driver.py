@@ -1,4 +1,4 @@
-"""Test driver: `tlsmpi.schedule.WorkQueue` with workers that sleep for their items.
+"""Test driver: `tlsmpi.parallel.WorkQueue` with workers that sleep for their items.
 
     mpirun -n P python tests/schedule_driver.py SCENARIO
 
@@ -28,7 +28,7 @@ from mpi4py import MPI
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tlsmpi.parallel.schedule import Collector, WorkQueue  # noqa: E402
+from tlsmpi.parallel import Collector, WorkQueue  # noqa: E402
 
 COSTS = np.random.default_rng(7).uniform(0.002, 0.03, 80)
 COSTS[:2] = 0.3

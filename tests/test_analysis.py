@@ -1,4 +1,4 @@
-"""tlsmpi.analysis and tlsmpi.phase recover known parameters from synthetic data."""
+"""tlsmpi.post.analysis and tlsmpi.physics.phase_diagram recover known parameters from synthetic data."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Engine 3 (tlsmpi.ed, tlsmpi.trajectories) against independent computations: Engine 1
+"""Engine 3 (tlsmpi.engines.ed, tlsmpi.engines.trajectories) against independent computations: Engine 1
 without flip-flop terms, a dense expm of H built from explicit Pauli matrices, the dense
 GKSL generator of tests/dense.py, the Liouvillian engine, and itself under mpirun
 (trajectory blocks as work items)."""

@@ -1,4 +1,4 @@
-"""Launch checks (tlsmpi.environment and the first lines of tlsmpi.run.main): --version,
+"""Launch checks (tlsmpi.run.environment and the first lines of tlsmpi.run.main): --version,
 --check-install, a missing mpi4py, a launcher whose size MPI does not see, serial h5py
 under mpirun.  Every refusal is one line on stderr, exit 2, and nothing written."""
 import os

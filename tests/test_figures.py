@@ -1,6 +1,6 @@
 """The figures of tlsmpi.post, opened and inspected: every axis shows data, no panel
 covers another, fits state window, chi^2 and interval, labels write 10^5; plus the
-percentile intervals and the Fig. 6a window rule of tlsmpi.analysis."""
+percentile intervals and the Fig. 6a window rule of tlsmpi.post.analysis."""
 import io
 import logging
 import os

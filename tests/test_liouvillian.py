@@ -1,4 +1,4 @@
-"""Engine 2 (tlsmpi.liouvillian) against independent computations: the dense 4^N
+"""Engine 2 (tlsmpi.engines.liouvillian) against independent computations: the dense 4^N
 superoperator of tests/dense.py, Engine 1, pure-state evolution, and itself under mpirun."""
 import dataclasses
 import json
@@ -240,7 +240,7 @@ WINDOW = np.logspace(-2, 4, 41)          # the paper's window, 41 log-spaced tim
 
 def ketbra_permutation(N):
     """Row-major index a 2^N + b of tests/dense.py for every global ket-bra index
-    sum_k (2 a_k + b_k) 4^(N-1-k) of tlsmpi.liouvillian.block_codes."""
+    sum_k (2 a_k + b_k) 4^(N-1-k) of tlsmpi.engines.liouvillian.block_codes."""
     codes = (np.arange(4**N)[:, None] >> (2 * (N - 1 - np.arange(N)))) & 3
     bit = 1 << (N - 1 - np.arange(N))
     return ((codes >> 1) @ bit) * 2**N + (codes & 1) @ bit

@@ -1,4 +1,4 @@
-"""The shared work queue (tlsmpi.schedule): dealing, stop agreement, groups, progress."""
+"""The shared work queue (tlsmpi.parallel): dealing, stop agreement, groups, progress."""
 import json
 import logging
 import os
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tlsmpi.parallel.schedule import Dealer, WorkQueue, group_efficiency, plan_groups
+from tlsmpi.parallel import Dealer, WorkQueue, group_efficiency, plan_groups
 
 from conftest import ROOT, mpi_env
 

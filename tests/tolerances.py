@@ -36,7 +36,7 @@ def solver(tol, scale=1.0, k=10):
 def site_rate(real):
     """Per site, |nu_i| + 8 Y_i (1 + 2 f_i) + 4 sum_j (|J_ij| + |K_ij|): a bound of every
     frequency and rate that site i contributes to the exponents of Eq. (15)'s solution
-    (its column of tlsmpi.liouvillian.norm1_estimate).  t times the sum over the sites of
+    (its column of tlsmpi.engines.liouvillian.norm1_estimate).  t times the sum over the sites of
     a reduced density matrix bounds the arguments of its exponentials at time t."""
     return (np.abs(real.nu) + 8 * real.Y * (1 + 2 * real.f)
             + 4 * (np.abs(real.J) + np.abs(real.K)).sum(1))
@@ -64,7 +64,7 @@ def spectral(cond, argument, scale=1.0, k=16):
 
 
 def mfn(real, times, tol):
-    """Bound of |drho| for Engine 2 (tlsmpi.liouvillian) run to -mfn_tol ``tol``: every
+    """Bound of |drho| for Engine 2 (tlsmpi.engines.liouvillian) run to -mfn_tol ``tol``: every
     MFN solve (output intervals plus substeps of ||G||_1 h <= STEP_NORM) leaves an
     error ~tol ||c||_2 on the Pauli coefficients, ||c||_2 = (2^N Tr rho^2)^(1/2) <=
     2^(N/2); plus the rounding of the exponentials (`evolution`)."""

@@ -6,7 +6,7 @@ computes every combination (a "case"), with the same disorder realizations in ea
 
     [model]        N, material, W_eV, Dbar, nD, gamma, rho_g_cm3, vL_km_s, vT_km_s,
                    L0_nm, eta, epsilon, T_K, flipflop, flipflop_form
-                   (tlsmpi.model.ModelParams); with material = "SiO2" | "BK7" | "PMMA"
+                   (tlsmpi.physics.model.ModelParams); with material = "SiO2" | "BK7" | "PMMA"
                    the keys not given take the Table I values, given ones override
     [time]         t_min, t_max, n_times, spacing = "log" | "linear"; or values = [...]
     [ensemble]     realizations, seed

@@ -19,7 +19,7 @@ output times over the paper's window.
   4000 / M disjoint sets for M = 25, 100, 400, 1000; per M the mean over sets and times of
   C_M(t) - C(t) with its standard error, the same against the average of all 4000
   (C_all: the noise common to all rows cancels, what remains is the bias at M relative to
-  M = 4000), the mean |C_M - C| and the jackknife error of `tlsmpi.trajectories.average`.
+  M = 4000), the mean |C_M - C| and the jackknife error of `tlsmpi.engines.trajectories.average`.
 
 Times are CPU seconds of this process (time.process_time; set OMP_NUM_THREADS=1), which a
 shared machine perturbs less than wall time.  The peak memory (ru_maxrss) is a running

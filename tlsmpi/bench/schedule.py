@@ -22,10 +22,10 @@ logged ETA against the true remaining time.
 item costs of the full run/fig4, fig10, fig6a and fig8_liouvillian configurations,
 the runner's overhead per item and the queue's request latency and server time
 (measured here with one rank and with ``--probe``): today's static deal with one
-allreduce per round, the work queue (`tlsmpi.schedule.Dealer`, the same code as rank
+allreduce per round, the work queue (`tlsmpi.parallel.Dealer`, the same code as rank
 0 runs), and for fig8_liouvillian the queue with rank groups (`plan_groups`).
 
-``--module`` runs the same jobs with the work queue alone (`tlsmpi.schedule`, no
+``--module`` runs the same jobs with the work queue alone (`tlsmpi.parallel`, no
 sampling, no output), under the same mpirun.
 
 ``--probe`` measures what MPI progresses on this machine while ranks compute (passive
@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import config as configuration
 from .. import engines
-from ..parallel.schedule import Dealer, WorkQueue, group_efficiency, plan_groups, poll_recv
+from ..parallel import Dealer, WorkQueue, group_efficiency, plan_groups, poll_recv
 
 #: Median wall seconds per realization of the exact engine, (N, epsilon) -> s, from
 #: ``python -m tlsmpi.run run/figX_quick.toml --set ensemble.realizations=20`` on one
@@ -402,7 +402,7 @@ def extrapolate(args):
           f"{args.service * 1e6:.0f} us per request, allreduce {args.allreduce * 1e6:.0f} us x log2 P, "
           f"group efficiency 1 / (1 + {args.group_overhead} log2 g)")
     print("Efficiency = sum of item costs / (ranks x makespan).  static: today's runner "
-          "(with the item overhead); queue: tlsmpi.schedule without / with the item overhead; "
+          "(with the item overhead); queue: tlsmpi.parallel without / with the item overhead; "
           "groups: queue + plan_groups, without")
     print(f"{'config':>18} {'items':>7} {'ranks':>6} {'static':>8} {'queue':>8} {'+overhead':>9} "
           f"{'ETA/true':>10} {'groups':>8} {'ETA/true':>10}")
@@ -643,7 +643,7 @@ def main(argv=None):
     parser.add_argument("--eta", metavar="CONFIG",
                         help="also: the real runner on CONFIG (2 ranks), its ETA against the truth")
     parser.add_argument("--module", action="store_true",
-                        help="the work queue alone (tlsmpi.schedule), without the runner")
+                        help="the work queue alone (tlsmpi.parallel), without the runner")
     parser.add_argument("--timeout", type=float, default=900.0, help="per mpirun (s)")
     parser.add_argument("--extrapolate", action="store_true")
     parser.add_argument("--item-overhead", type=float, help="s per item (default: measure it)")

@@ -43,7 +43,7 @@ class Engine:
     name = None
     #: Engine-specific keys of the ``[engine]`` table: key -> (default, check, want).
     option_schema = {}
-    #: Observables the engine can compute (fields of `tlsmpi.observables.Request`).
+    #: Observables the engine can compute (fields of `tlsmpi.physics.measures.Request`).
     observables = ("concurrence",)
     #: True if one realization can run on a group of several ranks (``comm`` in `compute`).
     parallel = False
@@ -66,8 +66,8 @@ class Engine:
 
         Parameters
         ----------
-        cases : list of tlsmpi.model.ModelParams
-        request : tlsmpi.observables.Request
+        cases : list of tlsmpi.physics.model.ModelParams
+        request : tlsmpi.physics.measures.Request
         """
 
     def ignored_options(self, cases, request):

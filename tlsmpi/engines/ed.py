@@ -2,8 +2,8 @@
 
 State vectors live on the 2^N configurations of the S^z product basis, index
 s = sum_k b_k 2^(N-1-k) with b_k = 0 for up (S^z = +1), site 0 most significant (the
-order of tests/dense.py and tlsmpi.entropy).  The Hamiltonian is Eq. (23) plus the
-flip-flop term of `tlsmpi.model.ModelParams`:
+order of tests/dense.py and tlsmpi.engines.subsystems).  The Hamiltonian is Eq. (23) plus the
+flip-flop term of `tlsmpi.physics.model.ModelParams`:
 
     H = -1/2 sum_i nu_i S^z_i + sum_{i != j} J_ij S^z_i S^z_j + H_ff,
 
@@ -19,7 +19,7 @@ eigh) and |psi(t)> = sum_sectors V e^{-iEt} V^T |psi(0)> at every output time, s
 cost does not depend on the time window.  The initial state is the product state of
 Eq. (26).  Pair density matrices give the concurrence (Eqs. 27-28), bubble
 bipartitions the entropy (Eq. 29).  With dissipation (epsilon > 0) the same sectors
-carry the quantum-jump trajectories of `tlsmpi.trajectories`.
+carry the quantum-jump trajectories of `tlsmpi.engines.trajectories`.
 """
 import numpy as np
 
@@ -52,7 +52,7 @@ def unitary_states(real, times, sectors=None):
 
     Parameters
     ----------
-    real : tlsmpi.model.Realization
+    real : tlsmpi.physics.model.Realization
     times : array_like, shape (T,)
     sectors : Sectors, optional
         Reused if given.
@@ -157,7 +157,7 @@ CONCURRENCE_ERR = {"concurrence_err": (
 class EDEngine(Engine):
     """Engine 3 in the registry: exact diagonalization per sector (epsilon = 0) and
     quantum-jump trajectories (epsilon > 0, ``trajectories = M``), whose blocks of
-    `tlsmpi.trajectories.BLOCK` trajectories are the parts of a realization (each a
+    `tlsmpi.engines.trajectories.BLOCK` trajectories are the parts of a realization (each a
     work item of the runner)."""
     name = "ed"
     observables = ("concurrence", "entropy")
@@ -203,7 +203,7 @@ class EDEngine(Engine):
         return n_blocks(M) if params.epsilon and M else 1
 
     def compute_part(self, real, times, request, part, comm=None):
-        """`tlsmpi.trajectories.block_sums` of block ``part``; the H_eff eigendecompositions
+        """`tlsmpi.engines.trajectories.block_sums` of block ``part``; the H_eff eigendecompositions
         of the last realization are kept for its next block."""
         key = (real.params, real.seed, real.index, request)
         if self._setup[0] != key:
@@ -212,7 +212,7 @@ class EDEngine(Engine):
         return block_sums(self._setup[1], times, part, self.options["trajectories"])
 
     def combine(self, real, times, request, partials):
-        """The trajectory average of `tlsmpi.trajectories.combine`, with the jackknife
+        """The trajectory average of `tlsmpi.engines.trajectories.combine`, with the jackknife
         error of C over blocks as ``concurrence_err``."""
         res = combine(StateReadout(real, request), partials)
         err = "concurrence_err" in self.outputs(request)

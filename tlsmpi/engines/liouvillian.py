@@ -124,7 +124,7 @@ def site_superop(nu, Y, f):
 
 def pair_superop(J, K_ij=0.0, K_ji=0.0, form="exchange"):
     """L_ij of the pair i < j: -i[h_ij, rho] with h_ij = 2 J_ij Sz_i Sz_j (Eq. 23,
-    ordered-pair sum) plus the flip-flop term of ``form`` (tlsmpi.model.ModelParams):
+    ordered-pair sum) plus the flip-flop term of ``form`` (tlsmpi.physics.model.ModelParams):
     K_ij S+_i S-_j + K_ji S-_i S+_j ("exchange") or (K_ij + K_ji) Sx_i Sx_j ("xx")."""
     h = 2 * J * np.kron(_SZ, _SZ)
     if form == "xx":

@@ -35,7 +35,7 @@ class Sectors:
 
     Parameters
     ----------
-    real : tlsmpi.model.Realization
+    real : tlsmpi.physics.model.Realization
     """
 
     def __init__(self, real):

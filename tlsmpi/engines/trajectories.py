@@ -1,5 +1,5 @@
 """Quantum-jump (Monte-Carlo wave-function) trajectories of the GKSL equation (15) on
-the sectors of Engine 3 (`tlsmpi.ed`).
+the sectors of Engine 3 (`tlsmpi.engines.ed`).
 
 Eq. (15) is the GKSL form with two jump operators per TLS (docs/design.md section 2),
 
@@ -163,8 +163,8 @@ class Setup:
 
     Parameters
     ----------
-    real : tlsmpi.model.Realization
-    request : tlsmpi.observables.Request
+    real : tlsmpi.physics.model.Realization
+    request : tlsmpi.physics.measures.Request
     """
 
     def __init__(self, real, request):

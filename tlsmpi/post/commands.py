@@ -7,14 +7,14 @@ WHAT is ``summary`` (the default: print the table only), ``all`` (the table and 
 figure the files can feed) or one or more figure names (fig2, fig4, fig5, fig6a, fig6b,
 fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated.  FILEs are run files of
 ``tlsmpi.run`` and random-state files of ``tlsmpi.randomstates``, in any mix; each
-figure takes the cases it needs from all of them (tlsmpi.figures).  Figures go to
+figure takes the cases it needs from all of them (tlsmpi.post.figures).  Figures go to
 DIR/<name>.png and .pdf.  Uncertainties are bootstrap 68 % percentile intervals over
 realizations, ``value [lo, hi]`` (``--boot`` replicas, seeded with ``--seed``); every fit
 gives its window and reduced chi^2.  A figure panel without data is not drawn and the
 output says why.  docs/post.md describes the analysis rules.
 
 ``check FILE...`` verifies run files for job scripts and ``unlock FILE`` clears a stale
-lock (tlsmpi.check).
+lock (tlsmpi.post.check).
 
 Exit status: 0 done; 1 a run file with damaged rows; 2 bad input (missing, corrupt or
 foreign file; a requested figure without data), with a one-line message.

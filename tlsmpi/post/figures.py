@@ -6,7 +6,7 @@ by what they contain (`Pool.family`): e.g. Fig. 4 uses the epsilon = 0 concurren
 that differ only in N, the largest such family.  Curves are drawn by one helper
 (`curves`): mean over realizations with a +-1 standard-error band.
 
-Every panel shows data or is not drawn (the reason goes to the ``tlsmpi.figures`` log).
+Every panel shows data or is not drawn (the reason goes to the ``tlsmpi.post.figures`` log).
 What the paper draws as insets (Fig. 4 beta_i(1/N), Fig. 5 beta_i(Dbar), Fig. 7
 S_E(inf)(N)) is a side panel here: the curves fill every corner of the main panel (the
 small-N plateaus span the top, the rise and the N ~ 12 plateau the bottom), so any inset

@@ -4,7 +4,7 @@
 
 Reads run files (any engine) and groups their cases by (epsilon, N).  Per case: the
 peak C_max and its time (Sec. IV C), the plateau C(inf) and the power-law exponent beta
-of `tlsmpi.analysis` (rules in docs/post.md), S_E at the last time over N, each with
+of `tlsmpi.post.analysis` (rules in docs/post.md), S_E at the last time over N, each with
 a bootstrap error over realizations.  Where a case without flip-flop (flipflop = 0) of
 the same (epsilon, N, seed, time grid) exists, the flip-flop cases are also compared with it
 realization by realization (same disorder, same initial state): the mean over times and

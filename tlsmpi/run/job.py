@@ -6,7 +6,7 @@ computed by one rank group alone, or, if the engine splits it into parts
 (`tlsmpi.engines.Engine.parts`, e.g. blocks of trajectories), part by part anywhere
 and combined in part order on one rank, so the numbers do not depend on the rank
 count.  Work items (realizations or parts) are shared through
-`tlsmpi.schedule.WorkQueue` (largest predicted cost first, no collective per item);
+`tlsmpi.parallel.WorkQueue` (largest predicted cost first, no collective per item);
 completed rows are buffered per rank and written at checkpoints by independent I/O.
 SIGUSR1/SIGTERM stop every rank at its next item boundary; the file stays resumable
 (a realization with parts not computed stays pending).
@@ -351,17 +351,24 @@ def _fault(rank, where):
                "solver": SolverError("injected solver fault")}[kind]
 
 
-#: The item this rank computes, for the crash message of `main`.
-current_item = {}
+class JobState:
+    """What the crash handler of `main` needs to know, kept up to date as the job goes:
+    the item this rank computes (``item``, a label or None) and the lock of the run
+    file (``lock_path``, ``lock_record``: released by `_abort`)."""
+
+    def __init__(self):
+        self.item = None
+        self.lock_path = self.lock_record = None
 
 
-def run_item(engine, params, cfg, times, r, group_comm, rank, part=None):
+def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
     """Compute one realization, or part ``part`` of it (`tlsmpi.engines.Engine.parts`);
-    a SolverError or a non-finite result makes the realization a failed one.
+    a SolverError or a non-finite result makes the realization a failed one.  The item
+    is named in ``state`` (`JobState`) while it runs.
 
     Returns (real, results or partial result, error message or None, wall seconds)."""
-    current_item.update(label=("" if part is None else f"part {part} of ") +
-                        f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
+    state.item = (("" if part is None else f"part {part} of ") +
+                  f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
     t0 = time.perf_counter()
     real = sample(params, cfg.seed, r)
     try:
@@ -374,7 +381,7 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, part=None):
         results, error = None, str(err)
     else:
         error = None
-    current_item.clear()                   # left set by an exception: main names the item
+    state.item = None                      # left set by an exception: main names the item
     return real, results, error, time.perf_counter() - t0
 
 
@@ -436,7 +443,7 @@ def warn_stop_margin(costs, widths):
                     "too late to stop cleanly; raise the margin (job script) or lower the cost")
 
 
-def execute(args, cfg, solver, comm, argv):
+def execute(args, cfg, solver, comm, argv, state):
     """Everything after validation: engine set-up, resources, the lock, the loop."""
     engine = engines.get(cfg.engine)(cfg.engine_options)
     engine.init([sys.argv[0], *solver])
@@ -461,133 +468,187 @@ def execute(args, cfg, solver, comm, argv):
     error, record = comm.bcast((error, held.record if held else None), root=0)
     if error:
         raise ConfigError(error)
-    job_lock.update(path=args.out, record=record)
+    state.lock_path, state.lock_record = args.out, record
     try:
-        return _execute(args, cfg, engine, comm, argv, held, repair)
+        return Job(args, cfg, engine, comm, state).run(argv, held, repair)
     finally:
         if held is not None:
             held.release()
 
 
-def _execute(args, cfg, engine, comm, argv, held, repair):
-    from ..runfile.writer import PENDING, RunFile, create
-    from ..parallel.schedule import Collector, WorkQueue, plan_groups
-    cases, times = cfg.cases(), cfg.times
-    failure = None
-    if comm.rank == 0 and not args.resume:
-        try:
-            _fault(0, "create")
-            create(args.out, cfg, provenance(comm, engine, argv), engine.outputs(cfg.request),
-                   overwrite=args.overwrite)
-        except OSError as err:
-            failure = io_message(err, args.out, "creating")
-    failure = comm.bcast(failure, root=0)
-    if failure:
-        raise RunFileError(failure)
-    run = RunFile(args.out, comm)
-    status = costs = None
-    if comm.rank == 0:                     # rank 0 reads and decides; the others follow
-        if repair:
-            log.warning(f"--repair: recomputing {len(repair)} damaged row(s)")
-            run.mark_pending(repair)
-        status = np.array([run.status(c) for c in range(len(cases))])
-        costs = predicted_costs(engine, cfg, cases, times)
-    status, costs = comm.bcast((status, costs), root=0)
-    pending = [(int(c), int(r)) for c, r in zip(*np.nonzero(status == PENDING))]
-    # work items: the parts of every pending realization (one part unless the engine splits it)
-    n_parts = np.array([engine.parts(p, cfg.request) for p in cases], dtype=int)
-    items = [(f, p) for f, (c, r) in enumerate(pending) for p in range(n_parts[c])]
-    item_costs = np.array([costs[pending[f]] / n_parts[pending[f][0]] for f, _ in items])
-    split = len(items) > len(pending)
-    base = cfg.ranks_per_realization if engine.parallel else 1
-    # heavy items may get groups of up to a quarter of the ranks (never all of them:
-    # at a few ranks, running items side by side beats any parallel speed-up)
-    largest = max(base, comm.size // 4)
-    allowed = tuple(base << k for k in range(comm.size.bit_length()) if base << k <= largest)
-    sizes, widths = plan_groups(item_costs, comm.size, allowed if engine.parallel else (1,))
-    color = int(np.searchsorted(np.cumsum(sizes), comm.rank, side="right"))
-    group_comm = comm.Split(color, comm.rank)
-    leader = group_comm.rank == 0
-    log.info(f"tlsmpi {__version__}: {len(cases)} case(s) x {cfg.realizations} realizations, "
-             f"{len(times)} times, engine {cfg.engine}, {comm.size} rank(s) in {len(sizes)} "
-             f"group(s); {len(pending)} to compute" + (f" in {len(items)} parts" if split else "")
-             + f" -> {args.out}")
-    if comm.rank == 0:
-        warn_stop_margin(item_costs, widths)
+class Job:
+    """One job after validation and locking, as named steps: `create_file`, `plan`,
+    `make_groups`, `work` (the item loop) and `finish`.  Rank 0 reads and decides; the
+    other ranks follow its broadcasts.  An exception in any step aborts the whole job
+    (`main`): no collective clean-up happens here."""
 
-    stop = StopFlag()
-    queue = WorkQueue(comm, item_costs, worker=leader, width=widths, group_size=group_comm.size,
-                      progress_seconds=cfg.section("output")["progress_seconds"],
-                      done_cost=float(costs[status != PENDING].sum()),
-                      done_items=int(n_parts[np.nonzero(status != PENDING)[0]].sum()),
-                      log_label="parts of realizations" if split else "realizations",
-                      families=[f for f, _ in items] if split else None,
-                      kinds=[pending[f][0] for f, _ in items] if split else "auto")
-    # the parts of a realization are gathered on one rank, which writes its row
-    collector = Collector(comm, [f for f, _ in items], [p for _, p in items],
-                          sorted(queue.group_sizes)) if split else None
-    checkpoint = cfg.section("output")["checkpoint_seconds"]
-    last_write = time.monotonic()
-    completed = []
+    def __init__(self, args, cfg, engine, comm, state):
+        self.args, self.cfg, self.engine, self.comm, self.state = args, cfg, engine, comm, state
+        self.cases, self.times = cfg.cases(), cfg.times
 
-    def record_parts(done):
-        for f, values in done:
-            c, r = pending[f]
-            record(run, c, r, *combine_parts(engine, cases[c], cfg, times, r, values))
+    def run(self, argv, held, repair):
+        """All steps; returns the exit status."""
+        from ..runfile.writer import RunFile
+        self.create_file(argv)
+        self.file = RunFile(self.args.out, self.comm)
+        self.plan(repair)
+        self.make_groups()
+        stopped = self.work()
+        return self.finish(stopped, held)
 
-    # an exception in this loop aborts the whole job (main): no collective clean-up here
-    while True:
-        chunk = queue.take(completed, stop=bool(stop.signal)) if leader else None
+    def create_file(self, argv):
+        """Rank 0 creates the run file (not on --resume); RunFileError on every rank if
+        that fails."""
+        from ..runfile.writer import create
+        args, failure = self.args, None
+        if self.comm.rank == 0 and not args.resume:
+            try:
+                _fault(0, "create")
+                create(args.out, self.cfg, provenance(self.comm, self.engine, argv),
+                       self.engine.outputs(self.cfg.request), overwrite=args.overwrite)
+            except OSError as err:
+                failure = io_message(err, args.out, "creating")
+        failure = self.comm.bcast(failure, root=0)
+        if failure:
+            raise RunFileError(failure)
+
+    def plan(self, repair):
+        """The pending realizations and their work items: every part of every pending
+        realization (one part unless the engine splits it), with predicted costs."""
+        from ..runfile.writer import PENDING
+        cfg, engine, cases = self.cfg, self.engine, self.cases
+        status = costs = None
+        if self.comm.rank == 0:
+            if repair:
+                log.warning(f"--repair: recomputing {len(repair)} damaged row(s)")
+                self.file.mark_pending(repair)
+            status = np.array([self.file.status(c) for c in range(len(cases))])
+            costs = predicted_costs(engine, cfg, cases, self.times)
+        status, costs = self.comm.bcast((status, costs), root=0)
+        self.pending = [(int(c), int(r)) for c, r in zip(*np.nonzero(status == PENDING))]
+        self.n_parts = np.array([engine.parts(p, cfg.request) for p in cases], dtype=int)
+        self.items = [(f, p) for f, (c, r) in enumerate(self.pending) for p in range(self.n_parts[c])]
+        self.item_costs = np.array([costs[self.pending[f]] / self.n_parts[self.pending[f][0]]
+                                    for f, _ in self.items])
+        self.split = len(self.items) > len(self.pending)
+        self.done_cost = float(costs[status != PENDING].sum())
+        self.done_items = int(self.n_parts[np.nonzero(status != PENDING)[0]].sum())
+
+    def make_groups(self):
+        """Rank groups (`tlsmpi.parallel.plan_groups`): heavy items may get groups of up
+        to a quarter of the ranks (never all of them: at a few ranks, running items side
+        by side beats any parallel speed-up)."""
+        from ..parallel import plan_groups
+        comm, engine = self.comm, self.engine
+        base = self.cfg.ranks_per_realization if engine.parallel else 1
+        largest = max(base, comm.size // 4)
+        allowed = tuple(base << k for k in range(comm.size.bit_length()) if base << k <= largest)
+        sizes, self.widths = plan_groups(self.item_costs, comm.size,
+                                         allowed if engine.parallel else (1,))
+        color = int(np.searchsorted(np.cumsum(sizes), comm.rank, side="right"))
+        self.group_comm = comm.Split(color, comm.rank)
+        self.leader = self.group_comm.rank == 0
+        parts = f" in {len(self.items)} parts" if self.split else ""
+        log.info(f"tlsmpi {__version__}: {len(self.cases)} case(s) x {self.cfg.realizations} "
+                 f"realizations, {len(self.times)} times, engine {self.cfg.engine}, {comm.size} "
+                 f"rank(s) in {len(sizes)} group(s); {len(self.pending)} to compute{parts} "
+                 f"-> {self.args.out}")
+        if comm.rank == 0:
+            warn_stop_margin(self.item_costs, self.widths)
+
+    def work(self):
+        """The item loop: take chunks from the queue until it is empty or a stop was
+        agreed, compute, buffer rows, write at checkpoints.  Returns True if stopped."""
+        from ..parallel import Collector, WorkQueue
+        items, split, group_comm = self.items, self.split, self.group_comm
+        stop = StopFlag()
+        queue = WorkQueue(self.comm, self.item_costs, worker=self.leader, width=self.widths,
+                          group_size=group_comm.size,
+                          progress_seconds=self.cfg.section("output")["progress_seconds"],
+                          done_cost=self.done_cost, done_items=self.done_items,
+                          log_label="parts of realizations" if split else "realizations",
+                          families=[f for f, _ in items] if split else None,
+                          kinds=[self.pending[f][0] for f, _ in items] if split else "auto")
+        # the parts of a realization are gathered on one rank, which writes its row
+        self.collector = Collector(self.comm, [f for f, _ in items], [p for _, p in items],
+                                   sorted(queue.group_sizes)) if split else None
+        self.checkpoint = self.cfg.section("output")["checkpoint_seconds"]
+        self.last_write = time.monotonic()
         completed = []
-        if group_comm.size > 1:
-            chunk = group_comm.bcast(chunk, root=0)
-        if not chunk:
-            break
+        while True:
+            chunk = queue.take(completed, stop=bool(stop.signal)) if self.leader else None
+            if group_comm.size > 1:
+                chunk = group_comm.bcast(chunk, root=0)
+            if not chunk:
+                break
+            completed = self.compute_chunk(chunk, stop)
+        stopped = queue.close()
+        if self.collector is not None:
+            done, incomplete = self.collector.finish()
+            self.record_parts(done)
+            for f in incomplete:
+                c, r = self.pending[f]
+                log.info(f"realization {r} of case {c}: not all its parts were computed before "
+                         "the stop; it stays pending")
+        if self.leader:
+            write_rows(self.file, self.args.out)
+        return stopped
+
+    def compute_chunk(self, chunk, stop):
+        """Compute the items of ``chunk`` (all ranks of the group) until a stop; returns
+        [(item, wall seconds)] of those computed."""
+        completed = []
         for k in chunk:
             halt = bool(stop.signal)
-            if group_comm.size > 1:
-                halt = group_comm.allreduce(halt)
+            if self.group_comm.size > 1:
+                halt = self.group_comm.allreduce(halt)
             if halt:
                 break
-            f, part = items[k]
-            c, r = pending[f]
-            whole = n_parts[c] == 1
-            real, results, error, wall = run_item(engine, cases[c], cfg, times, r, group_comm,
-                                                  comm.rank, None if whole else part)
+            f, part = self.items[k]
+            c, r = self.pending[f]
+            whole = self.n_parts[c] == 1
+            real, results, error, wall = run_item(
+                self.engine, self.cases[c], self.cfg, self.times, r, self.group_comm,
+                self.comm.rank, self.state, None if whole else part)
             completed.append((k, wall))
-            if not leader:
+            if not self.leader:
                 continue
             if whole:
-                record(run, c, r, real, results, error, wall)
+                record(self.file, c, r, real, results, error, wall)
             else:
-                collector.put(k, (results, error, wall))
-                record_parts(collector.poll())
-            if time.monotonic() - last_write > checkpoint:
-                write_rows(run, args.out)
-                last_write = time.monotonic()
-    stopped = queue.close()
-    if collector is not None:
-        done, incomplete = collector.finish()
-        record_parts(done)
-        for f in incomplete:
-            log.info(f"realization {pending[f][1]} of case {pending[f][0]}: not all its parts were "
-                     "computed before the stop; it stays pending")
-    if leader:
-        write_rows(run, args.out)
-    if stopped:
-        run.close()
-        log.info(f"stopped by signal; the file is consistent. Resume with: {resume_command(args)}")
-        return EXIT_STOPPED
-    complete, problems = run.finalize(datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
-    run.close()
-    if problems:
-        from ..runfile.reader import DamagedRun
-        raise RunFileError(f"{DamagedRun(args.out, [p for p in problems])}")
-    if comm.rank == 0:
-        from ..runfile.reader import Run, summary
-        held.release()                     # the file is closed: readers need not wait
-        print(summary(Run(args.out)), flush=True)
-    return EXIT_OK if complete else EXIT_STOPPED
+                self.collector.put(k, (results, error, wall))
+                self.record_parts(self.collector.poll())
+            if time.monotonic() - self.last_write > self.checkpoint:
+                write_rows(self.file, self.args.out)
+                self.last_write = time.monotonic()
+        return completed
+
+    def record_parts(self, done):
+        """Buffer the rows of the realizations whose parts are all here."""
+        for f, values in done:
+            c, r = self.pending[f]
+            record(self.file, c, r,
+                   *combine_parts(self.engine, self.cases[c], self.cfg, self.times, r, values))
+
+    def finish(self, stopped, held):
+        """Close the file: resumable after a stop, else verified, with means and the
+        summary; returns the exit status."""
+        args, comm = self.args, self.comm
+        if stopped:
+            self.file.close()
+            log.info(f"stopped by signal; the file is consistent. Resume with: {resume_command(args)}")
+            return EXIT_STOPPED
+        end = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        complete, problems = self.file.finalize(end)
+        self.file.close()
+        if problems:
+            from ..runfile.reader import DamagedRun
+            raise RunFileError(f"{DamagedRun(args.out, [p for p in problems])}")
+        if comm.rank == 0:
+            from ..runfile.reader import Run, summary
+            held.release()                     # the file is closed: readers need not wait
+            print(summary(Run(args.out)), flush=True)
+        return EXIT_OK if complete else EXIT_STOPPED
 
 
 class RunFileError(RuntimeError):
@@ -612,7 +673,7 @@ def main(argv=None):
     """Run and return the exit status.  Any BaseException on any rank (an exception,
     KeyboardInterrupt, SystemExit, MemoryError) aborts the whole MPI job within seconds
     with one line naming the rank, so plain ``mpirun python -m tlsmpi.run`` never hangs.
-    Before MPI starts, `tlsmpi.environment` answers --version and --check-install and
+    Before MPI starts, `tlsmpi.run.environment` answers --version and --check-install and
     refuses a launch that cannot work (no mpi4py, serial h5py under mpirun, ...)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     words = split_solver_options(argv)[0]
@@ -626,31 +687,29 @@ def main(argv=None):
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     setup_logging(comm.rank)
+    state = JobState()
     try:
-        return _main(comm, argv)
+        return _main(comm, argv, state)
     except RunFileError as err:
         # HDF5 may crash when it closes a file whose write failed: leave at once
-        return _abort(comm, EXIT_IO, f"tlsmpi: error: {err}", now=True)
+        return _abort(comm, state, EXIT_IO, f"tlsmpi: error: {err}", now=True)
     except BaseException as err:
         detail = traceback.format_exc()
         what = type(err).__name__ + (f": {err}" if str(err) else "")
-        where = f" on {current_item['label']}" if current_item else ""
-        return _abort(comm, EXIT_CRASH, f"tlsmpi: rank {comm.rank} crashed{where} ({what}); the "
-                      f"whole job is stopped; no data already on disk is lost\n{detail}")
+        where = f" on {state.item}" if state.item else ""
+        return _abort(comm, state, EXIT_CRASH, f"tlsmpi: rank {comm.rank} crashed{where} "
+                      f"({what}); the whole job is stopped; no data already on disk is lost"
+                      f"\n{detail}")
 
 
-#: The lock of this job's run file (path, holder record), known to every rank.
-job_lock = {}
-
-
-def _abort(comm, code, message, now=False):
+def _abort(comm, state, code, message, now=False):
     """Report, release this job's lock (the whole job ends now), abort every rank (with
     ``now``, a single process exits at once, without the interpreter's clean-up)."""
     print(message, file=sys.stderr, flush=True)
     sys.stdout.flush()
-    if job_lock and read_holder(job_lock["path"]) == job_lock["record"]:
+    if state.lock_path and read_holder(state.lock_path) == state.lock_record:
         try:
-            os.unlink(lock_path(job_lock["path"]))
+            os.unlink(lock_path(state.lock_path))
         except OSError:
             pass
     if comm.size > 1:
@@ -661,7 +720,7 @@ def _abort(comm, code, message, now=False):
     return code
 
 
-def _main(comm, argv):
+def _main(comm, argv, state):
     error = None
     try:
         args, cfg, solver = prepare(argv)
@@ -674,7 +733,7 @@ def _main(comm, argv):
             print(f"tlsmpi: error: {error}", file=sys.stderr, flush=True)
         return EXIT_INPUT
     try:
-        return execute(args, cfg, solver, comm, argv)
+        return execute(args, cfg, solver, comm, argv, state)
     except ConfigError as err:
         if comm.rank == 0:
             print(f"tlsmpi: error: {err}", file=sys.stderr, flush=True)
