@@ -46,7 +46,10 @@ def states(seed=0):
 
     def local(a):
         """(U_a x U_b)(cos a |00> + sin a |11>) with random unitaries: C = sin 2a."""
-        u, v = (np.linalg.qr(rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))[0] for _ in range(2))
+        u, v = (
+            np.linalg.qr(rng.normal(size=(2, 2)) + 1j * rng.normal(size=(2, 2)))[0]
+            for _ in range(2)
+        )
         U = _mat(np.kron(u, v))
         schmidt = mp.matrix([mp.cos(a), 0, 0, mp.sin(a)])
         return U * schmidt / mp.norm(U * schmidt)
@@ -68,8 +71,18 @@ def states(seed=0):
                 out.append((f"pure + white noise {p:g}",
                             _mixture([1 - p] + [p / 4] * 4, [psi] + basis)))
         for q in np.logspace(-14, -2, 25):
-            out.append(("rank 2, small weight", _mixture([1 - q, q], [local(rng.uniform(0, 1e-3)), _unit(
-                rng.normal(size=4) + 1j * rng.normal(size=4))])))
+            out.append(
+                (
+                    "rank 2, small weight",
+                    _mixture(
+                        [1 - q, q],
+                        [
+                            local(rng.uniform(0, 1e-3)),
+                            _unit(rng.normal(size=4) + 1j * rng.normal(size=4)),
+                        ],
+                    ),
+                )
+            )
         for rank in (2, 3):
             for _ in range(20):
                 vs = [_unit(rng.normal(size=4) + 1j * rng.normal(size=4)) for _ in range(rank)]

@@ -57,7 +57,8 @@ def hamiltonian(real):
 
 
 def generator(real):
-    """L with d vec(rho)/dt = L vec(rho), vec = row-major flattening (vec(A X B) = (A kron B^T) vec X)."""
+    """L with d vec(rho)/dt = L vec(rho), vec = row-major flattening
+    (vec(A X B) = (A kron B^T) vec X)."""
     N = real.N
     d = 2**N
     Id = np.eye(d)

@@ -24,7 +24,9 @@ def main(N=6, tols=(1e-4, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-14)):
     readouts = [liouvillian.PauliReadout(r, Request()) for r in reals]
     refs = [exact.pair_rdms(r, times).swapaxes(0, 1) for r in reals]       # (T, pairs, 4, 4)
     options = PETSc.Options()
-    print(f"{'-mfn_tol':>9} {'max|drho|':>10} {'max|dC_ij|':>11} {'max|dC(t)|':>11} {'time [s]':>9}")
+    print(
+        f"{'-mfn_tol':>9} {'max|drho|':>10} {'max|dC_ij|':>11} {'max|dC(t)|':>11} {'time [s]':>9}"
+    )
     for tol in tols:
         options.setValue("mfn_tol", str(tol))
         d_rho = d_C = d_avg = 0.0
@@ -37,7 +39,8 @@ def main(N=6, tols=(1e-4, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-14)):
             d_rho = max(d_rho, np.abs(rho - ref).max())
             d_C = max(d_C, np.abs(C - C_ref).max())
             d_avg = max(d_avg, np.abs(C.sum(1) - C_ref.sum(1)).max() / N)
-        print(f"{tol:>9.0e} {d_rho:>10.1e} {d_C:>11.1e} {d_avg:>11.1e} {time.perf_counter() - t0:>9.2f}")
+        print(f"{tol:>9.0e} {d_rho:>10.1e} {d_C:>11.1e} {d_avg:>11.1e} "
+              f"{time.perf_counter() - t0:>9.2f}")
     options.delValue("mfn_tol")
 
 

@@ -1,4 +1,6 @@
-"""tlsmpi.post.analysis and tlsmpi.physics.phase_diagram recover known parameters from synthetic data."""
+"""tlsmpi.post.analysis and tlsmpi.physics.phase_diagram recover known parameters from
+synthetic data."""
+
 import math
 
 import numpy as np
@@ -111,13 +113,16 @@ def test_stretched_exp_fit_exact_data():
     t = np.logspace(0, 8, 40)
     A0, tau, delta = 1.1, 50.0, 0.3
     fit = A.stretched_exp_fit(t, A0 * np.exp(-(t / tau) ** delta))
-    assert fit == pytest.approx((A0, tau, delta), rel=1e-6)        # the least-squares stopping tolerance
+    # the least-squares stopping tolerance
+    assert fit == pytest.approx((A0, tau, delta), rel=1e-6)
 
 
 def test_eta_collapse():
     """Curves F(t eta) collapse exactly under t -> t eta/1e5, not without."""
     t = np.logspace(-3, 8, 200)
-    F = lambda x: x / (1 + x**1.5)
+    def F(x):
+        return x / (1 + x**1.5)
+
     curves = [(eta, t, F(t * eta / 1e5), 0.01 * F(t * eta / 1e5) + 1e-6) for eta in (1e4, 1e5, 1e6)]
     q = A.eta_collapse(curves)
     assert q["rescaled"] < 1e-2 < 10 < q["raw"]
@@ -146,7 +151,9 @@ def test_phase_ratio_table_one():
     m = MATERIALS["SiO2"]
     got = phase_diagram.materials()["SiO2"]
     assert got["ratio"] == pytest.approx((1e-3 / 130) ** 2 * (130 / 1.8) ** 3)
-    assert got["spread_decades"] == pytest.approx(math.log10(m["Dmax_meV"] / m["Dmin_meV"]) / math.sqrt(12))
+    assert got["spread_decades"] == pytest.approx(
+        math.log10(m["Dmax_meV"] / m["Dmin_meV"]) / math.sqrt(12)
+    )
     # the standard deviation of log10 of a log-uniform sample
     x = np.random.default_rng(0).uniform(-7, math.log10(13), 200000)
     assert np.std(x) == pytest.approx(got["spread_decades"], rel=0.01)

@@ -1,4 +1,5 @@
-"""Engine 3 (tlsmpi.engines.ed, tlsmpi.engines.trajectories) against independent computations: Engine 1
+"""Engine 3 (tlsmpi.engines.ed, tlsmpi.engines.trajectories) against independent computations:
+Engine 1
 without flip-flop terms, a dense expm of H built from explicit Pauli matrices, the dense
 GKSL generator of tests/dense.py, the Liouvillian engine, and itself under mpirun
 (trajectory blocks as work items)."""
@@ -60,7 +61,9 @@ def lindblad_pairs(real, times):
 def random_open(N, form, seed):
     """A realization with O(1) random nu, J, Y, f (T > 0, so both jump channels act)."""
     rng = np.random.default_rng(seed)
-    real = sample(ModelParams(N=N, flipflop=0.5, flipflop_form=form, T_K=300.0, epsilon=1.0), seed, 0)
+    real = sample(
+        ModelParams(N=N, flipflop=0.5, flipflop_form=form, T_K=300.0, epsilon=1.0), seed, 0
+    )
     J = np.triu(rng.normal(size=(N, N)), 1)
     return dataclasses.replace(real, nu=rng.uniform(0.5, 2, N), J=J + J.T,
                                Y=rng.uniform(0.05, 0.3, N), f=rng.uniform(0, 1, N))
@@ -115,7 +118,13 @@ def test_unitary_flipflop_equals_liouvillian(N, form):
     finally:
         PETSc.Options().delValue("mfn_tol")
     d = mfn(real, t, 1e-13)
-    assert np.abs(readout.StateReadout(real, Request()).densities(ed.unitary_states(real, t))["pairs"] - pairs).max() < d
+    assert (
+        np.abs(
+            readout.StateReadout(real, Request()).densities(ed.unitary_states(real, t))["pairs"]
+            - pairs
+        ).max()
+        < d
+    )
     assert np.abs(ours["concurrence"] - theirs["concurrence"]).max() < 32 * d
     assert np.abs(ours["entropy"] - theirs["entropy"]).max() < 4 ** (N // 2) * d * abs(np.log(d))
 
@@ -215,7 +224,8 @@ def test_engine_registered_and_checked():
     with pytest.raises(ConfigError, match="trajectories = -1"):
         config.load(None, ['engine.name="ed"', "engine.trajectories=-1"])
     engine = engines.get("ed")({"trajectories": 0})
-    assert memory_verdict(engine, ModelParams(N=14, flipflop=1.0), cfg, 1, 1e9)[1] is None  # ~0.5 GB
+    # ~0.5 GB
+    assert memory_verdict(engine, ModelParams(N=14, flipflop=1.0), cfg, 1, 1e9)[1] is None
     xx = ModelParams(N=14, flipflop=1.0, flipflop_form="xx")                               # ~1.8 GB
     assert "engine 'ed' with N = 14" in memory_verdict(engine, xx, cfg, 1, 1e9)[1]
 
@@ -234,8 +244,21 @@ def test_through_the_runner(tmp_path):
     Engine 1 (same seed, same disorder)."""
     from conftest import run_tlsmpi
     from tlsmpi.results import Run
-    base = ["--set", "model.N=4", "--set", "ensemble.realizations=3", "--set", "time.t_max=100.0",
-            "--set", "time.n_times=6", "--set", "observables.entropy=true", "--set", "sweep.epsilon=[0.0]"]
+
+    base = [
+        "--set",
+        "model.N=4",
+        "--set",
+        "ensemble.realizations=3",
+        "--set",
+        "time.t_max=100.0",
+        "--set",
+        "time.n_times=6",
+        "--set",
+        "observables.entropy=true",
+        "--set",
+        "sweep.epsilon=[0.0]",
+    ]
     runs = {}
     for name, extra in (("ed", ["--set", 'engine.name="ed"', "--set", "sweep.flipflop=[0.0, 1.0]"]),
                         ("exact", [])):
@@ -258,13 +281,36 @@ def test_trajectory_blocks_are_work_items(tmp_path):
     bitwise the same rows as one process computing `trajectories.average`."""
     from conftest import run_tlsmpi
     from tlsmpi.results import Run
-    M, R = 90, 4                                 # 5 blocks per realization
-    base = ["--set", "model.N=4", "--set", f"ensemble.realizations={R}", "--set", "time.t_max=100.0",
-            "--set", "time.n_times=5", "--set", "observables.entropy=true", "--set", "sweep.epsilon=[1.0]",
-            "--set", "model.T_K=100.0", "--set", 'engine.name="ed"', "--set", f"engine.trajectories={M}",
-            "--set", "sweep.flipflop=[0.0, 1.0]"]
+    M, R = 90, 4  # 5 blocks per realization
+    base = [
+        "--set",
+        "model.N=4",
+        "--set",
+        f"ensemble.realizations={R}",
+        "--set",
+        "time.t_max=100.0",
+        "--set",
+        "time.n_times=5",
+        "--set",
+        "observables.entropy=true",
+        "--set",
+        "sweep.epsilon=[1.0]",
+        "--set",
+        "model.T_K=100.0",
+        "--set",
+        'engine.name="ed"',
+        "--set",
+        f"engine.trajectories={M}",
+        "--set",
+        "sweep.flipflop=[0.0, 1.0]",
+    ]
     rows = {}
-    for name, ranks, env in (("1", 1, {}), ("2", 2, {}), ("3", 3, {}), ("stopped", 2, {"TLSMPI_FAULT": "stop:1:1"})):
+    for name, ranks, env in (
+        ("1", 1, {}),
+        ("2", 2, {}),
+        ("3", 3, {}),
+        ("stopped", 2, {"TLSMPI_FAULT": "stop:1:1"}),
+    ):
         out = tmp_path / f"{name}.h5"
         res = run_tlsmpi(["--out", out, *base], ranks=ranks, env=env)
         if name == "stopped":
@@ -273,13 +319,19 @@ def test_trajectory_blocks_are_work_items(tmp_path):
             res = run_tlsmpi(["--out", out, *base, "--resume"], ranks=ranks)
         assert res.returncode == 0, res.stdout + res.stderr
         run = Run(out)
-        rows[name] = [[c.values(o) for o in ("concurrence", "entropy", "concurrence_err")] for c in run.cases]
+        rows[name] = [
+            [c.values(o) for o in ("concurrence", "entropy", "concurrence_err")] for c in run.cases
+        ]
     times = Run(tmp_path / "1.h5").times
     for c, flipflop in enumerate((0.0, 1.0)):
         params = ModelParams(N=4, epsilon=1.0, T_K=100.0, flipflop=flipflop)
         for r in range(R):
             res = trajectories.average(sample(params, 2021, r), times, Request(entropy=True), M)
-            expect = [res["observables"]["concurrence"], res["observables"]["entropy"], res["concurrence_err"]]
+            expect = [
+                res["observables"]["concurrence"],
+                res["observables"]["entropy"],
+                res["concurrence_err"],
+            ]
             for name in rows:
                 for got, want in zip(rows[name][c], expect):
                     assert np.array_equal(got[r], want), (name, c, r)
@@ -292,10 +344,28 @@ def test_failed_part_fails_its_realization_only(tmp_path):
     from conftest import run_tlsmpi
     from tlsmpi.results import Run
     out = tmp_path / "fail.h5"
-    res = run_tlsmpi(["--out", out, "--set", "model.N=4", "--set", "ensemble.realizations=3",
-                      "--set", "time.n_times=4", "--set", "sweep.epsilon=[1.0]", "--set", 'engine.name="ed"',
-                      "--set", "engine.trajectories=60", "--set", "sweep.flipflop=[1.0]"],
-                     ranks=2, env={"TLSMPI_FAULT": "solver:*:1"})
+    res = run_tlsmpi(
+        [
+            "--out",
+            out,
+            "--set",
+            "model.N=4",
+            "--set",
+            "ensemble.realizations=3",
+            "--set",
+            "time.n_times=4",
+            "--set",
+            "sweep.epsilon=[1.0]",
+            "--set",
+            'engine.name="ed"',
+            "--set",
+            "engine.trajectories=60",
+            "--set",
+            "sweep.flipflop=[1.0]",
+        ],
+        ranks=2,
+        env={"TLSMPI_FAULT": "solver:*:1"},
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     (case,) = Run(out).cases
     assert list(case.status) == [1, -1, 1]

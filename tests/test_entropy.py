@@ -39,7 +39,9 @@ def test_site_without_dissipation_in_dissipative_system():
     real = dataclasses.replace(real, Y=Y)
     rho = dense.evolve(real, TIMES)
     for A in ([0], [1, 3], [3, 2, 1]):
-        assert np.abs(subsystem_rdm(real, TIMES, A) - dense.reduced(rho, A, 4)).max() < evolution(real, TIMES[-1])
+        assert np.abs(subsystem_rdm(real, TIMES, A) - dense.reduced(rho, A, 4)).max() < evolution(
+            real, TIMES[-1]
+        )
 
 
 def test_pure_route_matches_dense_entropy():
@@ -60,7 +62,8 @@ def test_unitary_routes_agree(N):
     bubbles = real.bubbles()
     pure = half_system_entropy(real, t, bubbles, route="pure", per_bipartition=True)
     fact = half_system_entropy(real, t, bubbles, route="factorized", per_bipartition=True)
-    assert np.abs(pure - fact).max() < evolution(real, t[-1]) * 2**(N // 2)   # sum of 2^|A| eigenvalue terms
+    # sum of 2^|A| eigenvalue terms
+    assert np.abs(pure - fact).max() < evolution(real, t[-1]) * 2**(N // 2)
     assert pure[-1].mean() > 0.5               # the comparison is not between zeros
 
 
@@ -122,4 +125,6 @@ def test_engine_entry_point_averages_the_requested_bubbles():
     t = np.logspace(-1, 3, 6)
     out = exact.compute(real, t, Request(concurrence=False, entropy=True, bipartitions=3))
     per = [entropy_vn(subsystem_rdm(real, t, A)) for A in real.bubbles(3)]
-    assert np.abs(out["entropy"] - np.mean(per, axis=0)).max() < summed(3, len(real.bubbles(3)[0]) * np.log(2))
+    assert np.abs(out["entropy"] - np.mean(per, axis=0)).max() < summed(
+        3, len(real.bubbles(3)[0]) * np.log(2)
+    )

@@ -88,7 +88,8 @@ def test_long_time_limit_is_thermal():
 def test_concurrence_known_states():
     """Closed forms; each state is a few rounded operations on numbers <= 1 (scale 1)."""
     tol = rounding()
-    bell = np.zeros((4, 4)); bell[[0, 0, 3, 3], [0, 3, 0, 3]] = 0.5
+    bell = np.zeros((4, 4))
+    bell[[0, 0, 3, 3], [0, 3, 0, 3]] = 0.5
     product = np.kron(np.diag([1.0, 0]), np.full((2, 2), 0.5))
     assert abs(concurrence(bell) - 1) < tol and concurrence(product) < tol
     # Werner states: C = max(0, (3p - 1)/2)
@@ -97,7 +98,8 @@ def test_concurrence_known_states():
     assert np.abs(concurrence(werner) - np.maximum(0, (3 * p - 1) / 2)).max() < tol
     # cos(a)|00> + sin(a)|11>: C = |sin 2a|
     a = np.linspace(0, np.pi, 7)
-    psi = np.zeros((7, 4)); psi[:, 0] = np.cos(a); psi[:, 3] = np.sin(a)
+    psi = np.zeros((7, 4))
+    psi[:, 0], psi[:, 3] = np.cos(a), np.sin(a)
     C = concurrence(psi[:, :, None] * psi[:, None, :])
     assert np.abs(C - np.abs(np.sin(2 * a))).max() < tol
 

@@ -90,8 +90,9 @@ def test_every_panel_has_data_and_hides_nothing(pool, name, caplog):
         assert not any(overlap(a, b) for b in boxes[i + 1:]), f"{name}: panels overlap"
     for owner in (ax for ax in fig.axes if ax.get_legend()):
         legend = owner.get_legend().get_window_extent(renderer)
-        assert not any(overlap(legend, box) for ax, box in zip(fig.axes, boxes) if ax is not owner), \
-            f"{name}: a legend covers another panel"
+        assert not any(
+            overlap(legend, box) for ax, box in zip(fig.axes, boxes) if ax is not owner
+        ), f"{name}: a legend covers another panel"
     words = " ".join(texts(fig))
     assert "100000" not in words and "e+0" not in words, words
     if name in FITTED and (len(fig.axes) > 1 or name in ("fig6a", "fig9")):

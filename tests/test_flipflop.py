@@ -11,10 +11,28 @@ from tlsmpi.post import flipflop
 @pytest.fixture(scope="module")
 def ed_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("flipflop") / "ed0.h5"
-    res = run_tlsmpi(["--out", out, "--set", "model.N=4", "--set", "ensemble.realizations=6",
-                      "--set", "time.n_times=12", "--set", "time.t_max=1e4", "--set", "sweep.epsilon=[0.0]",
-                      "--set", 'engine.name="ed"', "--set", "sweep.flipflop=[0.0, 1.0]",
-                      "--set", "observables.entropy=true"])
+    res = run_tlsmpi(
+        [
+            "--out",
+            out,
+            "--set",
+            "model.N=4",
+            "--set",
+            "ensemble.realizations=6",
+            "--set",
+            "time.n_times=12",
+            "--set",
+            "time.t_max=1e4",
+            "--set",
+            "sweep.epsilon=[0.0]",
+            "--set",
+            'engine.name="ed"',
+            "--set",
+            "sweep.flipflop=[0.0, 1.0]",
+            "--set",
+            "observables.entropy=true",
+        ]
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     return out
 
@@ -22,8 +40,11 @@ def ed_file(tmp_path_factory):
 def rows(path):
     """{flipflop: (R, T) concurrence} and the times, read without tlsmpi."""
     with h5py.File(path, "r") as f:
-        return {float(f[k].attrs["flipflop"]): f[k]["concurrence"][...] for k in f if k.startswith("case_")}, \
-            f["time"][...]
+        return {
+            float(f[k].attrs["flipflop"]): f[k]["concurrence"][...]
+            for k in f
+            if k.startswith("case_")
+        }, f["time"][...]
 
 
 def numbers(line):
@@ -42,7 +63,9 @@ def test_table_and_times_match_the_rows(ed_file, capsys, tmp_path):
     assert flipflop.main([str(ed_file), "--at", "0.1", "100", "--figure", str(figure)]) == 0
     assert figure.stat().st_size > 0
     out = capsys.readouterr().out.splitlines()
-    table = [line for line in out if line.split()[:3] in (["0", "4", "none"], ["0", "4", "exchange"])]
+    table = [
+        line for line in out if line.split()[:3] in (["0", "4", "none"], ["0", "4", "exchange"])
+    ]
     none, ff = table[0], table[1]                       # the case table comes first
     EPS = np.finfo(float).eps
     for line, c, skip in ((none, C[0.0], 2), (ff, C[1.0], 3)):    # (ff: "exchange 1")
@@ -50,8 +73,10 @@ def test_table_and_times_match_the_rows(ed_file, capsys, tmp_path):
         mean = c.mean(0)
         k = int(np.argmax(mean))
         assert n == len(c)
-        assert abs(c_max - mean.max()) <= 5e-5                       # printed with 4 decimals
-        assert t[max(k - 1, 0)] <= t_peak * (1 + 1e-3) and t_peak <= t[min(k + 1, len(t) - 1)] * (1 + 1e-3)
+        assert abs(c_max - mean.max()) <= 5e-5  # printed with 4 decimals
+        assert t[max(k - 1, 0)] <= t_peak * (1 + 1e-3) and t_peak <= t[min(k + 1, len(t) - 1)] * (
+            1 + 1e-3
+        )
     d = C[1.0] - C[0.0]
     per_real = d.mean(1)
     m, e, dk, ek = numbers(ff)[-4:]
@@ -72,12 +97,31 @@ def test_paired_with_fewer_realizations(ed_file, tmp_path, capsys):
     """A flip-flop run with fewer realizations than its reference is paired on the
     realization indices both have (same seed: same disorder)."""
     small = tmp_path / "small.h5"
-    res = run_tlsmpi(["--out", small, "--set", "model.N=4", "--set", "ensemble.realizations=4",
-                      "--set", "time.n_times=12", "--set", "time.t_max=1e4", "--set", "sweep.epsilon=[0.0]",
-                      "--set", 'engine.name="ed"', "--set", "sweep.flipflop=[1.0]"])
+    res = run_tlsmpi(
+        [
+            "--out",
+            small,
+            "--set",
+            "model.N=4",
+            "--set",
+            "ensemble.realizations=4",
+            "--set",
+            "time.n_times=12",
+            "--set",
+            "time.t_max=1e4",
+            "--set",
+            "sweep.epsilon=[0.0]",
+            "--set",
+            'engine.name="ed"',
+            "--set",
+            "sweep.flipflop=[1.0]",
+        ]
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     C, _ = rows(ed_file)
     assert flipflop.main([str(ed_file), str(small)]) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.split()[:3] == ["0", "4", "exchange"]][-1]
+    line = [
+        x for x in capsys.readouterr().out.splitlines() if x.split()[:3] == ["0", "4", "exchange"]
+    ][-1]
     d = C[1.0][:4] - C[0.0][:4]
     assert numbers(line)[-4] == pytest.approx(d.mean(1).mean(), rel=1e-2, abs=1e-14)

@@ -105,7 +105,8 @@ def test_slurm_resumable_file_requeues_the_same_job(fake):
     (fake.dir / "fig4.h5").write_text("")
     status, out = fake(*SLURM, verdicts="3 3", FAKE_RUN_STATUS="143")
     assert status == 0, out
-    assert ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5", "--resume"] in fake.calls("python")
+    resume = ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5", "--resume"]
+    assert resume in fake.calls("python")
     assert fake.calls("scontrol") == [["requeue", "4242"]]
     assert fake.calls("sbatch") == []
 
@@ -149,11 +150,24 @@ def test_pbs_resubmits_with_the_jobs_own_options(fake):
     (fake.dir / "fig4.h5").write_text("")
     status, out = fake("pbs.sh", verdicts="3 3", FAKE_RUN_STATUS="0", **PBS_ENV)
     assert status == 0, out
-    assert ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5", "--resume"] in fake.calls("python")
-    assert fake.calls("qsub") == [["-A", "phys", "-q", "long", "-l", "select=4:ncpus=64:mpiprocs=64",
-                                   "-l", "walltime=12:00:00",
-                                   "-v", "CONFIG=run/fig4.toml,OUT=fig4.h5,TLSMPI_SUBMIT=3",
-                                   "jobscripts/pbs.sh"]]
+    assert ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5", "--resume"] in fake.calls(
+        "python"
+    )
+    assert fake.calls("qsub") == [
+        [
+            "-A",
+            "phys",
+            "-q",
+            "long",
+            "-l",
+            "select=4:ncpus=64:mpiprocs=64",
+            "-l",
+            "walltime=12:00:00",
+            "-v",
+            "CONFIG=run/fig4.toml,OUT=fig4.h5,TLSMPI_SUBMIT=3",
+            "jobscripts/pbs.sh",
+        ]
+    ]
 
 
 def test_pbs_timer_stops_the_run_before_the_walltime(fake):

@@ -57,7 +57,9 @@ def petsc_options():
 def random_realization(N, seed, flipflop=0.3, form="exchange"):
     """A sampled realization with O(1) random nu, J, Y, f (T > 0) and flip-flop couplings."""
     rng = np.random.default_rng(seed)
-    real = sample(ModelParams(N=N, flipflop=flipflop, flipflop_form=form, T_K=300.0, epsilon=1.0), seed, 0)
+    real = sample(
+        ModelParams(N=N, flipflop=flipflop, flipflop_form=form, T_K=300.0, epsilon=1.0), seed, 0
+    )
     J = np.triu(rng.normal(size=(N, N)), 1)
     return dataclasses.replace(real, nu=rng.uniform(0.5, 2, N), J=J + J.T,
                                Y=rng.uniform(0.05, 0.3, N), f=rng.uniform(0, 1, N))
@@ -68,13 +70,24 @@ def pauli_generator_from_dense(real):
     N = real.N
     P = np.array([np.ones((1, 1))])
     for _ in range(N):
-        P = np.einsum("aij,bkl->abikjl", P, liouvillian.PAULI).reshape(4 * len(P), 2 * P.shape[1], -1)
+        P = np.einsum("aij,bkl->abikjl", P, liouvillian.PAULI).reshape(
+            4 * len(P), 2 * P.shape[1], -1
+        )
     images = (dense.generator(real) @ P.reshape(len(P), -1).T).T.reshape(P.shape)
     return np.einsum("bji,aij->ba", P, images) / 2**N
 
 
-@pytest.mark.parametrize("N, flipflop, form", [(2, 0.0, "exchange"), (3, 0.4, "exchange"), (3, 0.4, "xx"),
-                                               (4, 0.0, "exchange"), (4, 0.3, "exchange"), (4, 0.3, "xx")])
+@pytest.mark.parametrize(
+    "N, flipflop, form",
+    [
+        (2, 0.0, "exchange"),
+        (3, 0.4, "exchange"),
+        (3, 0.4, "xx"),
+        (4, 0.0, "exchange"),
+        (4, 0.3, "exchange"),
+        (4, 0.3, "xx"),
+    ],
+)
 def test_generator_matches_dense_superoperator(N, flipflop, form):
     """Both flip-flop forms against the dense generator of tests/dense.py, whose Hamiltonian
     is written with Pauli matrices (K X X, or 2 K (X X + Y Y) per pair)."""
@@ -90,12 +103,21 @@ def test_generator_matches_dense_superoperator(N, flipflop, form):
     finally:
         A.destroy()
     np.testing.assert_allclose(G, reference.real, rtol=0, atol=tol)
-    if form == "xx":                 # S+S+ + S-S- terms: not the exchange form
-        other = liouvillian.Generator(dataclasses.replace(real, params=real.params.replace(flipflop_form="exchange")))
-        assert np.abs(liouvillian.assemble(other, PETSc.COMM_SELF).convert("dense").getDenseArray() - G).max() > 0.1
+    if form == "xx":  # S+S+ + S-S- terms: not the exchange form
+        other = liouvillian.Generator(
+            dataclasses.replace(real, params=real.params.replace(flipflop_form="exchange"))
+        )
+        assert (
+            np.abs(
+                liouvillian.assemble(other, PETSc.COMM_SELF).convert("dense").getDenseArray() - G
+            ).max()
+            > 0.1
+        )
 
 
-@pytest.mark.parametrize("N, flipflop, form", [(3, 0.4, "exchange"), (3, 0.4, "xx"), (4, 0.3, "exchange")])
+@pytest.mark.parametrize(
+    "N, flipflop, form", [(3, 0.4, "exchange"), (3, 0.4, "xx"), (4, 0.3, "exchange")]
+)
 def test_evolution_matches_dense_expm(N, flipflop, form, petsc_options):
     petsc_options(**TIGHT)
     real = random_realization(N, seed=10 + N, flipflop=flipflop, form=form)
@@ -112,7 +134,9 @@ def test_subsystem_coefficients_give_partial_traces():
     rho = dense.evolve(real, [1.3])[0]
     V = np.array([np.ones((1, 1))])
     for _ in range(N):
-        V = np.einsum("aij,bkl->abikjl", V, liouvillian.PAULI).reshape(4 * len(V), 2 * V.shape[1], -1)
+        V = np.einsum("aij,bkl->abikjl", V, liouvillian.PAULI).reshape(
+            4 * len(V), 2 * V.shape[1], -1
+        )
     c = np.einsum("aij,ji->a", V, rho).real                     # c_mu = Tr(rho P_mu)
     for keep in [(0, 1), (1, 3), (0, 2, 3)]:
         idx = liouvillian.subsystem_indices(N, keep)
@@ -147,7 +171,14 @@ def pure_state_observables(real, times):
     for t in times:
         p = expm(-1j * H * t) @ psi
         rho = np.outer(p, p.conj())
-        C.append(sum(concurrence(dense.reduced(rho, [i, j], N)) for i in range(N) for j in range(i + 1, N)) / N)
+        C.append(
+            sum(
+                concurrence(dense.reduced(rho, [i, j], N))
+                for i in range(N)
+                for j in range(i + 1, N)
+            )
+            / N
+        )
         S.append(np.mean([entropy_vn(dense.reduced(rho, list(A), N)) for A in real.bubbles()]))
     return np.array(C), np.array(S)
 
@@ -273,7 +304,8 @@ def test_xx_form_has_no_delta_m_blocks():
 
 def spectral_error(real, times, spec):
     """Bound of |drho| (T,) of the spectral path (tolerances.spectral) at each time, with
-    ||G||_1 <= norm1_estimate and the Pauli coefficients' scale ||c||_2 <= 2^(N/2) (as mfn_error)."""
+    ||G||_1 <= norm1_estimate and the Pauli coefficients' scale ||c||_2 <= 2^(N/2) (as
+    mfn_error)."""
     norm = liouvillian.norm1_estimate(real)
     return np.array([spectral(spec.cond, norm * t, 2 ** (real.N / 2)) for t in times])
 
@@ -291,7 +323,9 @@ def spectral_against_dense(real, times):
     return rho, readout.observables(c)["concurrence"], ref, C_ref, spectral_error(real, times, spec)
 
 
-@pytest.mark.parametrize("N, times", [(4, WINDOW), pytest.param(5, WINDOW[::5], marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "N, times", [(4, WINDOW), pytest.param(5, WINDOW[::5], marks=pytest.mark.slow)]
+)
 @pytest.mark.parametrize("flipflop", [0.0, 1.0])
 def test_spectral_matches_dense_expm_over_the_window(N, times, flipflop):
     """epsilon = 1 over t in [1e-2, 1e4] (N = 5: every fifth time, dense expm costs ~3 s a time)."""
@@ -338,8 +372,10 @@ def test_spectral_entropy_matches_dense(flipflop):
 
 def test_spectral_refused_where_it_cannot_run():
     from tlsmpi import config
-    with pytest.raises(ConfigError, match=r'engine.method = "spectral": model.N = 9: the Delta m = 0 '
-                       r'block has C\(2N, N\) = 48620 elements, more than SPECTRAL_MAX = 4000.*"mfn"'):
+    with pytest.raises(ConfigError, match=r'engine.method = "spectral": model.N = 9: the Delta m = '
+                                          r'0 '
+                       r'block has C\(2N, N\) = 48620 elements, more than SPECTRAL_MAX = '
+                       r'4000.*"mfn"'):
         liouvillian.use_spectral(ModelParams(N=9), "spectral")
     assert not liouvillian.use_spectral(ModelParams(N=9), "auto")
     assert liouvillian.use_spectral(ModelParams(N=7), "auto")
@@ -407,12 +443,18 @@ def driver_realization(group, N=5):
 
 def serial(group, method):
     """What the driver computes for ``group``, in this process."""
-    return liouvillian.compute(driver_realization(group), DRIVER_TIMES, Request(concurrence=True, entropy=True),
-                               method=method)
+    return liouvillian.compute(
+        driver_realization(group),
+        DRIVER_TIMES,
+        Request(concurrence=True, entropy=True),
+        method=method,
+    )
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("ranks, group_size, method", [(2, 0, "mfn"), (3, 0, "mfn"), (3, 2, "mfn"), (3, 2, "auto")])
+@pytest.mark.parametrize(
+    "ranks, group_size, method", [(2, 0, "mfn"), (3, 0, "mfn"), (3, 2, "mfn"), (3, 2, "auto")]
+)
 def test_mpi_matches_serial(ranks, group_size, method, petsc_options):
     """MFN on distributed matrices; "auto" (spectral on each group's rank 0, broadcast)."""
     petsc_options(**TIGHT)
@@ -434,6 +476,19 @@ def test_mpi_matches_serial(ranks, group_size, method, petsc_options):
 
 @pytest.mark.mpi
 def test_mpi_solver_error_on_every_rank():
-    records = mpirun(2, "--method", "mfn", "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it", "1",
-                     "-mfn_tol", "1e-14", "--times", "50")
+    records = mpirun(
+        2,
+        "--method",
+        "mfn",
+        "-mfn_type",
+        "krylov",
+        "-mfn_ncv",
+        "3",
+        "-mfn_max_it",
+        "1",
+        "-mfn_tol",
+        "1e-14",
+        "--times",
+        "50",
+    )
     assert all("realization 0" in rec.get("error", "") for rec in records), records

@@ -24,7 +24,8 @@ def test_realization_is_a_function_of_seed_and_index():
     # epsilon, eta and T change couplings and rates, not the disorder
     d = sample(p.replace(epsilon=1.0, eta=10.0, T_K=300.0), 5, 3)
     assert np.array_equal(a.positions, d.positions) and np.array_equal(a.D, d.D)
-    assert np.abs(d.J - a.J * 10 / 1e5).max() <= rounding(np.abs(a.J).max() * 1e-4)   # one rescaling
+    # one rescaling
+    assert np.abs(d.J - a.J * 10 / 1e5).max() <= rounding(np.abs(a.J).max() * 1e-4)
 
 
 def test_distributions():
@@ -36,7 +37,8 @@ def test_distributions():
     assert abs(logD.mean() + 1) < 0.03                    # <log Delta> = log Dbar
     assert abs(np.std(np.cos(r.theta)) - 1 / np.sqrt(3)) < 0.02   # cos(theta) ~ U(-1, 1)
     assert np.all(r.positions >= 0) and np.all(r.positions < p.box)
-    assert np.abs(r.nu - 2 * np.sqrt(r.eps**2 + r.Delta**2)).max() <= rounding(2)   # Eq. (11), hbar nu <= 2 sqrt(2)
+    # Eq. (11), hbar nu <= 2 sqrt(2)
+    assert np.abs(r.nu - 2 * np.sqrt(r.eps**2 + r.Delta**2)).max() <= rounding(2)
 
 
 def test_couplings_in_si_units():
@@ -50,7 +52,17 @@ def test_couplings_in_si_units():
     eps, Delta, hnu = r.eps * W, r.Delta * W, r.nu * W
     dist = r.distances() * 1e-9
     i, j = 1, 4
-    J = p.eta * gamma * eps[i] / hnu[i] * gamma * eps[j] / hnu[j] * r.D[i, j] / (4 * np.pi * rho * v**2 * dist[i, j] ** 3)
+    J = (
+        p.eta
+        * gamma
+        * eps[i]
+        / hnu[i]
+        * gamma
+        * eps[j]
+        / hnu[j]
+        * r.D[i, j]
+        / (4 * np.pi * rho * v**2 * dist[i, j] ** 3)
+    )
     # ~20 rounded products and quotients on each side
     assert abs(r.J[i, j] / (J / W) - 1) < rounding(k=64) and r.J[i, j] == r.J[j, i]
     nu = hnu[2] / HBAR
@@ -93,7 +105,13 @@ def test_preset_scales_against_the_derivation(name, Y_typ, J_typ):
     v = p.v_m_s
     rho = p.rho_g_cm3 * 1e3
     gamma = p.gamma * W
-    Y = (real.Delta * W) ** 2 * gamma**2 * (real.nu * W / HBAR) * real.g**2 / (12 * np.pi * rho * HBAR**3 * v**5)
+    Y = (
+        (real.Delta * W) ** 2
+        * gamma**2
+        * (real.nu * W / HBAR)
+        * real.g**2
+        / (12 * np.pi * rho * HBAR**3 * v**5)
+    )
     assert np.abs(real.Y / (Y * HBAR / W) - 1).max() < rounding(100)
     r = real.distances() * 1e-9 + np.eye(6)
     a = gamma * real.eps / real.nu                       # gamma eps / (hbar nu), in J
@@ -105,7 +123,8 @@ def test_preset_scales_against_the_derivation(name, Y_typ, J_typ):
 def test_minimum_image():
     pos = np.array([[0.1, 0.1, 0.1], [2.9, 0.1, 0.1], [1.5, 1.5, 1.5]])
     d = minimum_image_distances(pos, 3.0)
-    assert abs(d[0, 1] - 0.2) < rounding(3) and abs(d[0, 2] - np.sqrt(3) * 1.4) < rounding(3)   # box 3
+    # box 3
+    assert abs(d[0, 1] - 0.2) < rounding(3) and abs(d[0, 2] - np.sqrt(3) * 1.4) < rounding(3)
 
 
 def test_bose_and_temperature():
@@ -127,7 +146,11 @@ def test_material_preset_stores_table_I(name):
                     L0_nm=n_tls ** (-1 / 3), eta=1.0, N=16)
         for key, value in want.items():
             got = getattr(p, key)
-            assert got == value if isinstance(value, (str, int)) else abs(got - value) <= rounding(value), key
+            assert (
+                got == value
+                if isinstance(value, (str, int))
+                else abs(got - value) <= rounding(value)
+            ), key
     assert {p.epsilon for p in cfg.cases()} == {0.0, 1.0}          # the default job's sweep
     assert 'material = "%s"' % name in cfg.to_toml() and "W_eV = %r" % (W * 1e-3) in cfg.to_toml()
     with pytest.raises(ValueError, match="material"):
@@ -141,19 +164,23 @@ def test_presets_change_the_disorder():
               for m in ("", "SiO2", "BK7", "PMMA")]]
     for a in range(4):
         for b in range(a):
-            assert not np.allclose(reals[a].J, reals[b].J) and not np.allclose(reals[a].Y, reals[b].Y)
+            assert not np.allclose(reals[a].J, reals[b].J) and not np.allclose(
+                reals[a].Y, reals[b].Y
+            )
 
 
 def test_explicit_values_override_a_preset(tmp_path, caplog):
     path = tmp_path / "bk7.toml"
-    path.write_text('[model]\nmaterial = "BK7"\nN = 6\nW_eV = 0.05\neta = 1.0\n[sweep]\nDbar = [1e-3]\n')
+    path.write_text('[model]\nmaterial = "BK7"\nN = 6\nW_eV = 0.05\neta = 1.0\n[sweep]\nDbar = '
+                    '[1e-3]\n')
     with caplog.at_level(logging.INFO, logger="tlsmpi"):
         (p,) = config.load(str(path)).cases()
     assert (p.W_eV, p.Dbar, p.gamma, p.material) == (0.05, 1e-3, 0.7e3 / 70, "BK7")
     messages = [r.getMessage() for r in caplog.records]
     assert any("model.W_eV = 0.05 overrides BK7's 0.07" in m for m in messages), messages
     assert any(m.startswith("sweep.Dbar") for m in messages)
-    assert not any("eta" in m or "model.N" in m for m in messages)   # equal to the preset, or no preset key
+    # equal to the preset, or no preset key
+    assert not any("eta" in m or "model.N" in m for m in messages)
     again = tmp_path / "again.toml"                               # the stored, resolved config
     again.write_text(config.load(str(path)).to_toml())
     assert config.load(str(again)).cases() == [p]

@@ -64,7 +64,9 @@ def test_cf_attributes_and_provenance(default_h5):
         assert list(status.attrs["flag_values"]) == [0, 1, -1]
         assert status.attrs["flag_meanings"] == "pending done failed"
         c = f["case_000/concurrence"]
-        assert np.isnan(c.attrs["_FillValue"]) and c.attrs["ancillary_variables"] == "status checksum"
+        assert (
+            np.isnan(c.attrs["_FillValue"]) and c.attrs["ancillary_variables"] == "status checksum"
+        )
         assert c.dims[0].label == "" and c.dims[0][0].name == "/realization"
         for key in ("tlsmpi_version", "command_line", "config", "created", "mpi_version",
                     "hdf5_version", "python_version", "n_ranks"):

@@ -24,7 +24,9 @@ def test_two_qubit_haar_average_is_3pi_over_16():
     assert abs(c.mean() - 3 * math.pi / 16) < 4 * sem
     psi = np.array([rs.random_state(2, k, 11) for k in range(5)])
     # a few rounded operations on amplitudes <= 1
-    assert np.abs(c[:5] - 2 * np.abs(psi[:, 0] * psi[:, 3] - psi[:, 1] * psi[:, 2])).max() < rounding()
+    assert (
+        np.abs(c[:5] - 2 * np.abs(psi[:, 0] * psi[:, 3] - psi[:, 1] * psi[:, 2])).max() < rounding()
+    )
 
 
 def pair_states_mp(psi, N):
@@ -38,7 +40,10 @@ def pair_states_mp(psi, N):
                 rho = mp.zeros(4, 4)
                 for x in range(2**N):
                     for y in range(2**N):
-                        bx, by = [(x >> (N - 1 - k)) & 1 for k in range(N)], [(y >> (N - 1 - k)) & 1 for k in range(N)]
+                        bx, by = (
+                            [(x >> (N - 1 - k)) & 1 for k in range(N)],
+                            [(y >> (N - 1 - k)) & 1 for k in range(N)],
+                        )
                         if all(bx[k] == by[k] for k in range(N) if k not in (i, j)):
                             rho[2 * bx[i] + bx[j], 2 * by[i] + by[j]] += amp[x] * mp.conj(amp[y])
                 out.append(rho)
@@ -53,7 +58,10 @@ def test_pair_average_against_explicit_partial_traces(N):
     got, _ = rs.state_concurrences(N, np.arange(K), seed)
     for k in range(K):
         with mp.workdps(concurrence_states.DIGITS):
-            vals = [concurrence_states.reference(r) for r in pair_states_mp(rs.random_state(N, k, seed), N)]
+            vals = [
+                concurrence_states.reference(r)
+                for r in pair_states_mp(rs.random_state(N, k, seed), N)
+            ]
             want = float(sum(vals) / len(vals))
         assert abs(got[k] - want) < rounding(), (k, got[k] - want)
 
@@ -91,7 +99,9 @@ def test_mpi_reduction_matches_serial(tmp_path):
             # variance loses a further factor mean^2 / variance to cancellation
             assert abs(f["mean"][k] / serial.mean() - 1) < summed(301)
             cancel = 1 + serial.mean() ** 2 / serial.var()
-            assert abs(f["sem"][k] / (serial.std(ddof=1) / math.sqrt(301)) - 1) < summed(301, cancel)
+            assert abs(f["sem"][k] / (serial.std(ddof=1) / math.sqrt(301)) - 1) < summed(
+                301, cancel
+            )
             assert f["count"][k] == 301 and f["nonzero"][k] == nz.sum()
     data = rs.read(str(out))
     assert data["states"] == 301 and data["seed"] == 9

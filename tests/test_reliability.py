@@ -87,18 +87,25 @@ def bad_cli_cases(d):
         "resume missing": (["--out", d / "missing.h5", "--resume"], "does not exist"),
         "resume corrupt": (["--out", corrupt, "--resume"], "not a readable HDF5"),
         "resume foreign": (["--out", foreign, "--resume"], "not a tlsmpi run file"),
-        "resume other config": (["--out", d / "old.h5", "--resume", "--set", "model.N=6"],
-                                "another configuration (3 key(s) differ: ensemble.realizations: "
-                                "file 3, given 24; model.N: file 5, given 6; time.n_times: file 5, "
-                                "given 71)"),
-        "resume other seed": (["--out", d / "old.h5", "--resume", *TINY, "--set", "ensemble.seed=9"],
-                              "seed"),
+        "resume other config": (
+            ["--out", d / "old.h5", "--resume", "--set", "model.N=6"],
+            "another configuration (3 key(s) differ: ensemble.realizations: "
+            "file 3, given 24; model.N: file 5, given 6; time.n_times: file 5, "
+            "given 71)",
+        ),
+        "resume other seed": (
+            ["--out", d / "old.h5", "--resume", *TINY, "--set", "ensemble.seed=9"],
+            "seed",
+        ),
         "unwritable directory": (["--out", "/proc/tlsmpi.h5"], "cannot write"),
         "no directory": (["--out", d / "nodir" / "x.h5"], "does not exist"),
         "bad --set": (["--set", "N=4"], "section.key=value"),
         "unknown option": (["--frobnicate"], "unknown argument"),
         "abbreviated option": (["--out", d / "old.h5", "--overw"], "unknown argument(s) --overw"),
-        "repair without resume": (["--out", d / "old.h5", "--repair"], "--repair goes with --resume"),
+        "repair without resume": (
+            ["--out", d / "old.h5", "--repair"],
+            "--repair goes with --resume",
+        ),
         "solver option, exact engine": (["-mfn_tol", "1e-9"], "takes no solver options"),
     }
 
@@ -130,8 +137,12 @@ def reference(tmp_path_factory):
 
 def read_all(path):
     with h5py.File(path, "r") as f:
-        return {f"{c}/{k}": f[c][k][...] for c in f if c.startswith("case_")
-                for k in ("concurrence", "concurrence_mean", "concurrence_sem", "status", "disorder/nu")}
+        return {
+            f"{c}/{k}": f[c][k][...]
+            for c in f
+            if c.startswith("case_")
+            for k in ("concurrence", "concurrence_mean", "concurrence_sem", "status", "disorder/nu")
+        }
 
 
 def start(args, ranks=2):
@@ -225,8 +236,10 @@ def test_any_base_exception_on_one_rank_ends_the_job(tmp_path, kind, what):
     t0 = time.time()
     res = faulty(kind, ["--out", out, *TINY, "--set", "ensemble.realizations=6"])
     assert res.returncode != 0 and time.time() - t0 < 30
-    lines = [l for l in res.stderr.splitlines() if l.startswith("tlsmpi:")]
-    assert len(lines) == 1 and "rank 1 crashed on realization" in lines[0] and what in lines[0], res.stderr
+    lines = [x for x in res.stderr.splitlines() if x.startswith("tlsmpi:")]
+    assert len(lines) == 1 and "rank 1 crashed on realization" in lines[0] and what in lines[0], (
+        res.stderr
+    )
     assert not os.path.exists(str(out) + ".lock")
     assert run_tlsmpi(["--out", out, "--resume", *TINY, "--set", "ensemble.realizations=6"],
                       ranks=2).returncode == 0
@@ -245,15 +258,27 @@ def test_failed_realization_recorded_not_averaged(tmp_path):
         rows = f["case_000/concurrence"][...]
         assert np.isnan(rows[2]).all()
         mean = rows[[0, 1, 3, 4]].mean(0)
-        assert np.array_equal(f["case_000/concurrence_mean"][...], mean)   # same formula, same bytes
+        # same formula, same bytes
+        assert np.array_equal(f["case_000/concurrence_mean"][...], mean)
 
 
 @pytest.mark.mpi
 def test_liouvillian_stop_and_resume(tmp_path):
     """Engine 2 under the same stop/resume contract: SIGUSR1, exit 3, --resume, identical data."""
-    work = ["--set", 'engine.name="liouvillian"', "--set", "model.N=5",
-            "--set", "ensemble.realizations=16", "--set", "time.t_max=30.0", "--set", "time.n_times=8",
-            "--set", "sweep.epsilon=[1.0]"]
+    work = [
+        "--set",
+        'engine.name="liouvillian"',
+        "--set",
+        "model.N=5",
+        "--set",
+        "ensemble.realizations=16",
+        "--set",
+        "time.t_max=30.0",
+        "--set",
+        "time.n_times=8",
+        "--set",
+        "sweep.epsilon=[1.0]",
+    ]
     ref = tmp_path / "ref.h5"
     assert run_tlsmpi(["--out", ref, *work], ranks=2).returncode == 0
     out = tmp_path / "stopped.h5"

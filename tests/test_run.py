@@ -57,7 +57,9 @@ def test_file_contents_recompute(tmp_path):
     assert res.returncode == 0, res.stderr
     run = Run(out)
     case = run.cases[3]
-    assert case.params["N"] == 7 and case.params["epsilon"] == 0.5 and case.label == "epsilon=0.5 N=7"
+    assert (
+        case.params["N"] == 7 and case.params["epsilon"] == 0.5 and case.label == "epsilon=0.5 N=7"
+    )
     real = sample(ModelParams(N=7, epsilon=0.5), run.attrs["seed"], 4)
     assert np.array_equal(case.disorder["J"][4], real.J)
     expected = exact.compute(real, run.times, Request())["concurrence"]
@@ -92,10 +94,26 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
     """Engine 2 in the runner: serial and 2 groups of 1 rank (engine.method = "auto": the
     spectral path at N = 4), 1 group of 2 ranks with MFN on the distributed matrix; solver
     options from the command line; agreement with Engine 1 on the same disorder."""
-    base = ["--set", 'engine.name="liouvillian"', "--set", "model.N=4", "--set", "model.T_K=300.0",
-            "--set", "ensemble.realizations=3", "--set", "time.t_max=10.0", "--set", "time.n_times=6",
-            "--set", "sweep.epsilon=[0.0, 1.0]", "--set", "observables.entropy=true",
-            "-mfn_tol", "1e-12"]
+    base = [
+        "--set",
+        'engine.name="liouvillian"',
+        "--set",
+        "model.N=4",
+        "--set",
+        "model.T_K=300.0",
+        "--set",
+        "ensemble.realizations=3",
+        "--set",
+        "time.t_max=10.0",
+        "--set",
+        "time.n_times=6",
+        "--set",
+        "sweep.epsilon=[0.0, 1.0]",
+        "--set",
+        "observables.entropy=true",
+        "-mfn_tol",
+        "1e-12",
+    ]
     runs = {}
     for name, ranks, extra in (("serial", 1, []), ("groups", 2, []),
                                ("shared", 2, ["--set", "engine.ranks_per_realization=2",
@@ -112,16 +130,21 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
     res = run_tlsmpi(["--out", exact_run, *base[:-2], "--set", 'engine.name="exact"'])
     assert res.returncode == 0, res.stderr
     times = runs["serial"].times
-    for case_s, case_g, case_p, case_e in zip(*(runs[n].cases for n in ("serial", "groups", "shared")),
-                                              Run(exact_run).cases):
+    for case_s, case_g, case_p, case_e in zip(
+        *(runs[n].cases for n in ("serial", "groups", "shared")), Run(exact_run).cases
+    ):
         params = ModelParams(N=4, T_K=300.0, epsilon=float(case_s.params["epsilon"]))
         # each run is within the bound of the truth, so two runs within twice the bound
         seed = int(runs["serial"].attrs["seed"])
         bounds = [observable_error(sample(params, seed, r), times, 2, tol=1e-12) for r in range(3)]
-        tol = {"concurrence": 2 * max(b[0] for b in bounds), "entropy": 2 * max(b[1] for b in bounds)}
+        tol = {
+            "concurrence": 2 * max(b[0] for b in bounds),
+            "entropy": 2 * max(b[1] for b in bounds),
+        }
         for obs in ("concurrence", "entropy"):
             ref = case_s.values(obs)
-            assert np.array_equal(case_g.values(obs), ref)                  # one rank per realization
+            # one rank per realization
+            assert np.array_equal(case_g.values(obs), ref)
             assert np.abs(case_p.values(obs) - ref).max() <= tol[obs]       # distributed matrix
             assert np.abs(case_e.values(obs) - ref).max() <= tol[obs]       # Engine 1
 

@@ -43,7 +43,7 @@ def check(path):
 
 def one_line_error(res):
     """One line from tlsmpi on stderr, no traceback (mpirun may add its own banner)."""
-    lines = [l for l in res.stderr.splitlines() if l.startswith("tlsmpi")]
+    lines = [x for x in res.stderr.splitlines() if x.startswith("tlsmpi")]
     return len(lines) == 1 and "Traceback" not in res.stderr
 
 
@@ -120,7 +120,9 @@ def test_damaged_rows_are_named_and_repaired(done_run, damage, named):
             f["case_000/status"][2] = 7
     where = "case_000 realization 2 " + ("status" if damage == "status" else "concurrence")
     res = run_tlsmpi(["--out", done_run, "--resume", *TINY])
-    assert res.returncode == 2 and one_line_error(res) and where in res.stderr and named in res.stderr
+    assert (
+        res.returncode == 2 and one_line_error(res) and where in res.stderr and named in res.stderr
+    )
     res = run_tlsmpi(["summary", done_run], module="tlsmpi.post")
     assert res.returncode == 1 and one_line_error(res) and where in res.stderr
     code, line = check(done_run)
@@ -160,7 +162,8 @@ def test_full_filesystem_refused_before_anything_is_written(tmp_path):
 
 def test_io_error_while_creating_is_one_line_and_leaves_nothing(tmp_path):
     """A write error during creation (EFBIG from a 100 kB file-size limit set just
-    before, as a quota would give) ends the run with exit 4 and one line naming the cause and the path;
+    before, as a quota would give) ends the run with exit 4 and one line naming the cause and the
+    path;
     nothing that claims to be a run file, no temporary file and no lock is left."""
     out = tmp_path / "big.h5"
     res = subprocess.run([sys.executable, "-m", "tlsmpi.run", "--out", out], cwd=ROOT, text=True,
@@ -221,7 +224,9 @@ def test_provably_stale_lock_is_taken_over(done_run, sleeper):
         write_lock(done_run, **gone)
         res = run_tlsmpi(["--out", done_run, "--resume", *TINY])
         assert res.returncode == 0, res.stderr
-        assert f"took over the lock of {done_run} from a run on this host that is gone" in res.stdout
+        assert (
+            f"took over the lock of {done_run} from a run on this host that is gone" in res.stdout
+        )
         assert f":{gone['pid']}" in res.stdout and not os.path.exists(str(done_run) + ".lock")
 
 
@@ -233,7 +238,7 @@ def test_live_or_foreign_holder_is_never_taken_over(done_run, sleeper):
     lock_file = str(done_run) + ".lock"
     write_lock(done_run, pid=pid, start=start)
     res = run_tlsmpi(["--out", done_run, "--resume", *TINY])
-    assert res.returncode == 2 and f"is being written by" in res.stderr and f":{pid}" in res.stderr
+    assert res.returncode == 2 and "is being written by" in res.stderr and f":{pid}" in res.stderr
     res = run_tlsmpi(["unlock", done_run], module="tlsmpi.post")
     assert res.returncode == 2 and "alive" in res.stderr and os.path.exists(lock_file)
     write_lock(done_run, host="elsewhere.invalid", pid=pid, start=start)
@@ -258,10 +263,24 @@ def test_requeued_job_takes_over_its_own_lock(done_run):
 
 @pytest.mark.needs_petsc
 def test_misspelt_solver_option_is_reported(tmp_path):
-    base = ["--set", 'engine.name="liouvillian"', "--set", "model.N=3", "--set", "ensemble.realizations=1",
-            "--set", "time.n_times=3", "--set", "time.t_max=1.0", "-mfn_tolx", "1e-8"]
+    base = [
+        "--set",
+        'engine.name="liouvillian"',
+        "--set",
+        "model.N=3",
+        "--set",
+        "ensemble.realizations=1",
+        "--set",
+        "time.n_times=3",
+        "--set",
+        "time.t_max=1.0",
+        "-mfn_tolx",
+        "1e-8",
+    ]
     res = run_tlsmpi(["--out", tmp_path / "w.h5", *base])
-    assert res.returncode == 0 and "-mfn_tolx were not used by any solver" in res.stdout + res.stderr
+    assert (
+        res.returncode == 0 and "-mfn_tolx were not used by any solver" in res.stdout + res.stderr
+    )
     res = run_tlsmpi(["--out", tmp_path / "s.h5", *base, "--strict-options"])
     assert res.returncode == 2 and one_line_error(res) and "-mfn_tolx" in res.stderr
     assert not (tmp_path / "s.h5").exists()

@@ -240,7 +240,7 @@ def test_three_items_of_every_kind_first_and_eta_per_kind():
     wall = 1.0 + 2.0 * kinds
     dealer = Dealer(costs, {0: 1, 1: 1}, min_chunk_seconds=0.0, kinds=kinds)
     first = [dealer.handle(w % 2, [], False, 0.0) for w in range(2)]
-    for step in range(2):
+    for _ in range(2):
         first += [dealer.handle(w, [(first[-2 + w][0], wall[first[-2 + w][0]])], False, 1.0)
                   for w in range(2)]
     assert [len(c) for c in first] == [1] * 6

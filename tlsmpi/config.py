@@ -200,10 +200,14 @@ def load(path=None, overrides=()):
         except FileNotFoundError:
             raise ConfigError(f"config file {path!r} does not exist: check the path") from None
         except (PermissionError, IsADirectoryError, OSError) as err:
-            raise ConfigError(f"config file {path!r} cannot be read ({err.strerror}): "
-                              "check the path and its permissions") from None
+            raise ConfigError(
+                f"config file {path!r} cannot be read ({err.strerror}): "
+                "check the path and its permissions"
+            ) from None
         except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"config file {path!r} is not valid TOML ({err}): fix the syntax") from None
+            raise ConfigError(
+                f"config file {path!r} is not valid TOML ({err}): fix the syntax"
+            ) from None
     else:
         raw = default_job()
     source = f"config file {path!r}" if path is not None else "the default job"
@@ -255,7 +259,8 @@ def _check_sweep_conflicts(raw, source):
     for key in sorted(set(model) & set(sweep)):
         if key in _MODEL_DEFAULTS and model[key] != _MODEL_DEFAULTS[key]:
             raise ConfigError(f"{source} gives both model.{key} = {model[key]!r} and sweep.{key} = "
-                              f"{sweep[key]!r}: the sweep would replace the value; remove one of them")
+                              f"{sweep[key]!r}: the sweep would replace the value; remove one of "
+                              "them")
 
 
 def differences(file_toml, given_toml, limit=8):
@@ -280,7 +285,8 @@ def differences(file_toml, given_toml, limit=8):
 
 
 def default_job():
-    """The small default job: N = 16, 24 realizations, closed (epsilon = 0) and open (epsilon = 1)."""
+    """The small default job: N = 16, 24 realizations, closed (epsilon = 0) and open
+    (epsilon = 1)."""
     return {"model": {"N": 16}, "time": {"t_min": 1e-3, "t_max": 1e4, "n_times": 71},
             "ensemble": {"realizations": 24}, "sweep": {"epsilon": [0.0, 1.0]}}
 
@@ -299,7 +305,8 @@ def validate(raw):
         if section == "engine":             # the named engine adds its own keys
             name = table.get("name", schema["name"][0])
             if not isinstance(name, str):
-                raise ConfigError(f"engine.name = {name!r}: expected a string, one of {engines.names()}")
+                raise ConfigError(f"engine.name = {name!r}: expected a string, one of "
+                                  f"{engines.names()}")
             schema = {**schema, **engines.get(name).option_schema}
         if section == "sweep":
             for key, values in table.items():
@@ -307,11 +314,13 @@ def validate(raw):
                     raise ConfigError(f"sweep.{key}: only model parameters can be swept, "
                                       f"one of {sorted(MODEL_KEYS)}")
                 if not isinstance(values, list) or not values:
-                    raise ConfigError(f"sweep.{key} = {values!r}: expected a non-empty list of values")
+                    raise ConfigError(f"sweep.{key} = {values!r}: expected a non-empty list of "
+                                      "values")
                 default = _MODEL_DEFAULTS[key]
                 for v in values:
                     if not _type_ok(v, default):
-                        raise ConfigError(f"sweep.{key} contains {v!r}: expected {_typename(default)}")
+                        raise ConfigError(f"sweep.{key} contains {v!r}: expected "
+                                          f"{_typename(default)}")
                 out[key] = [float(v) if isinstance(default, float) else v for v in values]
             data[section] = out
             continue
@@ -372,7 +381,9 @@ def unused_keys(config, cases, raw):
     if not any(p.flipflop > 0 for p in cases):
         out["model.flipflop_form"] = "every case has flipflop = 0 (no flip-flop term)"
     engine = engines.get(config.engine)(config.engine_options)
-    out.update({f"engine.{k}": why for k, why in engine.ignored_options(cases, config.request).items()})
+    out.update(
+        {f"engine.{k}": why for k, why in engine.ignored_options(cases, config.request).items()}
+    )
     return out
 
 

@@ -97,11 +97,13 @@ def bias_table(N, t_max, form, flipflop, total=4000, sizes=(25, 100, 400, 1000))
         states = trajectories.trajectory(setup.nojump, setup.jumps, setup.psi0, times, rng)[0]
         rho[m] = readout.densities(states)["pairs"]
     print(f"bias of C from M trajectories, N = {N} ({form}, flipflop = {flipflop}), epsilon = 1, "
-          f"12 times in [0.1, {t_max:g}], {total} trajectories in {time.process_time() - start:.0f} s; "
+          f"12 times in [0.1, {t_max:g}], {total} trajectories in "
+          f"{time.process_time() - start:.0f} s; "
           f"mean C(t) = {C_ref.mean():.4f}, max C(t) = {C_ref.max():.4f}")
     C_all = readout.observables({"pairs": rho.mean(0)})["concurrence"]
     print(f"all {total}: mean(C_all - C) = {(C_all - C_ref).mean():.2e}")
-    print(f"{'M':>5} {'sets':>5} {'mean(C_M - C)':>14} {'+-':>8} {'mean(C_M - C_all)':>17} {'+-':>8} "
+    print(f"{'M':>5} {'sets':>5} {'mean(C_M - C)':>14} {'+-':>8} {'mean(C_M - C_all)':>17} "
+          f"{'+-':>8} "
           f"{'mean|C_M - C|':>14} {'jackknife':>10}")
     for M in sizes:
         sets = total // M

@@ -181,8 +181,18 @@ def run_bench(table, ranks, seconds, realizations, slow_rank=-1, timeout=900):
         overrides = {"engine.name": "sleep", "engine.table": table, "engine.scale": scale,
                      "engine.slow_rank": slow_rank, "engine.trace": tmp,
                      "ensemble.realizations": realizations, "output.progress_seconds": 1.0}
-        cmd = ["mpirun", "--oversubscribe", "-n", str(ranks), sys.executable, "-m",
-               "tlsmpi.bench.sleep_runner", figure_config(table), "--out", os.path.join(tmp, "b.h5")]
+        cmd = [
+            "mpirun",
+            "--oversubscribe",
+            "-n",
+            str(ranks),
+            sys.executable,
+            "-m",
+            "tlsmpi.bench.sleep_runner",
+            figure_config(table),
+            "--out",
+            os.path.join(tmp, "b.h5"),
+        ]
         for key, value in overrides.items():
             cmd += ["--set", f"{key}={value}"]
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -271,8 +281,11 @@ def real_eta(config, ranks, timeout):
         log, failed = launch(cmd, timeout, lambda: 0)
     if failed:
         raise RuntimeError(log)
-    stamps = [time.mktime(time.strptime(f"{time.strftime('%Y-%m-%d')} {line[:8]}", "%Y-%m-%d %H:%M:%S"))
-              for line in log.splitlines() if re.match(r"\d\d:\d\d:\d\d tlsmpi ", line)]
+    stamps = [
+        time.mktime(time.strptime(f"{time.strftime('%Y-%m-%d')} {line[:8]}", "%Y-%m-%d %H:%M:%S"))
+        for line in log.splitlines()
+        if re.match(r"\d\d:\d\d:\d\d tlsmpi ", line)
+    ]
     first, last = stamps[0], stamps[-1] + 0.5
     return eta_errors(log, first, last), last - first
 
@@ -292,8 +305,10 @@ def item_overhead(realizations=400):
 
 def bench(args):
     if args.tables:
-        print(f"Runner with the sleep engine, {args.ranks} oversubscribed ranks on {os.cpu_count()} "
-              f"cores, ideal wall {args.seconds:g} s (efficiency = sum of item costs / (ranks x wall))")
+        print(f"Runner with the sleep engine, {args.ranks} oversubscribed ranks on "
+              f"{os.cpu_count()} "
+              f"cores, ideal wall {args.seconds:g} s (efficiency = sum of item costs / (ranks x "
+              "wall))")
         print(f"{'table':>8} {'items':>6} {'wall':>7} {'mpirun':>7} {'CPU':>7} {'efficiency':>10} "
               f"{'ETA/true (20-70%)':>18}")
     for table in args.tables:
@@ -315,7 +330,8 @@ def bench(args):
         how = module_bench if args.module else run_bench
         base = how("fig10", 2, args.seconds, args.realizations, timeout=args.timeout)
         slow = how("fig10", 2, args.seconds, args.realizations, slow_rank=1, timeout=args.timeout)
-        print(f"  wall {base['wall']:.1f} s -> {slow['wall']:.1f} s: {slow['wall'] / base['wall']:.2f}x "
+        print(f"  wall {base['wall']:.1f} s -> {slow['wall']:.1f} s: "
+              f"{slow['wall'] / base['wall']:.2f}x "
               "(static deal 2x, ideal 1.33x)")
     return 0
 
@@ -333,7 +349,9 @@ def full_costs(name, rng):
         from ..physics.model import sample
         for p in cfg.cases():
             for r in range(cfg.realizations):
-                predicted.append(engine.cost(p, cfg.times, cfg.request, lambda: sample(p, cfg.seed, r)))
+                predicted.append(
+                    engine.cost(p, cfg.times, cfg.request, lambda: sample(p, cfg.seed, r))
+                )
         predicted = np.array(predicted)
         return predicted * rng.lognormal(0.0, JITTER, predicted.size), predicted, kinds
     for p in cfg.cases():
@@ -397,9 +415,11 @@ def simulate_queue(actual, predicted, group_sizes, item_overhead, latency, servi
 def extrapolate(args):
     rng = np.random.default_rng(2021)
     overhead_item = args.item_overhead if args.item_overhead is not None else item_overhead()
-    print(f"Discrete-event simulation of the runner's rules: item overhead {overhead_item * 1e3:.2f} ms "
+    print("Discrete-event simulation of the runner's rules: item overhead "
+          f"{overhead_item * 1e3:.2f} ms "
           f"(runner, one rank), request latency {args.latency * 1e3:.2f} ms, server "
-          f"{args.service * 1e6:.0f} us per request, allreduce {args.allreduce * 1e6:.0f} us x log2 P, "
+          f"{args.service * 1e6:.0f} us per request, allreduce {args.allreduce * 1e6:.0f} us x "
+          "log2 P, "
           f"group efficiency 1 / (1 + {args.group_overhead} log2 g)")
     print("Efficiency = sum of item costs / (ranks x makespan).  static: today's runner "
           "(with the item overhead); queue: tlsmpi.parallel without / with the item overhead; "
@@ -438,15 +458,19 @@ def trajectory_blocks(args):
     with every block a work item (set-up paid again whenever a rank changes
     realization).  The ideal is one set-up per realization."""
     R, B, setup, block = args.realizations, args.blocks, args.setup, args.block_seconds
-    per_real = block * B * np.random.default_rng(2021).lognormal(0.0, JITTER, R)          # jumps vary by realization
+    # jumps vary by realization
+    per_real = block * B * np.random.default_rng(2021).lognormal(0.0, JITTER, R)
     whole = setup + per_real
     print(f"\nEngine 3 with trajectories: {R} realizations x {B} blocks, set-up {setup:g} s, "
           f"block {block:g} s (x log-normal jitter per realization)")
-    print(f"{'ranks':>6} {'items':>7} {'one rank/realization':>21} {'+ groups':>9} {'blocks as items':>16}")
+    print(f"{'ranks':>6} {'items':>7} {'one rank/realization':>21} {'+ groups':>9} "
+          f"{'blocks as items':>16}")
     for ranks in args.ranks:
         ideal = whole.sum() / ranks
         single = simulate_queue(whole, whole, [1] * ranks, 0.0, args.latency, args.service)[0]
-        sizes, width = plan_groups(whole, ranks, sizes=tuple(2**k for k in range(12) if 2**k <= max(ranks // 4, 1)))
+        sizes, width = plan_groups(
+            whole, ranks, sizes=tuple(2**k for k in range(12) if 2**k <= max(ranks // 4, 1))
+        )
         grouped = _simulate_groups(whole, sizes, width, setup, per_real / B, B)
         parts = np.repeat(per_real / B, B)
         families = np.repeat(np.arange(R), B)
@@ -585,7 +609,9 @@ def queue_only(comm, table, seconds, realizations, slow_rank=-1):
     scale = seconds * comm.size / work
     items = [(p, r) for p in cfg.cases() for r in range(realizations)]
     actual = np.array([scale * item_seconds(table, p, cfg.seed, r) for p, r in items])
-    predicted = [engine.cost(p, cfg.times, cfg.request, lambda: sample(p, cfg.seed, r)) for p, r in items]
+    predicted = [
+        engine.cost(p, cfg.times, cfg.request, lambda: sample(p, cfg.seed, r)) for p, r in items
+    ]
     speed = 2.0 if comm.rank == slow_rank else 1.0
     kinds = np.repeat(np.arange(len(cfg.cases())), realizations)
     queue = WorkQueue(comm, predicted, progress_seconds=1e9, kinds=kinds)
@@ -674,6 +700,8 @@ if __name__ == "__main__":                     # the MPI parts of --probe and --
         parts = world.gather({**probe_progress(world), **probe_queue(world)}, root=0)
         result = {k: v for part in parts for k, v in part.items()}
     else:
-        result = queue_only(world, sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+        result = queue_only(
+            world, sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+        )
     if world.rank == 0:
         print(json.dumps(result), flush=True)

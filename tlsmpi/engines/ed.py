@@ -95,7 +95,8 @@ def unitary_observables(real, times, request):
 def sector_memory(params, times, request, trajectories=0):
     """Bytes per rank for one realization: the largest sector's matrix and eigenvectors
     (eigh: H, numpy's copy, LAPACK's divide-and-conquer work ~ 2 D^2 and the output V,
-    5 real D^2; N = 16 measured 6.07 GB, ~4.4 D^2 besides the states; trajectories: H_eff, V, V^-1 of every
+    5 real D^2; N = 16 measured 6.07 GB, ~4.4 D^2 besides the states; trajectories: H_eff, V, V^-1
+    of every
     sector kept, complex, plus eig's work on the largest), the states psi(t) (T x 2^N
     complex, twice with a chunk of temporaries), the reduced density matrices (with
     trajectories: the sums of a block, and the ceil(M / BLOCK) blocks of one realization
@@ -125,7 +126,9 @@ def cost_estimate(params, times, request, trajectories=0, jumps=0.0):
     N, T = params.N, len(times)
     sizes = sector_sizes(N, params.flipflop_form)
     cubes = sum(float(s) ** 3 for s in sizes)
-    n_rdm = (N * (N - 1) / 2 if request.concurrence else 0) + ((request.bipartitions or N) if request.entropy else 0)
+    n_rdm = (N * (N - 1) / 2 if request.concurrence else 0) + (
+        (request.bipartitions or N) if request.entropy else 0
+    )
     per_state = COST["rdm"] * n_rdm * 2**N * T
     if params.epsilon and trajectories:
         squares = sum(float(s) ** 2 for s in sizes)
@@ -177,7 +180,8 @@ class EDEngine(Engine):
         M = self.options["trajectories"]
         for p in cases:
             if p.epsilon and not M:
-                raise ConfigError(f"model.epsilon = {p.epsilon}: the ed engine treats dissipation with "
+                raise ConfigError(f"model.epsilon = {p.epsilon}: the ed engine treats dissipation "
+                                  "with "
                                   "quantum-jump trajectories; set engine.trajectories = M > 0 "
                                   "(e.g. 1000) or epsilon = 0")
 
@@ -216,7 +220,10 @@ class EDEngine(Engine):
         error of C over blocks as ``concurrence_err``."""
         res = combine(StateReadout(real, request), partials)
         err = "concurrence_err" in self.outputs(request)
-        return {**res["observables"], **({"concurrence_err": res["concurrence_err"]} if err else {})}
+        return {
+            **res["observables"],
+            **({"concurrence_err": res["concurrence_err"]} if err else {}),
+        }
 
     def compute(self, real, times, request, comm=None):
         """Observables of ``request``, each (T,): exact for Y = 0 (``concurrence_err`` 0),

@@ -75,7 +75,8 @@ class PairEngine:
         """prod_{k != i, j} 1^T exp(M_k t) p_k with omega_k = 4 (J_ik + sign J_jk), j > i.
 
         At T = 0 (kappa = 2Y - i omega) the factor is
-        F = X (1 + c)/2 + e^{-4Yt} X* (1 - c)/2,  X = e^{-i omega t},  c = (2Y - i omega m)/(2Y - i omega),
+        F = X (1 + c)/2 + e^{-4Yt} X* (1 - c)/2,  X = e^{-i omega t},  c = (2Y - i omega m)/(2Y - i
+        omega),
         m = 2 p_up - 1, and X = e^{-i 4 J_ik t} e^{-i 4 sign J_jk t} by angle addition.
         """
         N, Y = self.real.N, self.real.Y
@@ -160,7 +161,8 @@ class ExactEngine(Engine):
         for p in cases:
             if p.flipflop:
                 raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
-                                  "exact factorization; set engine.name = \"liouvillian\" or flipflop = 0")
+                                  "exact factorization; set engine.name = \"liouvillian\" or "
+                                  "flipflop = 0")
             if request.entropy and p.N > MAX_N_ENTROPY:
                 raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
                                   f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "

@@ -88,7 +88,9 @@ def _strings(local, k):
     first site most significant."""
     P = local
     for _ in range(k - 1):
-        P = np.einsum("aij,bkl->abikjl", P, local).reshape(len(P) * 4, 2 * P.shape[1], 2 * P.shape[1])
+        P = np.einsum("aij,bkl->abikjl", P, local).reshape(
+            len(P) * 4, 2 * P.shape[1], 2 * P.shape[1]
+        )
     return P
 
 
@@ -219,7 +221,9 @@ class Generator:
         """Entries per row of rows [start, stop) with column in [lo, hi) and outside."""
         d_nnz, o_nnz = [], []
         for a in range(start, stop, CHUNK_ROWS):
-            cols, _, present = self._entries(np.arange(a, min(a + CHUNK_ROWS, stop), dtype=np.int64))
+            cols, _, present = self._entries(
+                np.arange(a, min(a + CHUNK_ROWS, stop), dtype=np.int64)
+            )
             inside = present & (cols >= lo) & (cols < hi)
             d_nnz.append(inside.sum(1))
             o_nnz.append(present.sum(1) - d_nnz[-1])
@@ -241,7 +245,8 @@ class Generator:
         return indptr, cols[keep], vals[keep]
 
     def initial_coefficients(self, rho0, start, stop):
-        """c_mu(0) = prod_k Tr(rho0_k P_{a_k}) for the product state of Eq. (26), rows [start, stop)."""
+        """c_mu(0) = prod_k Tr(rho0_k P_{a_k}) for the product state of Eq. (26), rows
+        [start, stop)."""
         bloch = np.einsum("kij,aji->ka", rho0, PAULI).real          # (N, 4): (1, x, y, z) per site
         out = np.empty(stop - start)
         for a in range(start, stop, CHUNK_ROWS):
@@ -307,7 +312,11 @@ def density_from_pauli(c, n):
     for _ in range(n):
         t = np.tensordot(t, PAULI, axes=([len(lead)], [0]))        # appends (ket, bra) of a site
     L = len(lead)
-    t = t.transpose(tuple(range(L)) + tuple(L + 2 * k for k in range(n)) + tuple(L + 2 * k + 1 for k in range(n)))
+    t = t.transpose(
+        tuple(range(L))
+        + tuple(L + 2 * k for k in range(n))
+        + tuple(L + 2 * k + 1 for k in range(n))
+    )
     return t.reshape(lead + (2**n, 2**n)) / 2**n
 
 
@@ -318,8 +327,12 @@ class PauliReadout(Readout):
     def __init__(self, real, request):
         super().__init__(real, request)
         N = self.N
-        parts = [subsystem_indices(N, p) for p in self.pairs] + [subsystem_indices(N, A) for A in self.bubbles]
-        self.indices, inverse = np.unique(np.concatenate(parts + [np.zeros(0, np.int64)]), return_inverse=True)
+        parts = [subsystem_indices(N, p) for p in self.pairs] + [
+            subsystem_indices(N, A) for A in self.bubbles
+        ]
+        self.indices, inverse = np.unique(
+            np.concatenate(parts + [np.zeros(0, np.int64)]), return_inverse=True
+        )
         n_pair = 16 * len(self.pairs)
         self.pair_pos = inverse[:n_pair].reshape(len(self.pairs), 16)
         self.bubble_pos = inverse[n_pair:].reshape(len(self.bubbles), 4**self.bubbles.shape[1])
@@ -399,7 +412,8 @@ class Evolution:
                     f"{self.mfn.getIterationNumber()} iterations; try a larger -mfn_ncv or "
                     f"-mfn_max_it, a smaller -tlsmpi_step_norm, or -mfn_type expokit)")
             if not math.isfinite(self.y.norm()):
-                raise SolverError(f"{self.where}: non-finite state on the step t = {t0:.6g} -> {t1:.6g}")
+                raise SolverError(f"{self.where}: non-finite state on the step t = {t0:.6g} -> "
+                                  f"{t1:.6g}")
             self.x, self.y = self.y, self.x
 
     def run(self, times, indices):
@@ -420,7 +434,9 @@ class Evolution:
                 if tk > t_prev:
                     self.step(t_prev, tk)
                     t_prev = tk
-                scatter.scatter(self.x, local, PETSc.InsertMode.INSERT_VALUES, PETSc.ScatterMode.FORWARD)
+                scatter.scatter(
+                    self.x, local, PETSc.InsertMode.INSERT_VALUES, PETSc.ScatterMode.FORWARD
+                )
                 coeffs[k] = local.getArray(readonly=True)
         finally:
             for obj in (scatter, local, sel):
@@ -477,7 +493,8 @@ def spectral_refusal(params):
                 "generator has no blocks smaller than 4^N / 2")
     if block_size(params.N, 0) > SPECTRAL_MAX:
         return (f"model.N = {params.N}: the Delta m = 0 block has C(2N, N) = "
-                f"{block_size(params.N, 0)} elements, more than SPECTRAL_MAX = {SPECTRAL_MAX} (N <= 7)")
+                f"{block_size(params.N, 0)} elements, more than SPECTRAL_MAX = {SPECTRAL_MAX} (N "
+                "<= 7)")
     return None
 
 
@@ -545,7 +562,9 @@ def block_codes(N, dm):
 def ketbra_terms(real):
     """(sites, ket-bra block) of every site and non-zero pair term of Eq. (15)."""
     N, K, form = real.N, real.K, real.params.flipflop_form
-    terms = [((k,), ketbra_block(site_superop(real.nu[k], real.Y[k], real.f[k]), 1)) for k in range(N)]
+    terms = [
+        ((k,), ketbra_block(site_superop(real.nu[k], real.Y[k], real.f[k]), 1)) for k in range(N)
+    ]
     for i in range(N):
         for j in range(i + 1, N):
             B = ketbra_block(pair_superop(real.J[i, j], K[i, j], K[j, i], form), 2)
@@ -607,7 +626,9 @@ class _HermitianPairs:
         G[:, lo], G[:, hi] = r * (a + b), 1j * r * (a - b)
         a, b = G[lo], G[hi]
         G[lo], G[hi] = r * (a + b), -1j * r * (a - b)
-        assert np.abs(G.imag).max(initial=0) <= 1e-12 * max(1.0, np.abs(G.real).max()), "not Hermiticity preserving"
+        assert np.abs(G.imag).max(initial=0) <= 1e-12 * max(1.0, np.abs(G.real).max()), (
+            "not Hermiticity preserving"
+        )
         return np.asfortranarray(G.real)
 
     def ketbra(self, W):
@@ -679,7 +700,8 @@ def spectral_coefficients(real, times, indices):
         log.warning(f"{_where(real)}: eigendecomposition failed ({err}); MFN stepping instead")
         return None
     if spec.cond > SPECTRAL_COND_MAX:
-        log.warning(f"{_where(real)}: eigenvector condition number {spec.cond:.2g} of a Delta m block "
+        log.warning(f"{_where(real)}: eigenvector condition number {spec.cond:.2g} of a Delta m "
+                    "block "
                     f"exceeds SPECTRAL_COND_MAX = {SPECTRAL_COND_MAX:.2g}; MFN stepping instead")
         return None
     return spec.run(times)
@@ -806,11 +828,14 @@ class LiouvillianEngine(Engine):
             if spectral:
                 sizes = [block_size(p.N, dm) for dm in range(delta_m_needed(p.N, request) + 1)]
                 where = "" if self.options["method"] == "spectral" else (
-                    f" where predicted faster than MFN stepping (~{spectral_seconds(p, request):.2g} s "
+                    " where predicted faster than MFN stepping "
+                    f"(~{spectral_seconds(p, request):.2g} s "
                     "against MFN's growth with the window)")
-                line = (f"engine.method = {self.options['method']!r}, N = {p.N}: spectral path{where}, "
+                line = (f"engine.method = {self.options['method']!r}, N = {p.N}: spectral "
+                        f"path{where}, "
                         f"eigendecomposition of the Delta m = 0..{len(sizes) - 1} blocks ({sizes} "
-                        f"elements); MFN stepping for a realization with condition number > {SPECTRAL_COND_MAX:.2g}")
+                        "elements); MFN stepping for a realization with condition number > "
+                        f"{SPECTRAL_COND_MAX:.2g}")
             else:
                 why = "" if self.options["method"] == "mfn" else f" ({spectral_refusal(p)})"
                 line = f"engine.method = {self.options['method']!r}, N = {p.N}: MFN stepping{why}"
@@ -836,7 +861,12 @@ class LiouvillianEngine(Engine):
         real = draw()
         if prefer_spectral(real, times, request, self.options["method"]):
             return spectral_seconds(params, request)
-        return 4.0**params.N * mean_nnz_per_row(params.N, _flipflop(params)) * mfn_solves(real, times) * 2e-8
+        return (
+            4.0**params.N
+            * mean_nnz_per_row(params.N, _flipflop(params))
+            * mfn_solves(real, times)
+            * 2e-8
+        )
 
     def init(self, argv):
         init_petsc(argv)
@@ -861,10 +891,14 @@ class LiouvillianEngine(Engine):
             n = ctypes.c_int()
             names = ctypes.POINTER(ctypes.c_char_p)()
             values = ctypes.POINTER(ctypes.c_char_p)()
-            if lib.PetscOptionsLeftGet(None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values)):
+            if lib.PetscOptionsLeftGet(
+                None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values)
+            ):
                 return []
             left = [names[i].decode() for i in range(n.value)]
-            lib.PetscOptionsLeftRestore(None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values))
+            lib.PetscOptionsLeftRestore(
+                None, ctypes.byref(n), ctypes.byref(names), ctypes.byref(values)
+            )
             return left
         finally:
             mfn.destroy()

@@ -5,7 +5,8 @@ Two routes (docs/entropy.md):
 * factorized (any dynamics): rho_A(t) element by element from docs/design.md section 4,
 
       <s_A|rho_A|s'_A> = prod_{i in C} rho0_i[s_i, s'_i] e^{(i nu_i d_i/2 - Gc_i) t}
-                         x prod_{k in A\\C} [e^{M_k t} p_k]_{s_k} x prod_{j not in A} 1^T e^{M_j t} p_j,
+                         x prod_{k in A\\C} [e^{M_k t} p_k]_{s_k} x prod_{j not in A} 1^T e^{M_j t}
+                         p_j,
 
   with w_j = 2 sum_{i in C} J_ij d_i.  Everything except the coherent factors depends on the
   element only through its coherence pattern d in {0, +-2}^|A|, so the site factors are
@@ -96,7 +97,9 @@ class _Site:
 
     def populations(self, k, omega, t):
         """exp(M_k t) p_k, shape (2, T, len(omega))."""
-        return np.stack(propagate_populations(omega, t, self.p_up[k], self.Y[k], self.f[k])).swapaxes(1, 2)
+        return np.stack(
+            propagate_populations(omega, t, self.p_up[k], self.Y[k], self.f[k])
+        ).swapaxes(1, 2)
 
 
 def _rdm_chunks(real, t, A):

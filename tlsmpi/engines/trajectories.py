@@ -8,7 +8,8 @@ Eq. (15) is the GKSL form with two jump operators per TLS (docs/design.md sectio
 
 since S-S+ = 4 P_down and S+S- = 4 P_up.  Between jumps a state evolves with
 
-    H_eff = H - (i/2) sum L^dag L = H - i Gamma,  Gamma(s) = 2 sum_i Y_i ((1 + f_i) b_i + f_i (1 - b_i)),
+    H_eff = H - (i/2) sum L^dag L = H - i Gamma,  Gamma(s) = 2 sum_i Y_i ((1 + f_i) b_i + f_i (1 -
+    b_i)),
 
 diagonal in the S^z basis, so H_eff keeps the sectors of H (magnetization or parity).
 Each sector block of H_eff (complex symmetric, not Hermitian) is diagonalized once,
@@ -89,7 +90,9 @@ class NoJump:
     def start(self, psi, t0):
         """Take the state ``psi`` (2^N) at time ``t0`` as the start of the evolution."""
         self.t0 = t0
-        self.coef = [psi[idx] if lam is None else Vinv @ psi[idx] for idx, lam, _, Vinv in self.blocks]
+        self.coef = [
+            psi[idx] if lam is None else Vinv @ psi[idx] for idx, lam, _, Vinv in self.blocks
+        ]
 
     def states(self, times):
         """Unnormalized no-jump states at ``times`` >= t0, shape (len(times), 2^N)."""

@@ -83,7 +83,9 @@ class Collector:
         from mpi4py import MPI
         computed = self.computed.copy()
         self.comm.Allreduce(MPI.IN_PLACE, computed, op=MPI.MAX)
-        expected = np.bincount(self.families, weights=computed, minlength=len(self.size)).astype(int)
+        expected = np.bincount(self.families, weights=computed, minlength=len(self.size)).astype(
+            int
+        )
         mine = [f for f in range(len(self.size))
                 if self.home(f) == self.rank and expected[f] and f not in self.handed]
         waiting = sum(expected[f] - len(self.store.get(f, ())) for f in mine)

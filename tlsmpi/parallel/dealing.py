@@ -51,7 +51,9 @@ def plan_groups(costs, n_ranks, sizes=(1, 2, 4, 8, 16, 32, 64), *, overhead=0.1,
     """
     costs = np.asarray(costs, dtype=float)
     if n_ranks % sizes[0]:
-        raise ValueError(f"{n_ranks} ranks are not a multiple of the smallest group size {sizes[0]}")
+        raise ValueError(
+            f"{n_ranks} ranks are not a multiple of the smallest group size {sizes[0]}"
+        )
     usable = [g for g in sizes if g <= n_ranks]
     limit = share * costs.sum() / n_ranks
     widths = np.full(costs.shape, usable[-1], dtype=int)
@@ -123,7 +125,9 @@ class Dealer:
         self.n_ranks = sum(self.group_sizes.values())
         self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
         self.max_chunk_seconds = max_chunk_seconds
-        width = np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
+        width = (
+            np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
+        )
         # largest first; equal costs (the realizations of one case, or of cases the model
         # does not tell apart) in a fixed shuffled order, so that the measured ratio of wall
         # time to predicted cost is not that of one case only
@@ -134,7 +138,9 @@ class Dealer:
             ordered = self.kinds[order]    # their ratio is known early
             by_kind = np.argsort(ordered, kind="stable")
             place = np.empty(len(order), dtype=int)
-            place[by_kind] = np.arange(len(order)) - np.searchsorted(ordered[by_kind], ordered[by_kind])
+            place[by_kind] = np.arange(len(order)) - np.searchsorted(
+                ordered[by_kind], ordered[by_kind]
+            )
             first = np.flatnonzero(place < SAMPLES)
             samples[order[first]] = True
             order = np.concatenate((order[first], np.delete(order, first)))
@@ -229,7 +235,9 @@ class Dealer:
         ratio = self._measured_ratio(k)
         if ratio:
             seconds = max(self.min_chunk_seconds, 4 * len(self.group_sizes) * self.service_seconds)
-            target = min(max(target, g * seconds / ratio), g * max(seconds, self.max_chunk_seconds) / ratio)
+            target = min(
+                max(target, g * seconds / ratio), g * max(seconds, self.max_chunk_seconds) / ratio
+            )
         return target
 
     def _chunk(self, g):
@@ -270,7 +278,9 @@ class Dealer:
         # one item until a measurement gives the wall time per cost (as the samples of `_chunk`)
         target = self._target(g, self.untaken(), k) if self._measured_ratio(k) else 0.0
         chunk, cost = [], 0.0
-        while items and (not chunk or cost + self.costs[items[0] if front else items[-1]] <= target):
+        while items and (
+            not chunk or cost + self.costs[items[0] if front else items[-1]] <= target
+        ):
             chunk.append(items.popleft() if front else items.pop())
             cost += self.costs[chunk[-1]]
         self.family_left[f] -= cost

@@ -132,7 +132,9 @@ class WorkQueue:
         self.group_sizes = {r: g for r, g in enumerate(workers) if g}
         if not self.serve_in_thread and self.size > 1:
             self.group_sizes.pop(0, None)
-        width = np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
+        width = (
+            np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
+        )
         largest = max(self.group_sizes.values(), default=0)
         if len(width) and width.max() > largest:
             raise ValueError(f"items of width {width.max()} but the largest working group "
@@ -231,8 +233,10 @@ class WorkQueue:
             with self._lock:
                 chunk = self._handle(source, *message)
             self.comm.send(chunk, dest=source, tag=REPLY)
-            with self._lock:                   # moving average of the server's time per request
-                self.dealer.service_seconds += 0.1 * (time.perf_counter() - t0 - self.dealer.service_seconds)
+            with self._lock:  # moving average of the server's time per request
+                self.dealer.service_seconds += 0.1 * (
+                    time.perf_counter() - t0 - self.dealer.service_seconds
+                )
         self._served = True
 
     def _handle(self, rank, completed, stop):
@@ -240,7 +244,8 @@ class WorkQueue:
         agreed = self.dealer.stop_agreed
         chunk = self.dealer.handle(rank, completed, stop, time.monotonic())
         if self.dealer.stop_agreed and not agreed:
-            log.info(f"stop signal reported by rank {rank}: no more {self.progress.label} handed out")
+            log.info(f"stop signal reported by rank {rank}: no more {self.progress.label} handed "
+                     "out")
         self._log()
         return chunk
 

@@ -68,7 +68,8 @@ class ModelParams:
 
     def __post_init__(self):
         if self.material and self.material not in MATERIALS:
-            raise ValueError(f"model.material = {self.material!r}: choose one of {sorted(MATERIALS)} "
+            raise ValueError(f"model.material = {self.material!r}: choose one of "
+                             f"{sorted(MATERIALS)} "
                              "(or \"\" for the paper's numerics)")
         if self.flipflop_form not in FLIPFLOP_FORMS:
             raise ValueError(f"model.flipflop_form = {self.flipflop_form!r}: choose one of "
@@ -210,7 +211,9 @@ class Realization:
     def initial_states(self):
         """Single-TLS amplitudes (cos(theta/2), e^{i phi} sin(theta/2)) in the (up, down)
         S^z eigenbasis, shape (N, 2); up (S^z = +1) is the ground state."""
-        return np.stack([np.cos(self.theta / 2), np.exp(1j * self.phi) * np.sin(self.theta / 2)], -1)
+        return np.stack(
+            [np.cos(self.theta / 2), np.exp(1j * self.phi) * np.sin(self.theta / 2)], -1
+        )
 
     def initial_density_matrices(self):
         """rho0_i = |psi_i><psi_i|, shape (N, 2, 2)."""
@@ -219,7 +222,8 @@ class Realization:
 
 
 def sample(params, seed, index):
-    """Draw realization ``index`` of the ensemble with master ``seed`` (Eqs. 4-6, 11, 21, 22, 26)."""
+    """Draw realization ``index`` of the ensemble with master ``seed`` (Eqs. 4-6, 11, 21,
+    22, 26)."""
     N = params.N
     rng = np.random.default_rng([index, seed])
     positions = rng.uniform(0.0, params.box, size=(N, 3))
@@ -241,5 +245,19 @@ def sample(params, seed, index):
     J = params.eta * params.J_scale * np.outer(a, a) * D / r**3
     Y = params.epsilon * params.Y_scale * Delta**2 * params.gamma**2 * hnu * g**2
     f = bose(hnu, params.kT)
-    return Realization(params=params, seed=seed, index=index, positions=positions, eps=eps, Delta=Delta,
-                       g=g, D=D, theta=theta, phi=phi, nu=hnu, J=J, Y=Y, f=f)
+    return Realization(
+        params=params,
+        seed=seed,
+        index=index,
+        positions=positions,
+        eps=eps,
+        Delta=Delta,
+        g=g,
+        D=D,
+        theta=theta,
+        phi=phi,
+        nu=hnu,
+        J=J,
+        Y=Y,
+        f=f,
+    )

@@ -29,7 +29,9 @@ def propagator_modes(omega, t, p_up, Y, f):
     against the per-site ``p_up, Y, f``; ``t`` is appended as the last axis of e_plus,
     e_minus; x has shape (2,) + broadcast shape.
     """
-    omega, p_up, Y, f = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (omega, p_up, Y, f)))
+    omega, p_up, Y, f = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (omega, p_up, Y, f))
+    )
     r_down, r_up = rates(Y, f)
     R = r_up + r_down
     z = 2 * Y - 1j * omega                                   # N = [[z, r_up], [r_down, -z]]
@@ -52,7 +54,9 @@ def propagate_populations(omega, t, p_up, Y, f):
     e_plus, e_minus, x = propagator_modes(omega, t, p_up, Y, f)
     p_up = np.broadcast_to(np.asarray(p_up, dtype=float), x.shape[1:])[..., None]
     x = x[..., None]
-    return tuple(0.5 * ((p + xk) * e_plus + (p - xk) * e_minus) for p, xk in zip((p_up, 1 - p_up), x))
+    return tuple(
+        0.5 * ((p + xk) * e_plus + (p - xk) * e_minus) for p, xk in zip((p_up, 1 - p_up), x)
+    )
 
 
 def trace_factor(omega, t, p_up, Y, f):

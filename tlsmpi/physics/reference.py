@@ -30,10 +30,12 @@ def app_b_pair_rdms(real, times):
                  + 2 * J[j, others][None] * (s[:, 1:] - sp[:, 1:]))   # (16, N-2)
         phase = np.exp(-1j * dH12k[..., None] * t)
         prod = (p_up[others, None] * phase + (1 - p_up[others, None]) * phase.conj()).prod(1)
-        amp = (rho0[i][_ELEMENTS[:, 0], _ELEMENTS[:, 2]] * rho0[j][_ELEMENTS[:, 1], _ELEMENTS[:, 3]])
+        amp = rho0[i][_ELEMENTS[:, 0], _ELEMENTS[:, 2]] * rho0[j][_ELEMENTS[:, 1], _ELEMENTS[:, 3]]
         elems = amp[:, None] * np.exp(-1j * np.outer(dH12, t)) * prod          # (16, T)
         rho = np.zeros((len(t), 4, 4), dtype=complex)
-        rho[:, 2 * _ELEMENTS[:, 0] + _ELEMENTS[:, 1], 2 * _ELEMENTS[:, 2] + _ELEMENTS[:, 3]] = elems.T
+        rho[:, 2 * _ELEMENTS[:, 0] + _ELEMENTS[:, 1], 2 * _ELEMENTS[:, 2] + _ELEMENTS[:, 3]] = (
+            elems.T
+        )
         out.append(rho)
     return np.array(out)
 

@@ -26,7 +26,8 @@ Rules chosen here (the paper does not state its own; docs/post.md repeats them):
   bias on the slope at the end of the window).  The window is fixed from the full sample and
   reused in every bootstrap replica.
 * Stretched exponential (Fig. 9): y(t) = C(t; eps) / C(inf; eps = 0) fitted with
-  A exp(-((t + t0)/tau)^delta) in log space, t0 = 0 (see `stretched_exp_fit`), from the first time at which the eps = 0
+  A exp(-((t + t0)/tau)^delta) in log space, t0 = 0 (see `stretched_exp_fit`), from the first time
+  at which the eps = 0
   curve is within ``SETTLED`` (1.5) x its plateau, as long as y >= ``FLOOR``.
 """
 import warnings

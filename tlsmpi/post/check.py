@@ -54,8 +54,11 @@ def check(path):
                 return EXIT_DAMAGED, (f"{path}: DAMAGED: {case.name}/{obs}_mean differs from the "
                                       "mean of its verified rows")
     failed = sum(c.n_failed for c in run.cases)
-    return EXIT_OK, (f"{path}: complete, {done}/{total} realizations"
-                           + (f" ({failed} failed, excluded from the means)" if failed else "") + stale)
+    return EXIT_OK, (
+        f"{path}: complete, {done}/{total} realizations"
+        + (f" ({failed} failed, excluded from the means)" if failed else "")
+        + stale
+    )
 
 
 def _same(stored, mean):
@@ -74,8 +77,11 @@ def main(argv):
     c.add_argument("files", nargs="+")
     u = sub.add_parser("unlock", help="clear the stale lock of a run file")
     u.add_argument("file")
-    u.add_argument("--force", action="store_true",
-                   help="also when the holder cannot be checked (another host): be sure no job runs")
+    u.add_argument(
+        "--force",
+        action="store_true",
+        help="also when the holder cannot be checked (another host): be sure no job runs",
+    )
     try:
         args = p.parse_args(argv)
     except UsageError as err:

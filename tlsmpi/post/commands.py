@@ -83,12 +83,15 @@ def case_table(pool):
              f"{'C(inf)':>31} {'drift':>6}  {'S_E(inf)/N':>24}"]
     for e in pool.entries:
         p, name = e.params, os.path.basename(e.group)[:16]
-        line = f"  {name:<16} {e.case.label[:22]:<22} {p['N']:>3} {p['epsilon']:>7.1g} {e.case.n_done:>5}"
+        line = (f"  {name:<16} {e.case.label[:22]:<22} {p['N']:>3} {p['epsilon']:>7.1g} "
+                f"{e.case.n_done:>5}")
         if e.has("concurrence"):
             pk, b, pl = e.peak, e.beta, e.plateau
             J = e.couplings
             tj = f"{pk.value * J['J_nn']:10.3g}" if J else f"{'—':>10}"
-            win = "—" if b.info["t_window"] is None else "{:.2g}..{:.2g}".format(*b.info["t_window"])
+            win = (
+                "—" if b.info["t_window"] is None else "{:.2g}..{:.2g}".format(*b.info["t_window"])
+            )
             line += (f"  {_fmt(pk.info['C_max'], '.4f'):>24} {_fmt(pk):>24} {tj}  {_fmt(b):>22} "
                      f"{win:>17} {b.info['chi2_dof']:8.2g}  {_fmt(pl, '.3e'):>31} "
                      f"{pl.info['drift']:6.2f}")
@@ -123,7 +126,7 @@ def analysis_lines(pool):
     if q is not None:
         out.append(f"  eta collapse (Fig. 6b): chi2/dof {q['rescaled']:.3g} with t -> t eta/1e5, "
                    f"{q['raw']:.3g} without")
-    for e, r, est in figures.stretched_pairs(pool):
+    for e, _, est in figures.stretched_pairs(pool):
         i = est.info
         if np.isfinite(est.value):
             out.append(f"  stretched exp (Fig. 9) N={e.params['N']} eps={e.params['epsilon']:g}: "
@@ -132,7 +135,8 @@ def analysis_lines(pool):
     ent = pool.family("entropy", ["N"], lambda p: p["epsilon"] == 0)
     if len(ent) >= 2:
         vol = figures.volume_law(ent)
-        out.append(f"  S_E(inf) = s N + c (Fig. 7 inset): s = {_fmt(vol)}, c = {_fmt(vol.info['intercept'])}"
+        out.append(f"  S_E(inf) = s N + c (Fig. 7 inset): s = {_fmt(vol)}, c = "
+                   f"{_fmt(vol.info['intercept'])}"
                    f"{_fit(vol, (min(vol.info['N_used']), max(vol.info['N_used'])), 'N=')}")
     for data in pool.randomstates:
         fit = figures.random_state_fit(data)
@@ -152,17 +156,25 @@ def analysis_lines(pool):
 def report(runs, pool):
     text = [summary(r) for r in runs]
     if pool.entries:
-        text += ["", "Analysis per case (bootstrap errors; t in hbar/W, J_nn in W):"] + case_table(pool)
+        text += ["", "Analysis per case (bootstrap errors; t in hbar/W, J_nn in W):"] + case_table(
+            pool
+        )
     text += ["", "Fits across cases:"] + analysis_lines(pool)
     return "\n".join(text)
 
 
 def parse_args(argv):
-    p = Parser(prog="python -m tlsmpi.post", description=__doc__.split("\n\n")[0], error_type=InputError,
-                                epilog="WHAT: summary | all | " + " | ".join(
-                                    list(figures.FIGURES) + list(ALIASES)) + " (comma separated)")
+    p = Parser(
+        prog="python -m tlsmpi.post",
+        description=__doc__.split("\n\n")[0],
+        error_type=InputError,
+        epilog="WHAT: summary | all | "
+        + " | ".join(list(figures.FIGURES) + list(ALIASES))
+        + " (comma separated)",
+    )
     p.add_argument("items", nargs="+", metavar="[WHAT] FILE", help="what to make, then the files")
-    p.add_argument("--outdir", default="figures", help="directory for the figures (default: figures)")
+    p.add_argument("--outdir", default="figures", help="directory for the figures (default: "
+                                                       "figures)")
     p.add_argument("--boot", type=int, default=analysis.N_BOOT, help="bootstrap replicas")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--alpha-nmin", type=int, default=0, metavar="N",

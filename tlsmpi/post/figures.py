@@ -176,7 +176,7 @@ def curves(ax, entries, label, obs="concurrence", scale=lambda e: 1.0, tscale=la
 
 def fit_lines(ax, entries):
     """Dashed power laws C(inf) + a t^-beta over each entry's automatic window."""
-    for k, e in enumerate(entries):
+    for e in entries:
         b = e.beta
         if not np.isfinite(b.value):
             continue
@@ -191,9 +191,15 @@ def fit_lines(ax, entries):
 def points(ax, x, estimates, **kw):
     """A list of analysis.Estimate as points with their bootstrap percentile intervals."""
     v = np.array([e.value for e in estimates])
-    lo = np.array([e.interval[0] if np.isfinite(e.interval[0]) else e.value - e.err for e in estimates])
-    hi = np.array([e.interval[1] if np.isfinite(e.interval[1]) else e.value + e.err for e in estimates])
-    ax.errorbar(x, v, [np.maximum(v - lo, 0), np.maximum(hi - v, 0)], fmt="o", capsize=3, ms=4, **kw)
+    lo = np.array(
+        [e.interval[0] if np.isfinite(e.interval[0]) else e.value - e.err for e in estimates]
+    )
+    hi = np.array(
+        [e.interval[1] if np.isfinite(e.interval[1]) else e.value + e.err for e in estimates]
+    )
+    ax.errorbar(
+        x, v, [np.maximum(v - lo, 0), np.maximum(hi - v, 0)], fmt="o", capsize=3, ms=4, **kw
+    )
 
 
 def n_eps_style(fam):
@@ -413,7 +419,9 @@ def fig7(pool):
     curves(ax, with_c, lambda e: None, style=lambda k, e: {"ls": "--", "color": f"C{fam.index(e)}"})
     t = fam[-1].t                      # guide for the eye through S_E/N of the largest N at t = 1
     s1 = np.interp(0.0, np.log(t), fam[-1].mean_sem("entropy")[0] / fam[-1].params["N"])
-    ax.plot(t, s1 * np.log(t / t[0]) / np.log(1 / t[0]), ":", color="gray", label=r"$\propto\log t$")
+    ax.plot(
+        t, s1 * np.log(t / t[0]) / np.log(1 / t[0]), ":", color="gray", label=r"$\propto\log t$"
+    )
     ax.set(ylabel=r"$S_E(t)/N$ (solid), $C(t)$ (dashed)",
            title=rf"Fig. 7: $\epsilon=0$, {realizations(fam)}")
     outside_legend(ax, fontsize=7)
@@ -431,8 +439,13 @@ def fig7(pool):
 
 
 def volume_law(fam):
-    return analysis.entropy_volume_law([e.params["N"] for e in fam], [e.rows("entropy") for e in fam],
-                                       [e.group for e in fam], fam[0].n_boot, fam[0].seed)
+    return analysis.entropy_volume_law(
+        [e.params["N"] for e in fam],
+        [e.rows("entropy") for e in fam],
+        [e.group for e in fam],
+        fam[0].n_boot,
+        fam[0].seed,
+    )
 
 
 def open_family(pool, obs="concurrence"):
@@ -529,7 +542,8 @@ def fig10(pool):
 def fig11(pool):
     """S_E(t)/N for several N and epsilon."""
     fam = need(open_family(pool, "entropy"), 1, "fig11 needs cases with the entropy")
-    need([e for e in fam if e.params["epsilon"] > 0], 1, "fig11 needs entropy cases with epsilon > 0")
+    need([e for e in fam if e.params["epsilon"] > 0], 1, "fig11 needs entropy cases with epsilon > "
+                                                         "0")
     fig, ax = new_figure()
     curves(ax, fam, eps_label, obs="entropy", scale=lambda e: e.params["N"], style=n_eps_style(fam))
     ax.set(ylabel=r"$S_E(t)/N$", title=f"Fig. 11: {realizations(fam)}")
@@ -543,7 +557,8 @@ def random_state_fit(data):
 
 def fig12(pool):
     """log2(-ln <C>) of Haar-random states against N with the linear fit (App. C)."""
-    data = need(pool.randomstates, 1, "fig12 needs a random-state file (python -m tlsmpi.randomstates)")[0]
+    data = need(pool.randomstates, 1, "fig12 needs a random-state file (python -m "
+                                      "tlsmpi.randomstates)")[0]
     fit = random_state_fit(data)
     fig, ax = new_figure()
     ok = (data["mean"] > 0) & (data["mean"] < 1)
@@ -551,13 +566,15 @@ def fig12(pool):
     used = np.isin(N, fit["N_used"])
     y = np.log2(-np.log(m))
     dy = s / (m * np.abs(np.log(m)) * np.log(2))
-    ax.errorbar(N[used], y[used], dy[used], fmt="o", capsize=3, label=f"{data['states']} states per N")
+    ax.errorbar(N[used], y[used], dy[used], fmt="o", capsize=3, label=f"{data['states']} states "
+                                                                      "per N")
     if (~used).any():
         ax.errorbar(N[~used], y[~used], dy[~used], fmt="o", mfc="none", capsize=3,
                     label=f"fewer than {randomstates.MIN_NONZERO} entangled pairs (not fitted)")
     x = np.linspace(data["N"].min(), data["N"].max(), 10)
     ax.plot(x, np.log2(fit["a"]) + fit["b"] * x, "k--",
-            label=rf"$a={fit['a']:.3f}\pm{fit['a_err']:.3f}$, $b={fit['b']:.3f}\pm{fit['b_err']:.3f}$ "
+            label=rf"$a={fit['a']:.3f}\pm{fit['a_err']:.3f}$, "
+                  rf"$b={fit['b']:.3f}\pm{fit['b_err']:.3f}$ "
                   rf"(fit covariance), $N\in[{min(fit['N_used'])}, {max(fit['N_used'])}]$, "
                   rf"$\chi^2/\nu={fit['chi2_dof']:.2g}$")
     ax.set(xlabel="$N$", ylabel=r"$\log_2(-\ln\langle C\rangle)$",

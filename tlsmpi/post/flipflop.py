@@ -81,12 +81,15 @@ def references(entries):
     """The case without flip-flop of every (key, seed, time grid): the reference of the
     paired differences (of several, the last file given wins, e.g. a trajectory control
     after Engine 1, so that the finite-M bias cancels)."""
-    return {(key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"}
+    return {
+        (key, seed, t.tobytes()): case for key, form, case, t, seed in entries if form == "none"
+    }
 
 
 def table(entries):
     """The text table (module docstring), one line per case."""
-    lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'C_max':>16} {'t_peak':>8} {'C_inf':>20} "
+    lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'C_max':>16} {'t_peak':>8} "
+             f"{'C_inf':>20} "
              f"{'beta':>13} {'S_E(end)/N':>16} {'<C_ff - C_0>':>20} {'max_t|dC|':>18}"]
     refs = references(entries)
     for key, form, case, t, seed in sorted(entries, key=lambda e: (e[0], e[1] != "none", e[1])):
@@ -113,7 +116,8 @@ def at_times(entries, times):
     ``times`` (log distance), one line per case; for flip-flop cases with a reference
     also the paired difference C_ff - C_0 ± its standard error."""
     refs = references(entries)
-    lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'t':>9} {'C(t)':>22} {'C_ff - C_0':>22}"]
+    lines = [f"{'eps':>5} {'N':>3} {'form K/J':>12} {'n':>4} {'t':>9} {'C(t)':>22} "
+             f"{'C_ff - C_0':>22}"]
     for key, form, case, t, seed in sorted(entries, key=lambda e: (e[0], e[1] != "none", e[1])):
         ref = refs.get((key, seed, t.tobytes())) if form != "none" else None
         C = case.values("concurrence")
@@ -144,10 +148,13 @@ def figure(entries, path):
                 continue
             C = case.values("concurrence")
             m, s = C.mean(0), sem(C)
-            ax.plot(t, m, styles[form.split()[0]], color=colors[key[1]], label=f"N = {key[1]}, {form}",
+            ax.plot(t, m, styles[form.split()[0]], color=colors[key[1]], label=f"N = {key[1]}, "
+                                                                               f"{form}",
                     lw=1.5 if form == "none" or form.endswith(" 1") else 0.8)
             ax.fill_between(t, m - s, m + s, color=colors[key[1]], alpha=0.2, lw=0)
-        ax.set(xscale="log", yscale="log", xlabel="t [hbar/W]", ylabel="C(t)", title=f"epsilon = {e:g}")
+        ax.set(
+            xscale="log", yscale="log", xlabel="t [hbar/W]", ylabel="C(t)", title=f"epsilon = {e:g}"
+        )
         ax.set_ylim(bottom=1e-5)
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

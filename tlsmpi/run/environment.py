@@ -33,7 +33,8 @@ LAUNCHER_RANK = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PMI
                  "SLURM_PROCID")
 
 INSTALL_HINT = {
-    "mpi4py": "pip install 'tlsmpi[mpi]' (builds mpi4py with the mpicc on PATH; see docs/install.md)",
+    "mpi4py": "pip install 'tlsmpi[mpi]' (builds mpi4py with the mpicc on PATH; see "
+              "docs/install.md)",
     "h5py": "pip install h5py, or a parallel build for MPI runs (see docs/install.md)",
     "numpy": "pip install numpy",
     "scipy": "pip install scipy",
@@ -147,7 +148,11 @@ def preflight(show_version=False, check_install=False, environ=None):
     try:
         from mpi4py import MPI
     except ImportError as err:
-        why = "is not installed" if getattr(err, "name", None) == "mpi4py" else f"does not load ({err})"
+        why = (
+            "is not installed"
+            if getattr(err, "name", None) == "mpi4py"
+            else f"does not load ({err})"
+        )
         print(f"tlsmpi: error: python -m tlsmpi.run needs mpi4py, which {why}: "
               f"{INSTALL_HINT['mpi4py']}", file=sys.stderr, flush=True)
         return EXIT_INPUT
@@ -199,7 +204,8 @@ def report():
         import mpi4py
         from mpi4py import MPI
         vendor, (major, minor, micro) = MPI.get_vendor()
-        lines.append(f"mpi4py      {mpi4py.__version__}, MPI standard {'.'.join(map(str, MPI.Get_version()))}")
+        lines.append(f"mpi4py      {mpi4py.__version__}, MPI standard "
+                     f"{'.'.join(map(str, MPI.Get_version()))}")
         lines.append(f"MPI         {vendor} {major}.{minor}.{micro} ({mpi_library(MPI)})")
     except ImportError as err:
         lines.append(f"mpi4py      MISSING ({err}): needed by python -m tlsmpi.run; "
@@ -207,7 +213,10 @@ def report():
         ok = False
     lines.append(_petsc_line())
     version, error = _version_of("matplotlib")
-    lines.append(f"matplotlib  {version or 'MISSING (figures of python -m tlsmpi.post): pip install matplotlib'}")
+    lines.append(
+        "matplotlib  "
+        f"{version or 'MISSING (figures of python -m tlsmpi.post): pip install matplotlib'}"
+    )
     lines.append("all that python -m tlsmpi.run needs is here" if ok else
                  "python -m tlsmpi.run cannot start: install what is MISSING above")
     return lines, ok

@@ -58,10 +58,17 @@ def parser():
         epilog="Options with a single dash (e.g. -mfn_tol 1e-10, -log_view) go to PETSc/SLEPc "
                "for engines that take solver options.  Exit status: 0 done, 1 crash, 2 bad "
                "input, 3 stopped (resume with --resume), 4 I/O error.")
-    p.add_argument("config", nargs="?", help="TOML run configuration (default: the small default job)")
+    p.add_argument("config", nargs="?", help="TOML run configuration (default: the small default "
+                                             "job)")
     p.add_argument("--out", help="output HDF5 file (default: CONFIG stem + .h5, or default.h5)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a configuration value, e.g. --set model.N=20 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a configuration value, e.g. --set model.N=20 (repeatable)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     group.add_argument("--resume", action="store_true",
@@ -145,9 +152,11 @@ def check_resources(engine, cfg, args, comm):
                 if args.overwrite and os.path.isfile(args.out):
                     free += os.path.getsize(args.out)
                 if need * 1.05 + 1e6 > free:
-                    raise ConfigError(f"--out {args.out}: the run file needs ~{_bytes(need)} but its "
+                    raise ConfigError(f"--out {args.out}: the run file needs ~{_bytes(need)} but "
+                                      "its "
                                       f"filesystem has {_bytes(free)} free; free space, choose "
-                                      "another --out, or save less (observables.save_disorder = false)")
+                                      "another --out, or save less (observables.save_disorder = "
+                                      "false)")
         except ConfigError as err:
             error = str(err)
     error = comm.bcast(error, root=0)
@@ -199,10 +208,13 @@ def memory_verdict(engine, params, cfg, on_node, available):
         low, high = (mid, high) if need(mid) <= available else (low, mid)
     largest = (f"the largest N that fits is {low}" if need(low) <= available else
                f"no N fits with {cfg.n_times} output times (time.n_times or time.values)")
-    return line, (f"engine {engine.name!r} with N = {params.N} needs ~{_bytes(need(params.N))} on "
-                  f"a node ({_bytes(per_rank)} per rank x {on_node} ranks, ranks_per_realization "
-                  f"= {rpr}) but {_bytes(available)} is available: {largest}; lower model.N or "
-                  "time.n_times, or use fewer ranks per node" + (" or more ranks per realization" if engine.parallel else ""))
+    return line, (
+        f"engine {engine.name!r} with N = {params.N} needs ~{_bytes(need(params.N))} on "
+        f"a node ({_bytes(per_rank)} per rank x {on_node} ranks, ranks_per_realization "
+        f"= {rpr}) but {_bytes(available)} is available: {largest}; lower model.N or "
+        "time.n_times, or use fewer ranks per node"
+        + (" or more ranks per realization" if engine.parallel else "")
+    )
 
 
 def _bytes(n):
@@ -259,10 +271,13 @@ def check_resumable(path, cfg, repair):
     try:
         run = Run(path, verify=False)
     except (NotARunFile, OSError, KeyError) as err:
-        raise ConfigError(f"--resume: {err}; start a new run with --overwrite or another --out") from None
+        raise ConfigError(
+            f"--resume: {err}; start a new run with --overwrite or another --out"
+        ) from None
     if run.layout != LAYOUT_VERSION:
         raise ConfigError(f"--resume: {path} has layout {run.layout}, this tlsmpi writes layout "
-                          f"{LAYOUT_VERSION}; finish it with the tlsmpi that started it or start anew")
+                          f"{LAYOUT_VERSION}; finish it with the tlsmpi that started it or start "
+                          "anew")
     if run.attrs.get("seed") != cfg.seed:
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
@@ -394,7 +409,12 @@ def combine_parts(engine, params, cfg, times, r, values):
     if errors:
         return real, None, errors[0], wall
     try:
-        return real, _finite(engine.combine(real, times, cfg.request, [v[0] for v in values])), None, wall
+        return (
+            real,
+            _finite(engine.combine(real, times, cfg.request, [v[0] for v in values])),
+            None,
+            wall,
+        )
     except SolverError as err:
         return real, None, str(err), wall
 
@@ -426,7 +446,9 @@ def predicted_costs(engine, cfg, cases, times):
     costs = np.empty((len(cases), R))
     for c, params in enumerate(cases):
         for r in range(R):
-            costs[c, r] = engine.cost(params, times, cfg.request, lambda: sample(params, cfg.seed, r))
+            costs[c, r] = engine.cost(
+                params, times, cfg.request, lambda: sample(params, cfg.seed, r)
+            )
     return costs
 
 
@@ -439,7 +461,8 @@ def warn_stop_margin(costs, widths):
     longest = float(np.max(costs / widths)) if costs.size else 0.0
     if longest > float(margin):
         log.warning(f"the longest work item (a realization or a part of one) is predicted to take "
-                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
+                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = "
+                    f"{margin} s: a stop signal may come "
                     "too late to stop cleanly; raise the margin (job script) or lower the cost")
 
 
@@ -527,7 +550,9 @@ class Job:
         status, costs = self.comm.bcast((status, costs), root=0)
         self.pending = [(int(c), int(r)) for c, r in zip(*np.nonzero(status == PENDING))]
         self.n_parts = np.array([engine.parts(p, cfg.request) for p in cases], dtype=int)
-        self.items = [(f, p) for f, (c, r) in enumerate(self.pending) for p in range(self.n_parts[c])]
+        self.items = [
+            (f, p) for f, (c, r) in enumerate(self.pending) for p in range(self.n_parts[c])
+        ]
         self.item_costs = np.array([costs[self.pending[f]] / self.n_parts[self.pending[f][0]]
                                     for f, _ in self.items])
         self.split = len(self.items) > len(self.pending)
@@ -636,7 +661,8 @@ class Job:
         args, comm = self.args, self.comm
         if stopped:
             self.file.close()
-            log.info(f"stopped by signal; the file is consistent. Resume with: {resume_command(args)}")
+            log.info("stopped by signal; the file is consistent. Resume with: "
+                     f"{resume_command(args)}")
             return EXIT_STOPPED
         end = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         complete, problems = self.file.finalize(end)
@@ -657,7 +683,10 @@ class RunFileError(RuntimeError):
 
 def io_message(err, path, doing):
     return f"{doing} {path} failed: {err.strerror or err}" + (
-        " (no data on disk was lost: resume with --resume once it is fixed)" if doing == "writing" else "")
+        " (no data on disk was lost: resume with --resume once it is fixed)"
+        if doing == "writing"
+        else ""
+    )
 
 
 def write_rows(run, path):

@@ -103,7 +103,11 @@ def describe(holder):
 
 def held_here(holder):
     """True if ``holder`` is this very process."""
-    return bool(holder) and holder.get("host") == socket.gethostname() and holder.get("pid") == os.getpid()
+    return (
+        bool(holder)
+        and holder.get("host") == socket.gethostname()
+        and holder.get("pid") == os.getpid()
+    )
 
 
 def holder_alive(path, holder):
@@ -137,7 +141,11 @@ def holder_alive(path, holder):
 def _here(holder):
     """Liveness of a holder on this host from its pid and start time (None: not this
     host, or a record without a pid)."""
-    if not holder or holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+    if (
+        not holder
+        or holder.get("host") != socket.gethostname()
+        or not isinstance(holder.get("pid"), int)
+    ):
         return None
     if holder.get("boot") and boot_id() and holder["boot"] != boot_id():
         return False                             # recorded before this host's last boot
@@ -193,7 +201,8 @@ class RunLock:
             holder, alive = status(self.path)
             mine = job_id()
             if mine and holder and holder.get("job") == mine and holder.get("pid") != os.getpid():
-                why = "an earlier run of this batch job"     # our own job, requeued: the old one is gone
+                # our own job, requeued: the old one is gone
+                why = "an earlier run of this batch job"
             elif provably_stale(self.path, holder):
                 why = "a run on this host that is gone"
             else:
@@ -205,7 +214,11 @@ class RunLock:
             if alive:
                 raise LockError(f"{self.path} is being written by {describe(holder)}: one job "
                                 "per run file; wait for it, or choose another --out") from None
-            state = "whose holder is gone" if alive is False else "whose holder cannot be checked from here"
+            state = (
+                "whose holder is gone"
+                if alive is False
+                else "whose holder cannot be checked from here"
+            )
             raise LockError(f"{self.path} has a stale lock ({describe(holder)}) {state}; if no job "
                             f"is writing it, clear the lock with: python -m tlsmpi.post unlock "
                             f"{self.path}") from None
@@ -271,7 +284,11 @@ def break_lock(path, force=False):
     if holder is None:
         return None
     if alive or (alive is None and not force):
-        why = "is alive" if alive else "cannot be checked from this host (add --force if you are sure)"
+        why = (
+            "is alive"
+            if alive
+            else "cannot be checked from this host (add --force if you are sure)"
+        )
         raise LockError(f"{path} is locked by {describe(holder)}, which {why}")
     os.unlink(lock_path(path))
     return holder

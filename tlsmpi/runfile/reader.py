@@ -44,7 +44,9 @@ class Case:
     def __init__(self, group, layout, live=False):
         self.name = group.name.strip("/")
         self.params = {k: (v.item() if hasattr(v, "item") else v) for k, v in group.attrs.items()}
-        self.params = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.params.items()}
+        self.params = {
+            k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.params.items()
+        }
         self.label = str(self.params.pop("label", self.name))
         if layout >= 2:
             self._rows, self.status, problems = read_verified(group)

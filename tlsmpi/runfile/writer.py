@@ -147,7 +147,11 @@ def create(path, config, meta, rows, overwrite=False):
 
 
 def _wait_text(status):
-    return f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {os.WEXITSTATUS(status)}"
+    return (
+        f"signal {os.WTERMSIG(status)}"
+        if os.WIFSIGNALED(status)
+        else f"status {os.WEXITSTATUS(status)}"
+    )
 
 
 def _create(tmp, path, config, meta, rows, overwrite):
@@ -228,7 +232,9 @@ def _make_layout(f, config, meta, rows):
         g = f.create_group(case_name(k))
         g.attrs.update({key: getattr(params, key) for key in params.__dataclass_fields__})
         g.attrs["label"] = case_label(params, swept)
-        status = g.create_dataset("status", shape=(R,), dtype="i1", fillvalue=PENDING, dcpl=_early())
+        status = g.create_dataset(
+            "status", shape=(R,), dtype="i1", fillvalue=PENDING, dcpl=_early()
+        )
         status.attrs.update(long_name="state of each realization",
                             flag_values=np.array(list(STATUS_MEANINGS), dtype="i1"),
                             flag_meanings=" ".join(STATUS_MEANINGS.values()))
@@ -252,7 +258,8 @@ def _make_layout(f, config, meta, rows):
             "ancillary_variables"] = ancillary
         for obs in observables:
             units, long_name = rows[obs]
-            _data(g, obs + "_mean", (T,), (time,), units, long_name + ", mean over done realizations")
+            _data(g, obs + "_mean", (T,), (time,), units, long_name + ", mean over done "
+                                                                      "realizations")
             _data(g, obs + "_sem", (T,), (time,), units, long_name + ", standard error of the mean")
         if save:
             N = params.N
@@ -301,7 +308,9 @@ class RunFile:
             datasets = {k: v for k, v in g.items() if isinstance(v, h5py_module().Dataset)}
             if "disorder" in g:
                 datasets.update({"disorder/" + k: v for k, v in g["disorder"].items()})
-            self.cases.append(_Handles(name, datasets, datasets["checksum"].attrs["datasets"].split()))
+            self.cases.append(
+                _Handles(name, datasets, datasets["checksum"].attrs["datasets"].split())
+            )
 
     def status(self, case):
         return self.cases[case].ds["status"][...]
@@ -338,7 +347,9 @@ class RunFile:
                     sums[j, k] = crc(row)
             failed = [(e[1], e[4]) for e in entries if e[2] == FAILED]
             if failed:
-                g["error"][[r for r, _ in failed]] = np.array([m for _, m in failed], dtype=f"S{ERROR_LEN}")
+                g["error"][[r for r, _ in failed]] = np.array(
+                    [m for _, m in failed], dtype=f"S{ERROR_LEN}"
+                )
             g["checksum"][index, :] = sums
             g["status"][index] = np.array([e[2] for e in entries], dtype="i1")
         self.buffer = []
@@ -366,7 +377,9 @@ class RunFile:
                 rows, status, bad = read_verified(case.ds, case.names)
                 problems += [(case.name,) + b for b in bad]
                 complete &= bool(np.all(status != PENDING))
-                stats.append({o: mean_sem(rows[o], status == DONE) for o in rows if o in OBSERVABLES})
+                stats.append(
+                    {o: mean_sem(rows[o], status == DONE) for o in rows if o in OBSERVABLES}
+                )
             if not problems:
                 for case, per_obs in zip(self.cases, stats):
                     for obs, (mean, sem) in per_obs.items():
