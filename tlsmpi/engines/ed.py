@@ -34,8 +34,8 @@ from .trajectories import BLOCK, Setup, block_sums, combine, n_blocks
 BUDGET = 2**22
 #: Bytes of everything else per rank (interpreter, numpy, scipy, MPI).
 BASELINE = 150e6
-#: Cost model (seconds), measured with ``python -m tlsmpi.bench ed`` on one core of the
-#: development machine: real symmetric eigh per D^3, complex non-symmetric eig + inverse
+#: Cost model (seconds on one core, fitted to ``python -m tlsmpi.bench ed``; docs/performance.md,
+#: "Engine 3"): real symmetric eigh per D^3, complex non-symmetric eig + inverse
 #: per D^3, one complex multiply-add of a matrix-vector product, one amplitude moved
 #: into a reduced density matrix.
 COST = dict(eigh=3e-10, eig=2.7e-9, mac=6e-10, rdm=2.3e-8, call=1e-3)
@@ -95,12 +95,12 @@ def unitary_observables(real, times, request):
 def sector_memory(params, times, request, trajectories=0):
     """Bytes per rank for one realization: the largest sector's matrix and eigenvectors
     (eigh: H, numpy's copy, LAPACK's divide-and-conquer work ~ 2 D^2 and the output V,
-    5 real D^2; N = 16 measured 6.07 GB, ~4.4 D^2 besides the states; trajectories: H_eff, V, V^-1
-    of every
-    sector kept, complex, plus eig's work on the largest), the states psi(t) (T x 2^N
+    5 real D^2; trajectories: H_eff, V, V^-1 of every sector kept, complex, plus eig's
+    work on the largest), the states psi(t) (T x 2^N
     complex, twice with a chunk of temporaries), the reduced density matrices (with
     trajectories: the sums of a block, and the ceil(M / BLOCK) blocks of one realization
-    that its home rank gathers) and the configuration tables (2^N x (N + 24) bytes)."""
+    that its home rank gathers) and the configuration tables (2^N x (N + 24) bytes).
+    docs/performance.md ("Engine 3") compares it with the measured peak memory."""
     N, T = params.N, len(times)
     sizes = sector_sizes(N, params.flipflop_form)
     D = max(sizes)

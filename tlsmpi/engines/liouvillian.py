@@ -471,12 +471,12 @@ SPECTRAL_MAX = 4000
 #: first order (docs/liouvillian.md).  Above it the realization falls back to MFN stepping.
 SPECTRAL_COND_MAX = float(np.finfo(float).eps) ** -0.5
 #: Seconds per n^3 of a complex n x n eig with eigenvectors plus the LU of V, one core; a
-#: real one (the Delta m = 0 block) costs a quarter (python -m tlsmpi.bench liouvillian
-#: --window: the spectral path took 2.28 s at N = 6 and 106 s at N = 7 on a loaded machine).
+#: real one (the Delta m = 0 block) costs a quarter (fitted to python -m tlsmpi.bench
+#: liouvillian --window; docs/performance.md, "Liouvillian over long windows").
 EIG_SECONDS = 2.3e-9
 #: Seconds of one MFN solve (default options, ||G||_1 h <= STEP_NORM) on one core: a fixed
-#: part and a part per matrix entry, measured over the paper's window at N = 5 (8.9 ms per
-#: solve) and N = 7 (48 ms); only for choosing the path (`prefer_spectral`, N <= 7).
+#: part and a part per matrix entry, fitted over the paper's window at N = 5 and 7
+#: (docs/liouvillian.md); only for choosing the path (`prefer_spectral`, N <= 7).
 MFN_SOLVE_SECONDS, MFN_ENTRY_SECONDS = 8e-3, 6e-8
 
 

@@ -31,8 +31,8 @@ from ..physics.propagators import coherences, propagate_populations, trace_facto
 #: Complex numbers per large temporary (64 MB); times are processed in chunks below it.
 BUDGET = 2**22
 
-#: Cost model of the two routes, seconds per unit of work, measured with
-#: ``python -m tlsmpi.bench entropy`` on the development machine (one core).
+#: Cost model of the two routes, seconds per unit of work on one core, fitted to
+#: ``python -m tlsmpi.bench entropy`` (docs/performance.md, "Entropy").
 COST = dict(site=80e-9,     # one (pattern, site, time) propagator entry, two complex exps
             gather=12e-9,   # one gathered and multiplied site factor of an element of rho_A
             phase=30e-9,    # one amplitude of |psi(t)> (complex exp)

@@ -12,15 +12,14 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
 - **Families.**  Items that share a set-up (the blocks of trajectories of one
   realization) are dealt so that a worker stays with one family while it lasts, and
   their partial results are gathered on one rank per family (`tlsmpi.parallel.collector`).
-- **Progress of the queue does not depend on MPI progress.**  With Open MPI 4.1 on
-  the development machine (shared memory), neither a non-blocking allreduce nor a
-  passive-target ``Win.Fetch_and_op`` completes while the target rank computes: both
-  waited the full second that rank 0 spent in a computation without MPI calls
-  (docs/performance.md, "Scheduling").  So rank 0 serves requests from a thread
+- **Progress of the queue does not depend on MPI progress.**  An MPI library need not
+  progress a non-blocking collective or a passive-target ``Win.Fetch_and_op`` while the
+  target rank computes without MPI calls (docs/performance.md, "What progresses while
+  a rank computes", has the measurements).  So rank 0 serves requests from a thread
   (mpi4py initializes ``MPI_THREAD_MULTIPLE``) on a duplicate of the communicator,
   and computes in its main thread; its own requests do not go through MPI.  The
   thread polls (``Iprobe`` and a sleep of 50 us to 1 ms) instead of blocking in ``recv``,
-  because Open MPI's blocking receive spins: it took a whole core from rank 0.
+  because a blocking receive may spin and take a whole core from rank 0.
   Waiting workers poll the same way, so idle ranks do not steal the cores of busy
   ones when the job is oversubscribed.
 - **No collective per item.**  A worker talks to rank 0 only when it needs work; the
