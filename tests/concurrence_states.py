@@ -76,10 +76,8 @@ def states(seed=0):
                     "rank 2, small weight",
                     _mixture(
                         [1 - q, q],
-                        [
-                            local(rng.uniform(0, 1e-3)),
-                            _unit(rng.normal(size=4) + 1j * rng.normal(size=4)),
-                        ],
+                        [local(rng.uniform(0, 1e-3)),
+                         _unit(rng.normal(size=4) + 1j * rng.normal(size=4))],
                     ),
                 )
             )

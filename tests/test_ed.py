@@ -245,20 +245,9 @@ def test_through_the_runner(tmp_path):
     from conftest import run_tlsmpi
     from tlsmpi.results import Run
 
-    base = [
-        "--set",
-        "model.N=4",
-        "--set",
-        "ensemble.realizations=3",
-        "--set",
-        "time.t_max=100.0",
-        "--set",
-        "time.n_times=6",
-        "--set",
-        "observables.entropy=true",
-        "--set",
-        "sweep.epsilon=[0.0]",
-    ]
+    base = ["--set", "model.N=4", "--set", "ensemble.realizations=3", "--set", "time.t_max=100.0",
+            "--set", "time.n_times=6", "--set", "observables.entropy=true", "--set",
+            "sweep.epsilon=[0.0]"]
     runs = {}
     for name, extra in (("ed", ["--set", 'engine.name="ed"', "--set", "sweep.flipflop=[0.0, 1.0]"]),
                         ("exact", [])):
@@ -282,35 +271,13 @@ def test_trajectory_blocks_are_work_items(tmp_path):
     from conftest import run_tlsmpi
     from tlsmpi.results import Run
     M, R = 90, 4  # 5 blocks per realization
-    base = [
-        "--set",
-        "model.N=4",
-        "--set",
-        f"ensemble.realizations={R}",
-        "--set",
-        "time.t_max=100.0",
-        "--set",
-        "time.n_times=5",
-        "--set",
-        "observables.entropy=true",
-        "--set",
-        "sweep.epsilon=[1.0]",
-        "--set",
-        "model.T_K=100.0",
-        "--set",
-        'engine.name="ed"',
-        "--set",
-        f"engine.trajectories={M}",
-        "--set",
-        "sweep.flipflop=[0.0, 1.0]",
-    ]
+    base = ["--set", "model.N=4", "--set", f"ensemble.realizations={R}", "--set",
+            "time.t_max=100.0", "--set", "time.n_times=5", "--set", "observables.entropy=true",
+            "--set", "sweep.epsilon=[1.0]", "--set", "model.T_K=100.0", "--set", 'engine.name="ed"',
+            "--set", f"engine.trajectories={M}", "--set", "sweep.flipflop=[0.0, 1.0]"]
     rows = {}
-    for name, ranks, env in (
-        ("1", 1, {}),
-        ("2", 2, {}),
-        ("3", 3, {}),
-        ("stopped", 2, {"TLSMPI_FAULT": "stop:1:1"}),
-    ):
+    for name, ranks, env in (("1", 1, {}), ("2", 2, {}), ("3", 3, {}),
+                             ("stopped", 2, {"TLSMPI_FAULT": "stop:1:1"})):
         out = tmp_path / f"{name}.h5"
         res = run_tlsmpi(["--out", out, *base], ranks=ranks, env=env)
         if name == "stopped":
@@ -327,11 +294,8 @@ def test_trajectory_blocks_are_work_items(tmp_path):
         params = ModelParams(N=4, epsilon=1.0, T_K=100.0, flipflop=flipflop)
         for r in range(R):
             res = trajectories.average(sample(params, 2021, r), times, Request(entropy=True), M)
-            expect = [
-                res["observables"]["concurrence"],
-                res["observables"]["entropy"],
-                res["concurrence_err"],
-            ]
+            expect = [res["observables"]["concurrence"], res["observables"]["entropy"],
+                      res["concurrence_err"]]
             for name in rows:
                 for got, want in zip(rows[name][c], expect):
                     assert np.array_equal(got[r], want), (name, c, r)
@@ -345,24 +309,9 @@ def test_failed_part_fails_its_realization_only(tmp_path):
     from tlsmpi.results import Run
     out = tmp_path / "fail.h5"
     res = run_tlsmpi(
-        [
-            "--out",
-            out,
-            "--set",
-            "model.N=4",
-            "--set",
-            "ensemble.realizations=3",
-            "--set",
-            "time.n_times=4",
-            "--set",
-            "sweep.epsilon=[1.0]",
-            "--set",
-            'engine.name="ed"',
-            "--set",
-            "engine.trajectories=60",
-            "--set",
-            "sweep.flipflop=[1.0]",
-        ],
+        ["--out", out, "--set", "model.N=4", "--set", "ensemble.realizations=3", "--set",
+         "time.n_times=4", "--set", "sweep.epsilon=[1.0]", "--set", 'engine.name="ed"', "--set",
+         "engine.trajectories=60", "--set", "sweep.flipflop=[1.0]"],
         ranks=2,
         env={"TLSMPI_FAULT": "solver:*:1"},
     )

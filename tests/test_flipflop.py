@@ -12,26 +12,10 @@ from tlsmpi.post import flipflop
 def ed_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("flipflop") / "ed0.h5"
     res = run_tlsmpi(
-        [
-            "--out",
-            out,
-            "--set",
-            "model.N=4",
-            "--set",
-            "ensemble.realizations=6",
-            "--set",
-            "time.n_times=12",
-            "--set",
-            "time.t_max=1e4",
-            "--set",
-            "sweep.epsilon=[0.0]",
-            "--set",
-            'engine.name="ed"',
-            "--set",
-            "sweep.flipflop=[0.0, 1.0]",
-            "--set",
-            "observables.entropy=true",
-        ]
+        ["--out", out, "--set", "model.N=4", "--set", "ensemble.realizations=6", "--set",
+         "time.n_times=12", "--set", "time.t_max=1e4", "--set", "sweep.epsilon=[0.0]", "--set",
+         'engine.name="ed"', "--set", "sweep.flipflop=[0.0, 1.0]", "--set",
+         "observables.entropy=true"]
     )
     assert res.returncode == 0, res.stdout + res.stderr
     return out
@@ -98,24 +82,9 @@ def test_paired_with_fewer_realizations(ed_file, tmp_path, capsys):
     realization indices both have (same seed: same disorder)."""
     small = tmp_path / "small.h5"
     res = run_tlsmpi(
-        [
-            "--out",
-            small,
-            "--set",
-            "model.N=4",
-            "--set",
-            "ensemble.realizations=4",
-            "--set",
-            "time.n_times=12",
-            "--set",
-            "time.t_max=1e4",
-            "--set",
-            "sweep.epsilon=[0.0]",
-            "--set",
-            'engine.name="ed"',
-            "--set",
-            "sweep.flipflop=[1.0]",
-        ]
+        ["--out", small, "--set", "model.N=4", "--set", "ensemble.realizations=4", "--set",
+         "time.n_times=12", "--set", "time.t_max=1e4", "--set", "sweep.epsilon=[0.0]", "--set",
+         'engine.name="ed"', "--set", "sweep.flipflop=[1.0]"]
     )
     assert res.returncode == 0, res.stdout + res.stderr
     C, _ = rows(ed_file)

@@ -154,19 +154,9 @@ def test_pbs_resubmits_with_the_jobs_own_options(fake):
         "python"
     )
     assert fake.calls("qsub") == [
-        [
-            "-A",
-            "phys",
-            "-q",
-            "long",
-            "-l",
-            "select=4:ncpus=64:mpiprocs=64",
-            "-l",
-            "walltime=12:00:00",
-            "-v",
-            "CONFIG=run/fig4.toml,OUT=fig4.h5,TLSMPI_SUBMIT=3",
-            "jobscripts/pbs.sh",
-        ]
+        ["-A", "phys", "-q", "long", "-l", "select=4:ncpus=64:mpiprocs=64", "-l",
+         "walltime=12:00:00", "-v", "CONFIG=run/fig4.toml,OUT=fig4.h5,TLSMPI_SUBMIT=3",
+         "jobscripts/pbs.sh"]
     ]
 
 

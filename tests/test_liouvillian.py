@@ -79,14 +79,8 @@ def pauli_generator_from_dense(real):
 
 @pytest.mark.parametrize(
     "N, flipflop, form",
-    [
-        (2, 0.0, "exchange"),
-        (3, 0.4, "exchange"),
-        (3, 0.4, "xx"),
-        (4, 0.0, "exchange"),
-        (4, 0.3, "exchange"),
-        (4, 0.3, "xx"),
-    ],
+    [(2, 0.0, "exchange"), (3, 0.4, "exchange"), (3, 0.4, "xx"), (4, 0.0, "exchange"),
+     (4, 0.3, "exchange"), (4, 0.3, "xx")],
 )
 def test_generator_matches_dense_superoperator(N, flipflop, form):
     """Both flip-flop forms against the dense generator of tests/dense.py, whose Hamiltonian
@@ -443,12 +437,8 @@ def driver_realization(group, N=5):
 
 def serial(group, method):
     """What the driver computes for ``group``, in this process."""
-    return liouvillian.compute(
-        driver_realization(group),
-        DRIVER_TIMES,
-        Request(concurrence=True, entropy=True),
-        method=method,
-    )
+    return liouvillian.compute(driver_realization(group), DRIVER_TIMES,
+                               Request(concurrence=True, entropy=True), method=method)
 
 
 @pytest.mark.mpi
@@ -476,19 +466,6 @@ def test_mpi_matches_serial(ranks, group_size, method, petsc_options):
 
 @pytest.mark.mpi
 def test_mpi_solver_error_on_every_rank():
-    records = mpirun(
-        2,
-        "--method",
-        "mfn",
-        "-mfn_type",
-        "krylov",
-        "-mfn_ncv",
-        "3",
-        "-mfn_max_it",
-        "1",
-        "-mfn_tol",
-        "1e-14",
-        "--times",
-        "50",
-    )
+    records = mpirun(2, "--method", "mfn", "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it",
+                     "1", "-mfn_tol", "1e-14", "--times", "50")
     assert all("realization 0" in rec.get("error", "") for rec in records), records

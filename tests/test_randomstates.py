@@ -40,10 +40,8 @@ def pair_states_mp(psi, N):
                 rho = mp.zeros(4, 4)
                 for x in range(2**N):
                     for y in range(2**N):
-                        bx, by = (
-                            [(x >> (N - 1 - k)) & 1 for k in range(N)],
-                            [(y >> (N - 1 - k)) & 1 for k in range(N)],
-                        )
+                        bx, by = ([(x >> (N - 1 - k)) & 1 for k in range(N)],
+                                  [(y >> (N - 1 - k)) & 1 for k in range(N)])
                         if all(bx[k] == by[k] for k in range(N) if k not in (i, j)):
                             rho[2 * bx[i] + bx[j], 2 * by[i] + by[j]] += amp[x] * mp.conj(amp[y])
                 out.append(rho)

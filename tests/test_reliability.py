@@ -33,33 +33,27 @@ def existing_run(tmp_path_factory):
     return d
 
 
-BAD_CONFIGS = {
-    "syntax.toml": "[model\nN = 3\n",
-    "unknown_key.toml": "[model]\nN = 4\nwidth = 2\n",
-    "unknown_section.toml": "[physics]\nN = 4\n",
-    "wrong_type.toml": "[model]\nN = \"ten\"\n",
-    "float_N.toml": "[model]\nN = 4.5\n",
-    "N_too_small.toml": "[model]\nN = 1\n",
-    "negative.toml": "[model]\neta = -1.0\n",
-    "nan.toml": "[model]\nepsilon = nan\n",
-    "inf.toml": "[model]\nT_K = inf\n",
-    "zero_realizations.toml": "[ensemble]\nrealizations = 0\n",
-    "time_decreasing.toml": "[time]\nvalues = [0.0, 2.0, 1.0]\n",
-    "time_reversed.toml": "[time]\nt_min = 10.0\nt_max = 1.0\n",
-    "bad_engine.toml": "[engine]\nname = \"dense\"\n",
-    "flipflop_exact.toml": "[model]\nflipflop = 0.1\n",
-    "entropy_too_large.toml": "[model]\nN = 40\n[observables]\nentropy = true\n",
-    "nothing_to_compute.toml": "[observables]\nconcurrence = false\n",
-    "bad_sweep.toml": "[sweep]\nepsilon = []\n",
-    "sweep_unknown.toml": "[sweep]\nseed = [1, 2]\n",
-    "bad_material.toml": "[model]\nmaterial = \"glass\"\n",
-    "ranks_exact.toml": "[engine]\nranks_per_realization = 2\n",
-    "bipartitions.toml": "[model]\nN = 4\n[observables]\nbipartitions = 9\n",
-    "liouvillian_too_large.toml": "[model]\nN = 14\n[engine]\nname = \"liouvillian\"\n",
-    "exact_too_large.toml": "[model]\nN = 1000000\n",
-    "file_too_large.toml": "[model]\nN = 400\n[ensemble]\nrealizations = 100000000\n",
-    "empty_times.toml": "[time]\nvalues = []\n",
-}
+BAD_CONFIGS = {"syntax.toml": "[model\nN = 3\n", "unknown_key.toml": "[model]\nN = 4\nwidth = 2\n",
+               "unknown_section.toml": "[physics]\nN = 4\n",
+               "wrong_type.toml": "[model]\nN = \"ten\"\n", "float_N.toml": "[model]\nN = 4.5\n",
+               "N_too_small.toml": "[model]\nN = 1\n", "negative.toml": "[model]\neta = -1.0\n",
+               "nan.toml": "[model]\nepsilon = nan\n", "inf.toml": "[model]\nT_K = inf\n",
+               "zero_realizations.toml": "[ensemble]\nrealizations = 0\n",
+               "time_decreasing.toml": "[time]\nvalues = [0.0, 2.0, 1.0]\n",
+               "time_reversed.toml": "[time]\nt_min = 10.0\nt_max = 1.0\n",
+               "bad_engine.toml": "[engine]\nname = \"dense\"\n",
+               "flipflop_exact.toml": "[model]\nflipflop = 0.1\n",
+               "entropy_too_large.toml": "[model]\nN = 40\n[observables]\nentropy = true\n",
+               "nothing_to_compute.toml": "[observables]\nconcurrence = false\n",
+               "bad_sweep.toml": "[sweep]\nepsilon = []\n",
+               "sweep_unknown.toml": "[sweep]\nseed = [1, 2]\n",
+               "bad_material.toml": "[model]\nmaterial = \"glass\"\n",
+               "ranks_exact.toml": "[engine]\nranks_per_realization = 2\n",
+               "bipartitions.toml": "[model]\nN = 4\n[observables]\nbipartitions = 9\n",
+               "liouvillian_too_large.toml": "[model]\nN = 14\n[engine]\nname = \"liouvillian\"\n",
+               "exact_too_large.toml": "[model]\nN = 1000000\n",
+               "file_too_large.toml": "[model]\nN = 400\n[ensemble]\nrealizations = 100000000\n",
+               "empty_times.toml": "[time]\nvalues = []\n"}
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CONFIGS))
@@ -102,10 +96,8 @@ def bad_cli_cases(d):
         "bad --set": (["--set", "N=4"], "section.key=value"),
         "unknown option": (["--frobnicate"], "unknown argument"),
         "abbreviated option": (["--out", d / "old.h5", "--overw"], "unknown argument(s) --overw"),
-        "repair without resume": (
-            ["--out", d / "old.h5", "--repair"],
-            "--repair goes with --resume",
-        ),
+        "repair without resume": (["--out", d / "old.h5", "--repair"],
+                                  "--repair goes with --resume"),
         "solver option, exact engine": (["-mfn_tol", "1e-9"], "takes no solver options"),
     }
 
@@ -265,20 +257,9 @@ def test_failed_realization_recorded_not_averaged(tmp_path):
 @pytest.mark.mpi
 def test_liouvillian_stop_and_resume(tmp_path):
     """Engine 2 under the same stop/resume contract: SIGUSR1, exit 3, --resume, identical data."""
-    work = [
-        "--set",
-        'engine.name="liouvillian"',
-        "--set",
-        "model.N=5",
-        "--set",
-        "ensemble.realizations=16",
-        "--set",
-        "time.t_max=30.0",
-        "--set",
-        "time.n_times=8",
-        "--set",
-        "sweep.epsilon=[1.0]",
-    ]
+    work = ["--set", 'engine.name="liouvillian"', "--set", "model.N=5", "--set",
+            "ensemble.realizations=16", "--set", "time.t_max=30.0", "--set", "time.n_times=8",
+            "--set", "sweep.epsilon=[1.0]"]
     ref = tmp_path / "ref.h5"
     assert run_tlsmpi(["--out", ref, *work], ranks=2).returncode == 0
     out = tmp_path / "stopped.h5"

@@ -94,26 +94,10 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
     """Engine 2 in the runner: serial and 2 groups of 1 rank (engine.method = "auto": the
     spectral path at N = 4), 1 group of 2 ranks with MFN on the distributed matrix; solver
     options from the command line; agreement with Engine 1 on the same disorder."""
-    base = [
-        "--set",
-        'engine.name="liouvillian"',
-        "--set",
-        "model.N=4",
-        "--set",
-        "model.T_K=300.0",
-        "--set",
-        "ensemble.realizations=3",
-        "--set",
-        "time.t_max=10.0",
-        "--set",
-        "time.n_times=6",
-        "--set",
-        "sweep.epsilon=[0.0, 1.0]",
-        "--set",
-        "observables.entropy=true",
-        "-mfn_tol",
-        "1e-12",
-    ]
+    base = ["--set", 'engine.name="liouvillian"', "--set", "model.N=4", "--set", "model.T_K=300.0",
+            "--set", "ensemble.realizations=3", "--set", "time.t_max=10.0", "--set",
+            "time.n_times=6", "--set", "sweep.epsilon=[0.0, 1.0]", "--set",
+            "observables.entropy=true", "-mfn_tol", "1e-12"]
     runs = {}
     for name, ranks, extra in (("serial", 1, []), ("groups", 2, []),
                                ("shared", 2, ["--set", "engine.ranks_per_realization=2",
@@ -137,10 +121,8 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
         # each run is within the bound of the truth, so two runs within twice the bound
         seed = int(runs["serial"].attrs["seed"])
         bounds = [observable_error(sample(params, seed, r), times, 2, tol=1e-12) for r in range(3)]
-        tol = {
-            "concurrence": 2 * max(b[0] for b in bounds),
-            "entropy": 2 * max(b[1] for b in bounds),
-        }
+        tol = {"concurrence": 2 * max(b[0] for b in bounds),
+               "entropy": 2 * max(b[1] for b in bounds)}
         for obs in ("concurrence", "entropy"):
             ref = case_s.values(obs)
             # one rank per realization

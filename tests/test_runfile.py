@@ -97,11 +97,9 @@ def test_resume_while_another_job_writes_is_refused_and_check_says_so(tmp_path):
         job.wait(timeout=60)
 
 
-@pytest.mark.parametrize("damage, named", [
-    ("nan", "non-finite value in a row marked done"),
-    ("flip", "checksum mismatch"),
-    ("status", "status 7 is not one of"),
-])
+@pytest.mark.parametrize("damage, named", [("nan", "non-finite value in a row marked done"),
+                                           ("flip", "checksum mismatch"),
+                                           ("status", "status 7 is not one of")])
 def test_damaged_rows_are_named_and_repaired(done_run, damage, named):
     """A done row holding NaN, a row's bytes flipped (0.1 -> 1e307), a status outside the
     set: resume, post and check name the row and exit non-zero without a traceback;
@@ -263,20 +261,9 @@ def test_requeued_job_takes_over_its_own_lock(done_run):
 
 @pytest.mark.needs_petsc
 def test_misspelt_solver_option_is_reported(tmp_path):
-    base = [
-        "--set",
-        'engine.name="liouvillian"',
-        "--set",
-        "model.N=3",
-        "--set",
-        "ensemble.realizations=1",
-        "--set",
-        "time.n_times=3",
-        "--set",
-        "time.t_max=1.0",
-        "-mfn_tolx",
-        "1e-8",
-    ]
+    base = ["--set", 'engine.name="liouvillian"', "--set", "model.N=3", "--set",
+            "ensemble.realizations=1", "--set", "time.n_times=3", "--set", "time.t_max=1.0",
+            "-mfn_tolx", "1e-8"]
     res = run_tlsmpi(["--out", tmp_path / "w.h5", *base])
     assert (
         res.returncode == 0 and "-mfn_tolx were not used by any solver" in res.stdout + res.stderr

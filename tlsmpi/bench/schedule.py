@@ -181,18 +181,9 @@ def run_bench(table, ranks, seconds, realizations, slow_rank=-1, timeout=900):
         overrides = {"engine.name": "sleep", "engine.table": table, "engine.scale": scale,
                      "engine.slow_rank": slow_rank, "engine.trace": tmp,
                      "ensemble.realizations": realizations, "output.progress_seconds": 1.0}
-        cmd = [
-            "mpirun",
-            "--oversubscribe",
-            "-n",
-            str(ranks),
-            sys.executable,
-            "-m",
-            "tlsmpi.bench.sleep_runner",
-            figure_config(table),
-            "--out",
-            os.path.join(tmp, "b.h5"),
-        ]
+        cmd = ["mpirun", "--oversubscribe", "-n", str(ranks), sys.executable, "-m",
+               "tlsmpi.bench.sleep_runner", figure_config(table), "--out",
+               os.path.join(tmp, "b.h5")]
         for key, value in overrides.items():
             cmd += ["--set", f"{key}={value}"]
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)

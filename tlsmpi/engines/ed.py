@@ -220,10 +220,8 @@ class EDEngine(Engine):
         error of C over blocks as ``concurrence_err``."""
         res = combine(StateReadout(real, request), partials)
         err = "concurrence_err" in self.outputs(request)
-        return {
-            **res["observables"],
-            **({"concurrence_err": res["concurrence_err"]} if err else {}),
-        }
+        return {**res["observables"],
+                **({"concurrence_err": res["concurrence_err"]} if err else {})}
 
     def compute(self, real, times, request, comm=None):
         """Observables of ``request``, each (T,): exact for Y = 0 (``concurrence_err`` 0),

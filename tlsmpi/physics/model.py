@@ -245,19 +245,5 @@ def sample(params, seed, index):
     J = params.eta * params.J_scale * np.outer(a, a) * D / r**3
     Y = params.epsilon * params.Y_scale * Delta**2 * params.gamma**2 * hnu * g**2
     f = bose(hnu, params.kT)
-    return Realization(
-        params=params,
-        seed=seed,
-        index=index,
-        positions=positions,
-        eps=eps,
-        Delta=Delta,
-        g=g,
-        D=D,
-        theta=theta,
-        phi=phi,
-        nu=hnu,
-        J=J,
-        Y=Y,
-        f=f,
-    )
+    return Realization(params=params, seed=seed, index=index, positions=positions, eps=eps,
+                       Delta=Delta, g=g, D=D, theta=theta, phi=phi, nu=hnu, J=J, Y=Y, f=f)

@@ -439,13 +439,9 @@ def fig7(pool):
 
 
 def volume_law(fam):
-    return analysis.entropy_volume_law(
-        [e.params["N"] for e in fam],
-        [e.rows("entropy") for e in fam],
-        [e.group for e in fam],
-        fam[0].n_boot,
-        fam[0].seed,
-    )
+    return analysis.entropy_volume_law([e.params["N"] for e in fam],
+                                       [e.rows("entropy") for e in fam], [e.group for e in fam],
+                                       fam[0].n_boot, fam[0].seed)
 
 
 def open_family(pool, obs="concurrence"):

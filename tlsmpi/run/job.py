@@ -61,14 +61,9 @@ def parser():
     p.add_argument("config", nargs="?", help="TOML run configuration (default: the small default "
                                              "job)")
     p.add_argument("--out", help="output HDF5 file (default: CONFIG stem + .h5, or default.h5)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a configuration value, e.g. --set model.N=20 (repeatable)",
-    )
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="SECTION.KEY=VALUE",
+                   help="override a configuration value, e.g. --set model.N=20 (repeatable)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     group.add_argument("--resume", action="store_true",
@@ -409,12 +404,8 @@ def combine_parts(engine, params, cfg, times, r, values):
     if errors:
         return real, None, errors[0], wall
     try:
-        return (
-            real,
-            _finite(engine.combine(real, times, cfg.request, [v[0] for v in values])),
-            None,
-            wall,
-        )
+        return (real, _finite(engine.combine(real, times, cfg.request, [v[0] for v in values])),
+                None, wall)
     except SolverError as err:
         return real, None, str(err), wall
 
