@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from tlsmpi.post import analysis, figures
+from tlsmpi.post import analysis, figures, pooling
 from tlsmpi.results import Run
 
 from conftest import ROOT
@@ -41,7 +41,7 @@ def pool(tmp_path_factory):
                OMP_NUM_THREADS="1")
     subprocess.run([sys.executable, "-m", "tlsmpi.run", "sweep.toml", "--out", "sweep.h5"],
                    check=True, env=env, cwd=d, capture_output=True, timeout=300)
-    return figures.Pool([Run(str(d / "sweep.h5"))], n_boot=10)
+    return pooling.Pool([Run(str(d / "sweep.h5"))], n_boot=10)
 
 
 def visible_points(ax):
@@ -78,7 +78,7 @@ def test_every_panel_has_data_and_hides_nothing(pool, name, caplog):
     plt = figures.pyplot()
     try:
         fig = figures.FIGURES[name](pool)
-    except figures.NoData:
+    except pooling.NoData:
         assert name in ("fig5", "fig12")          # no Dbar sweep, no random-state file here
         return
     fig.savefig(io.BytesIO(), format="png", dpi=60)            # lays the figure out

@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-from . import analysis, figures
+from . import analysis, figures, pooling
 from ..physics import phase_diagram
 from .. import randomstates
 from ..cli import Parser
@@ -110,11 +110,11 @@ def analysis_lines(pool):
     """The cross-case numbers: beta extrapolations, alpha, collapse, delta/tau, volume law,
     random-state fit, Eq. (24) ratios."""
     out = []
-    fam, alpha = figures.alpha(pool)
+    fam, alpha = pooling.alpha(pool)
     if np.isfinite(alpha.value):
         out.append(f"  alpha (C(inf) ~ exp(-alpha N), Fig. 6a): {_fmt(alpha)} over N = "
                    f"{alpha.info['N_used']}, chi2/dof {alpha.info['chi2_dof']:.2g}")
-    for eps, (group, ext) in figures.open_betas(pool).items():
+    for eps, (group, ext) in pooling.open_betas(pool).items():
         if ext is not None and np.isfinite(ext.value):
             name = "beta_i" if eps == 0 else "beta_o"
             per = ", ".join(f"N={e.params['N']}: {_fmt(e.beta)}" for e in group
@@ -122,11 +122,11 @@ def analysis_lines(pool):
             out.append(f"  {name} (eps={eps:g}) extrapolated to 1/N -> 0: {_fmt(ext)}"
                        f"{_fit(ext, (min(ext.info['N_used']), max(ext.info['N_used'])), 'N=')}"
                        f"  [{per}]")
-    _, q = figures.collapse(pool)
+    _, q = pooling.collapse(pool)
     if q is not None:
         out.append(f"  eta collapse (Fig. 6b): chi2/dof {q['rescaled']:.3g} with t -> t eta/1e5, "
                    f"{q['raw']:.3g} without")
-    for e, _, est in figures.stretched_pairs(pool):
+    for e, _, est in pooling.stretched_pairs(pool):
         i = est.info
         if np.isfinite(est.value):
             out.append(f"  stretched exp (Fig. 9) N={e.params['N']} eps={e.params['epsilon']:g}: "
@@ -134,12 +134,12 @@ def analysis_lines(pool):
                        f"{_fit(est, i['t_window'], 't=')}")
     ent = pool.family("entropy", ["N"], lambda p: p["epsilon"] == 0)
     if len(ent) >= 2:
-        vol = figures.volume_law(ent)
+        vol = pooling.volume_law(ent)
         out.append(f"  S_E(inf) = s N + c (Fig. 7 inset): s = {_fmt(vol)}, c = "
                    f"{_fmt(vol.info['intercept'])}"
                    f"{_fit(vol, (min(vol.info['N_used']), max(vol.info['N_used'])), 'N=')}")
     for data in pool.randomstates:
-        fit = figures.random_state_fit(data)
+        fit = pooling.random_state_fit(data)
         out.append(f"  random states (Fig. 12, {data['states']} states): a = {fit['a']:.4g} ± "
                    f"{fit['a_err']:.2g}, b = {fit['b']:.4g} ± {fit['b_err']:.2g} (fit covariance) "
                    f"over N = {fit['N_used']}, chi2/dof {fit['chi2_dof']:.2g}")
@@ -226,13 +226,13 @@ def _main(argv):
         if not args.files and names != ["fig2"]:
             raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
         runs, states = load(args.files)
-        pool = figures.Pool(runs, states, args.boot, args.seed, args.alpha_nmin)
+        pool = pooling.Pool(runs, states, args.boot, args.seed, args.alpha_nmin)
         print(report(runs, pool), flush=True)
         made = []
         for name in names:
             try:
                 fig = figures.FIGURES[name](pool)
-            except figures.NoData as err:
+            except pooling.NoData as err:
                 if strict:
                     raise InputError(str(err)) from None
                 print(f"  {name}: skipped ({err})")

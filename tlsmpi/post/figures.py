@@ -1,10 +1,10 @@
 """The paper's figures from run files (Figs. 2, 4-12): one builder per figure.
 
-Every builder takes a `Pool` of cases (all files given to tlsmpi.post) and returns a
-matplotlib Figure, or raises `NoData` naming what it needs.  A builder picks its cases
-by what they contain (`Pool.family`): e.g. Fig. 4 uses the epsilon = 0 concurrence cases
-that differ only in N, the largest such family.  Curves are drawn by one helper
-(`curves`): mean over realizations with a +-1 standard-error band.
+Every builder takes a `tlsmpi.post.pooling.Pool` of cases (all files given to
+tlsmpi.post) and returns a matplotlib Figure, or raises `NoData` naming what it needs.
+A builder picks its cases by what they contain (`Pool.family`): e.g. Fig. 4 uses the
+epsilon = 0 concurrence cases that differ only in N, the largest such family.  Curves
+are drawn by one helper (`curves`): mean over realizations with a +-1 standard-error band.
 
 Every panel shows data or is not drawn (the reason goes to the ``tlsmpi.post.figures`` log).
 What the paper draws as insets (Fig. 4 beta_i(1/N), Fig. 5 beta_i(Dbar), Fig. 7
@@ -16,98 +16,16 @@ are written 10^5, not 100000 (`sci`).
 """
 import logging
 import math
-from functools import cached_property
 
 import numpy as np
 
-from . import analysis
 from ..physics import phase_diagram
+from . import analysis
 from .. import randomstates
+from .pooling import (NoData, alpha, beta_extrapolation, collapse, open_betas,
+                      open_family, random_state_fit, stretched_pairs, volume_law)
 
 log = logging.getLogger(__name__)
-
-
-class NoData(LookupError):
-    """The files hold no data for a figure."""
-
-
-class Entry:
-    """One case of one run file, with its analysis results computed on first use."""
-
-    def __init__(self, run, case, n_boot, seed):
-        self.run, self.case, self.t = run, case, run.times
-        self.params, self.group = case.params, run.path
-        self.n_boot, self.seed = n_boot, seed
-
-    def has(self, obs):
-        return obs in self.case.observables and self.case.n_done >= 2
-
-    def rows(self, obs="concurrence"):
-        return self.case.values(obs)
-
-    def mean_sem(self, obs="concurrence"):
-        return self.case.mean_sem(obs)
-
-    def _boot(self):
-        return dict(n_boot=self.n_boot, seed=self.seed)
-
-    @cached_property
-    def beta(self):
-        return analysis.beta_estimate(self.t, self.rows(), **self._boot())
-
-    @cached_property
-    def plateau(self):
-        return analysis.plateau_estimate(self.rows(), **self._boot())
-
-    @cached_property
-    def peak(self):
-        return analysis.peak_estimate(self.t, self.rows(), **self._boot())
-
-    @cached_property
-    def entropy_plateau(self):
-        return analysis.plateau_estimate(self.rows("entropy"), **self._boot())
-
-    @cached_property
-    def couplings(self):
-        J = self.case.disorder.get("J")
-        return analysis.coupling_scales(J[self.case.done]) if J is not None else None
-
-
-def pooled(fn):
-    """Cache a function of the pool (summary and figures share their fits)."""
-    def wrapper(pool):
-        if fn.__name__ not in pool.memo:
-            pool.memo[fn.__name__] = fn(pool)
-        return pool.memo[fn.__name__]
-    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
-    return wrapper
-
-
-class Pool:
-    """All cases of the run files, plus the random-state files."""
-
-    def __init__(self, runs, randomstate_files=(), n_boot=analysis.N_BOOT, seed=0, alpha_nmin=0):
-        self.alpha_nmin = alpha_nmin
-        self.entries = [Entry(r, c, n_boot, seed) for r in runs for c in r.cases]
-        self.randomstates = list(randomstate_files)
-        self.memo = {}
-
-    def family(self, obs, vary, where=lambda p: True):
-        """The largest set of cases with ``obs`` whose parameters differ only in the keys
-        ``vary``; duplicates (same parameters in several files) keep the one with the
-        most realizations.  Sorted by the varied keys."""
-        groups = {}
-        for e in self.entries:
-            if e.has(obs) and where(e.params):
-                fixed = tuple(sorted((k, v) for k, v in e.params.items() if k not in vary))
-                key = tuple(e.params[k] for k in vary)
-                best = groups.setdefault(fixed, {})
-                if key not in best or e.case.n_done > best[key].case.n_done:
-                    best[key] = e
-        if not groups:
-            return []
-        chosen = max(groups.values(), key=len)
-        return [chosen[k] for k in sorted(chosen)]
 
 
 # ---------------------------------------------------------------- drawing helpers
@@ -325,13 +243,6 @@ def _beta_vs_inverse_n(ax, fam, ext, name, color="k"):
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), borderaxespad=0)
 
 
-def beta_extrapolation(pool, fam):
-    """beta(N) of a family extrapolated linearly in 1/N."""
-    return analysis.beta_extrapolation([e.params["N"] for e in fam], [e.t for e in fam],
-                                       [e.rows() for e in fam], [e.group for e in fam],
-                                       fam[0].n_boot, fam[0].seed)
-
-
 def fig5(pool):
     """C(t) at epsilon = 0 for several Dbar; inset beta_i(Dbar) (when any is defined)."""
     fam = need(pool.family("concurrence", ["Dbar"], lambda p: p["epsilon"] == 0), 2,
@@ -347,16 +258,6 @@ def fig5(pool):
         sub.set_xscale("log")
         side_style(sub, r"$\bar\Delta/W$", r"$\beta_i$", r"$\beta_i$ against $\bar\Delta$")
     return fig
-
-
-@pooled
-def alpha(pool):
-    fam = pool.family("concurrence", ["N"], lambda p: p["epsilon"] == 0)
-    est = analysis.alpha_estimate([e.params["N"] for e in fam], [e.rows() for e in fam],
-                                  [e.group for e in fam], fam[0].n_boot, fam[0].seed,
-                                  pool.alpha_nmin) \
-        if len(fam) >= 2 else analysis.Estimate(np.nan, np.nan, {"N_used": []})
-    return fam, est
 
 
 def fig6a(pool):
@@ -382,14 +283,6 @@ def fig6a(pool):
            title=rf"Fig. 6a: $\epsilon=0$, {realizations(fam)}")
     ax.legend(fontsize=7)
     return fig
-
-
-@pooled
-def collapse(pool):
-    fam = pool.family("concurrence", ["eta"], lambda p: p["epsilon"] == 0)
-    if len(fam) < 2:
-        return fam, None
-    return fam, analysis.eta_collapse([(e.params["eta"], e.t, *e.mean_sem()) for e in fam])
 
 
 def fig6b(pool):
@@ -438,16 +331,6 @@ def fig7(pool):
     return fig
 
 
-def volume_law(fam):
-    return analysis.entropy_volume_law([e.params["N"] for e in fam],
-                                       [e.rows("entropy") for e in fam], [e.group for e in fam],
-                                       fam[0].n_boot, fam[0].seed)
-
-
-def open_family(pool, obs="concurrence"):
-    return pool.family(obs, ["N", "epsilon"])
-
-
 def fig8(pool):
     """C(t) for several epsilon and N (line style by epsilon, colour by N)."""
     fam = open_family(pool)
@@ -461,21 +344,6 @@ def fig8(pool):
     ax.set_ylim(m * 1e-5, m * 2)
     outside_legend(ax, fontsize=6)
     return fig
-
-
-@pooled
-def stretched_pairs(pool):
-    """(entry at 0 < epsilon < 1, matching epsilon = 0 entry, Estimate of delta)."""
-    fam = open_family(pool)
-    ref = {e.params["N"]: e for e in fam if e.params["epsilon"] == 0}
-    out = []
-    for e in fam:
-        r = ref.get(e.params["N"])
-        if 0 < e.params["epsilon"] < 1 and r is not None and np.array_equal(e.t, r.t):
-            est = analysis.stretched_estimate(e.t, e.rows(), r.rows(), paired=e.group == r.group,
-                                              n_boot=e.n_boot, seed=e.seed)
-            out.append((e, r, est))
-    return out
 
 
 def fig9(pool):
@@ -498,17 +366,6 @@ def fig9(pool):
            title="Fig. 9: stretched exponential " r"$A\,e^{-(t/\tau)^\delta}$")
     outside_legend(ax, fontsize=6)
     return fig
-
-
-@pooled
-def open_betas(pool):
-    """{epsilon: (cases of that epsilon sorted by N, beta extrapolation or None)} over the
-    (N, epsilon) family; epsilon = 0 gives beta_i, epsilon > 0 beta_o (Fig. 10b)."""
-    by_eps = {}
-    for e in open_family(pool):
-        by_eps.setdefault(e.params["epsilon"], []).append(e)
-    return {eps: (g, beta_extrapolation(pool, g) if len(g) >= 2 else None)
-            for eps, g in sorted(by_eps.items())}
 
 
 def fig10(pool):
@@ -545,10 +402,6 @@ def fig11(pool):
     ax.set(ylabel=r"$S_E(t)/N$", title=f"Fig. 11: {realizations(fam)}")
     outside_legend(ax, fontsize=6)
     return fig
-
-
-def random_state_fit(data):
-    return randomstates.fit_scaling(data["N"], data["mean"], data["sem"], data["nonzero"])
 
 
 def fig12(pool):
