@@ -48,8 +48,8 @@ def test_angle_addition_tables_equal_closed_form(kw):
     """The T = 0 table path (unitary and dissipative) equals the general closed form."""
     real = sample(ModelParams(N=8, **kw), 9, 0)
     t = np.logspace(-2, 3, 20)
-    fast = exact.PairEngine(real, t)
-    slow = exact.PairEngine(real, t)
+    fast = exact.PairTables(real, t)
+    slow = exact.PairTables(real, t)
     assert fast.tables
     slow.tables = False
     # the tables multiply N rounded phases e^{-i omega_k t}; the closed form rounds their sum

@@ -84,8 +84,7 @@ def bad_cli_cases(d):
         "resume other config": (
             ["--out", d / "old.h5", "--resume", "--set", "model.N=6"],
             "another configuration (3 key(s) differ: ensemble.realizations: "
-            "file 3, given 24; model.N: file 5, given 6; time.n_times: file 5, "
-            "given 71)",
+            "file 3, given 24; model.N: file 5, given 6; time.n_times: file 5, given 71)",
         ),
         "resume other seed": (
             ["--out", d / "old.h5", "--resume", *TINY, "--set", "ensemble.seed=9"],

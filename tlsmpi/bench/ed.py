@@ -103,8 +103,7 @@ def bias_table(N, t_max, form, flipflop, total=4000, sizes=(25, 100, 400, 1000))
     C_all = readout.observables({"pairs": rho.mean(0)})["concurrence"]
     print(f"all {total}: mean(C_all - C) = {(C_all - C_ref).mean():.2e}")
     print(f"{'M':>5} {'sets':>5} {'mean(C_M - C)':>14} {'+-':>8} {'mean(C_M - C_all)':>17} "
-          f"{'+-':>8} "
-          f"{'mean|C_M - C|':>14} {'jackknife':>10}")
+          f"{'+-':>8} {'mean|C_M - C|':>14} {'jackknife':>10}")
     for M in sizes:
         sets = total // M
         C = np.array([readout.observables({"pairs": rho[k * M:(k + 1) * M].mean(0)})["concurrence"]

@@ -68,23 +68,29 @@ def expm_multiply_run(G, c0, times, indices):
     return np.array(out), time.perf_counter() - start
 
 
-def main(argv=None):
+def _parser():
+    """The command line of ``python -m tlsmpi.bench liouvillian``."""
     parser = argparse.ArgumentParser(prog="python -m tlsmpi.bench liouvillian", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", help="default 8 9; --window: 5 6 7")
-    parser.add_argument("--times", type=int, help="log-spaced output times (default 50; --window: "
-                                                  "41)")
+    parser.add_argument("--times", type=int,
+                        help="log-spaced output times (default 50; --window: 41)")
     parser.add_argument("--t-min", type=float, default=1e-2)
     parser.add_argument("--t-max", type=float, help="default 10; --window: 1e4")
     parser.add_argument("--seed", type=int, default=2021)
     parser.add_argument("--no-reference", action="store_true", help="skip expm_multiply (large N)")
-    parser.add_argument("--window", action="store_true", help="spectral path against MFN and dense "
-                                                              "expm")
-    parser.add_argument("--mfn", type=int, nargs="*", default=[5], help="--window: MFN over the "
-                                                                        "whole window")
-    parser.add_argument("--mfn-t-max", type=float, default=100.0, help="--window: MFN window of "
-                                                                       "the other N")
+    parser.add_argument("--window", action="store_true",
+                        help="spectral path against MFN and dense expm")
+    parser.add_argument("--mfn", type=int, nargs="*", default=[5],
+                        help="--window: MFN over the whole window")
+    parser.add_argument("--mfn-t-max", type=float, default=100.0,
+                        help="--window: MFN window of the other N")
     parser.add_argument("--dense", type=int, nargs="*", default=[5], help="--window: dense expm")
+    return parser
+
+
+def main(argv=None):
+    parser = _parser()
     args, petsc_args = parser.parse_known_args(argv)
     liouvillian.init_petsc([sys.argv[0]] + petsc_args)
     if args.window:
@@ -104,8 +110,7 @@ def main(argv=None):
     say(f"Engine 2 vs scipy expm_multiply: {args.times} log-spaced times in [{args.t_min:g}, "
         f"{args.t_max:g}], {comm.size} rank(s); options: {' '.join(petsc_args) or '(defaults)'}")
     say(f"{'N':>3} {'||G||_1':>8} {'MFN':>14} {'assembly[s]':>11} {'evolve[s]':>10} "
-        f"{'peak[GB]':>9} "
-        f"{'scipy[s]':>9} {'speed-up':>8} {'max|dC|':>8}")
+        f"{'peak[GB]':>9} {'scipy[s]':>9} {'speed-up':>8} {'max|dC|':>8}")
     runs = []
     for N in args.sizes:                     # all MFN runs first: the peak RSS is theirs
         real = sample(ModelParams(N=N), args.seed, 0)
@@ -158,8 +163,7 @@ def window(sizes, n_times, t_min, t_max, seed, mfn_full, mfn_t_max, dense):
     print(f"Engine 2 over a long window: {n_times} log-spaced times in [{t_min:g}, {t_max:g}], "
           "epsilon = 1, "
           "flipflop = 1 (exchange), C(t); CPU seconds, one process; |drho| (pair density "
-          "matrices) "
-          f"and |dC| against the spectral path")
+          f"matrices) and |dC| against the spectral path")
     print(f"{'N':>3} {'blocks':>17} {'cond':>9} {'spectral[s]':>11} {'MFN[s]':>10} {'MFN/spec':>9} "
           f"{'|drho|,|dC| MFN':>17} {'dense[s]':>9} {'dense/spec':>10} {'|drho|,|dC| dense':>17}")
 

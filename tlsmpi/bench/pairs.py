@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from ..engines.exact import PairEngine, average_concurrence
+from ..engines.exact import PairTables, average_concurrence
 from ..physics.model import ModelParams, sample
 from ..physics.measures import mean_pair_concurrence
 from ..physics.reference import app_b_pair_rdms
@@ -98,6 +98,6 @@ def main(argv=None):
 
 def _concurrence(real, times, tables):
     """C(t) of Eq. (28) with the T = 0 tables switched on or off."""
-    engine = PairEngine(real, times)
+    engine = PairTables(real, times)
     engine.tables = tables
     return mean_pair_concurrence((engine.rows(i) for i in range(real.N - 1)), real.N)

@@ -410,8 +410,7 @@ def extrapolate(args):
           f"{overhead_item * 1e3:.2f} ms "
           f"(runner, one rank), request latency {args.latency * 1e3:.2f} ms, server "
           f"{args.service * 1e6:.0f} us per request, allreduce {args.allreduce * 1e6:.0f} us x "
-          "log2 P, "
-          f"group efficiency 1 / (1 + {args.group_overhead} log2 g)")
+          f"log2 P, group efficiency 1 / (1 + {args.group_overhead} log2 g)")
     print("Efficiency = sum of item costs / (ranks x makespan).  static: today's runner "
           "(with the item overhead); queue: tlsmpi.parallel without / with the item overhead; "
           "groups: queue + plan_groups, without")

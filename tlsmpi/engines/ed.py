@@ -181,8 +181,7 @@ class EDEngine(Engine):
         for p in cases:
             if p.epsilon and not M:
                 raise ConfigError(f"model.epsilon = {p.epsilon}: the ed engine treats dissipation "
-                                  "with "
-                                  "quantum-jump trajectories; set engine.trajectories = M > 0 "
+                                  "with quantum-jump trajectories; set engine.trajectories = M > 0 "
                                   "(e.g. 1000) or epsilon = 0")
 
     def memory(self, params, times, request, ranks=1):

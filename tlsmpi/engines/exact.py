@@ -36,7 +36,7 @@ def exclusive_products(F):
     return prefix * suffix
 
 
-class PairEngine:
+class PairTables:
     """Two-site reduced density matrices rho_ij(t) of one realization, all pairs i < j.
 
     Precomputes the O(N^2 T) tables once; `rows(i)` returns rho_ij for j > i.
@@ -124,13 +124,13 @@ class PairEngine:
 
 def pair_rdms(real, times):
     """All rho_ij(t), i < j, stacked in row-major pair order: shape (N(N-1)/2, T, 4, 4)."""
-    engine = PairEngine(real, times)
+    engine = PairTables(real, times)
     return np.concatenate([engine.rows(i) for i in range(real.N - 1)])
 
 
 def average_concurrence(real, times):
     """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T))."""
-    engine = PairEngine(real, times)
+    engine = PairTables(real, times)
     return mean_pair_concurrence((engine.rows(i) for i in range(real.N - 1)), real.N)
 
 
@@ -169,7 +169,7 @@ class ExactEngine(Engine):
                                   "or disable the entropy")
 
     def memory(self, params, times, request, ranks=1):
-        """The O(N^2 T) complex tables of `PairEngine` (v, E, Ec, excl and one row's
+        """The O(N^2 T) complex tables of `PairTables` (v, E, Ec, excl and one row's
         doubly coherent factors: about 8 arrays of N^2 T complex numbers)."""
         N, T = params.N, len(times)
         return 8 * 16.0 * N * N * T + 2 * 16.0 * N * T * 16

@@ -148,8 +148,7 @@ def check_resources(engine, cfg, args, comm):
                     free += os.path.getsize(args.out)
                 if need * 1.05 + 1e6 > free:
                     raise ConfigError(f"--out {args.out}: the run file needs ~{_bytes(need)} but "
-                                      "its "
-                                      f"filesystem has {_bytes(free)} free; free space, choose "
+                                      f"its filesystem has {_bytes(free)} free; free space, choose "
                                       "another --out, or save less (observables.save_disorder = "
                                       "false)")
         except ConfigError as err:
