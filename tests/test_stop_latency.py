@@ -1,0 +1,169 @@
+"""Stops inside a long work item (docs/reliability.md, "Stops inside a work item").
+
+Each test runs one long item three times: uninterrupted (the reference), stopped by
+SIGTERM a few seconds into the item, and resumed.  The stopped job must exit 3 within
+`GRACE` seconds plus a few indivisible steps (one MFN solve, one eigendecomposition, one
+trajectory: measured here, in this process), well before the item would have ended; the
+file must be resumable (``post check`` exits 3) and the resumed rows bitwise equal to the
+reference.  The measured latency is printed (``pytest -s``).
+
+SLOW: each item lasts 15-25 s on the development machine, so this file takes ~3-4 min on
+2 shared cores (marked ``slow``; ``-m "not slow"`` leaves it out).
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from tlsmpi import config
+from tlsmpi.model import sample
+
+from conftest import ROOT, mpi_env, run_tlsmpi
+
+pytestmark = [pytest.mark.needs_mpi, pytest.mark.slow]
+
+#: Seconds allowed for a stop besides the indivisible steps (the goal of docs/reliability.md).
+GRACE = 10.0
+#: Slack on the indivisible step measured in this process (a loaded machine, other threads).
+STEP_SLACK = 3.0
+#: Seconds into the item at which SIGTERM is sent.
+DELAY = 4.0
+
+LIOUVILLIAN = ["--set", 'engine.name="liouvillian"', "--set", 'engine.method="mfn"',
+               "--set", "model.N=6", "--set", "model.epsilon=1.0", "--set", "time.t_max=4e3",
+               "--set", "time.n_times=20", "--set", "ensemble.realizations=1"]
+ED_CLOSED = ["--set", 'engine.name="ed"', "--set", "model.N=12", "--set", "model.epsilon=0.0",
+             "--set", "model.flipflop=1.0", "--set", "time.n_times=2500",
+             "--set", "ensemble.realizations=1"]
+ED_OPEN = ["--set", 'engine.name="ed"', "--set", "engine.trajectories=40", "--set", "model.N=10",
+           "--set", "model.epsilon=1.0", "--set", "model.flipflop=1.0", "--set", "time.n_times=300",
+           "--set", "ensemble.realizations=1"]
+
+
+def launch(args, ranks):
+    """The runner as a child process (under mpirun when ranks > 1)."""
+    cmd = [sys.executable, "-m", "tlsmpi.run", *map(str, args)]
+    if ranks > 1:
+        cmd = ["mpirun", "-n", str(ranks), *cmd]
+    return subprocess.Popen(cmd, env=mpi_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def rank_pid(launcher, rank):
+    """Process id of MPI rank ``rank`` started by ``launcher`` (from its environment)."""
+    children = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True)
+    for pid in children.stdout.split():
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            if f"OMPI_COMM_WORLD_RANK={rank}".encode() in f.read().split(b"\0"):
+                return int(pid)
+    raise AssertionError(f"no rank {rank} among the children of mpirun")
+
+
+def rows(path):
+    """Every dataset of every case group except the compute times (and their checksums)."""
+    with h5py.File(path, "r") as f:
+        out = {}
+        f.visititems(lambda name, obj: out.setdefault(name, obj[...])
+                     if isinstance(obj, h5py.Dataset) and name.startswith("case_") else None)
+    return {k: v for k, v in out.items() if not k.endswith(("wall_seconds", "checksum"))}
+
+
+def stop_and_resume(tmp_path, args, step, ranks=1, target_rank=None, parts=1):
+    """Reference run, SIGTERM `DELAY` s into the first item (to ``target_rank`` only,
+    else to the process), resume; the assertions of the module docstring.  ``step``:
+    seconds of the longest indivisible step, measured by the caller; ``parts``: items
+    of the realization."""
+    ref = tmp_path / "ref.h5"
+    res = run_tlsmpi(["--out", ref, *args], ranks=ranks)
+    assert res.returncode == 0, res.stdout + res.stderr
+    with h5py.File(ref, "r") as f:
+        item = float(f["case_000/wall_seconds"][0]) / parts
+
+    out = tmp_path / "stopped.h5"
+    proc = launch(["--out", out, *args], ranks)
+    lines = []
+    while not (lines and "to compute" in lines[-1]):      # logged just before the first item
+        lines.append(proc.stdout.readline())
+        assert lines[-1] or proc.poll() is None, "".join(lines) + proc.stderr.read()
+    started = time.monotonic()
+    time.sleep(DELAY)
+    os.kill(proc.pid if target_rank is None else rank_pid(proc, target_rank), signal.SIGTERM)
+    signalled = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=600)
+    latency = time.monotonic() - signalled
+    bound = GRACE + STEP_SLACK * step
+    print(f"\nstop latency {latency:.2f} s (bound {bound:.1f} s; indivisible step {step:.3f} s "
+          f"measured here; the item takes {item:.1f} s uninterrupted)")
+    assert proc.returncode == 3, stdout + stderr
+    assert "gave up" in stdout and "--resume" in stdout, stdout + stderr
+    assert latency < bound
+    assert time.monotonic() - started < 0.75 * item, "the stop came no earlier than the item's end"
+    check = run_tlsmpi(["check", out], module="tlsmpi.post")
+    assert check.returncode == 3, check.stdout + check.stderr
+
+    res = run_tlsmpi(["--out", out, "--resume", *args], ranks=ranks)
+    assert res.returncode == 0, res.stdout + res.stderr
+    want, got = rows(ref), rows(out)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert np.array_equal(want[key], got[key], equal_nan=True), key
+
+
+def realization(args):
+    """(realization 0 of the first case, configuration) of the runner's ``args``."""
+    cfg = config.load(None, args[1::2])
+    return sample(cfg.cases()[0], cfg.seed, 0), cfg
+
+
+def timed(f):
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+def mfn_step(args):
+    """Seconds of one MFN solve of a full substep (the Liouvillian's indivisible step)."""
+    from tlsmpi import liouvillian
+    liouvillian.init_petsc()
+    real, _ = realization(args)
+    with liouvillian.Evolution(real) as evo:
+        return timed(lambda: evo.step(0.0, evo.max_step))
+
+
+def test_liouvillian_stop_inside_a_realization(tmp_path):
+    stop_and_resume(tmp_path, LIOUVILLIAN, mfn_step(LIOUVILLIAN))
+
+
+@pytest.mark.mpi
+def test_liouvillian_stop_inside_a_realization_on_a_rank_group(tmp_path):
+    """Two ranks share the realization (collective PETSc calls): SIGTERM to rank 1 alone
+    must stop rank 0 at the same MFN solve, or the job hangs."""
+    args = [*LIOUVILLIAN, "--set", "engine.ranks_per_realization=2"]
+    stop_and_resume(tmp_path, args, mfn_step(LIOUVILLIAN), ranks=2, target_rank=1)
+
+
+def test_ed_closed_stop_inside_a_realization(tmp_path):
+    """epsilon = 0: the steps are the sector eigendecompositions and the reduced density
+    matrices of a time chunk."""
+    from tlsmpi import ed
+    real, _ = realization(ED_CLOSED)
+    sectors = ed.Sectors(real)
+    largest = max(sectors.indices, key=len)
+    step = timed(lambda: np.linalg.eigh(sectors.hamiltonian(largest)))
+    stop_and_resume(tmp_path, ED_CLOSED, step)
+
+
+def test_ed_trajectories_stop_inside_a_block(tmp_path):
+    """epsilon > 0: two blocks of 20 trajectories (two items); the steps are the H_eff
+    eigendecompositions and one trajectory."""
+    from tlsmpi import trajectories
+    real, cfg = realization(ED_OPEN)
+    setup = []
+    step = max(timed(lambda: setup.append(trajectories.Setup(real, cfg.request))),
+               timed(lambda: trajectories.block_sums(setup[0], cfg.times, 0, 1)))
+    stop_and_resume(tmp_path, ED_OPEN, step, parts=2)
