@@ -7,8 +7,9 @@ trajectory: measured here, in this process), well before the item would have end
 file must be resumable (``post check`` exits 3) and the resumed rows bitwise equal to the
 reference.  The measured latency is printed (``pytest -s``).
 
-SLOW: each item lasts 15-25 s on the development machine, so this file takes ~3-4 min on
-2 shared cores (marked ``slow``; ``-m "not slow"`` leaves it out).
+SLOW: the long items last 15-25 s on the development machine (each test runs its item
+twice), so the end-to-end tests take ~3-4 min on 2 shared cores (marked ``slow``;
+``-m "not slow"`` leaves them out).  The in-process tests of the checkpoints take seconds.
 """
 import os
 import signal
@@ -20,12 +21,12 @@ import h5py
 import numpy as np
 import pytest
 
-from tlsmpi import config
-from tlsmpi.model import sample
+from tlsmpi import config, engines
+from tlsmpi.model import ModelParams, sample
+from tlsmpi.observables import Request
 
 from conftest import ROOT, mpi_env, run_tlsmpi
 
-pytestmark = [pytest.mark.needs_mpi, pytest.mark.slow]
 
 #: Seconds allowed for a stop besides the indivisible steps (the goal of docs/reliability.md).
 GRACE = 10.0
@@ -35,13 +36,13 @@ STEP_SLACK = 3.0
 DELAY = 4.0
 
 LIOUVILLIAN = ["--set", 'engine.name="liouvillian"', "--set", 'engine.method="mfn"',
-               "--set", "model.N=6", "--set", "model.epsilon=1.0", "--set", "time.t_max=4e3",
-               "--set", "time.n_times=20", "--set", "ensemble.realizations=1"]
+               "--set", "model.N=6", "--set", "model.epsilon=1.0", "--set", "time.n_times=20",
+               "--set", "ensemble.realizations=1"]
 ED_CLOSED = ["--set", 'engine.name="ed"', "--set", "model.N=12", "--set", "model.epsilon=0.0",
-             "--set", "model.flipflop=1.0", "--set", "time.n_times=2500",
+             "--set", "model.flipflop=1.0", "--set", "time.n_times=2000",
              "--set", "ensemble.realizations=1"]
 ED_OPEN = ["--set", 'engine.name="ed"', "--set", "engine.trajectories=40", "--set", "model.N=10",
-           "--set", "model.epsilon=1.0", "--set", "model.flipflop=1.0", "--set", "time.n_times=300",
+           "--set", "model.epsilon=1.0", "--set", "model.flipflop=1.0", "--set", "time.n_times=250",
            "--set", "ensemble.realizations=1"]
 
 
@@ -135,18 +136,18 @@ def mfn_step(args):
         return timed(lambda: evo.step(0.0, evo.max_step))
 
 
-def test_liouvillian_stop_inside_a_realization(tmp_path):
-    stop_and_resume(tmp_path, LIOUVILLIAN, mfn_step(LIOUVILLIAN))
+@pytest.mark.parametrize("ranks, t_max", [(1, "4e3"), pytest.param(2, "1.5e3", marks=pytest.mark.mpi)])
+@pytest.mark.needs_mpi
+@pytest.mark.slow
+def test_liouvillian_stop_inside_a_realization(tmp_path, ranks, t_max):
+    """MFN stepping; with two ranks they share the realization (collective PETSc calls):
+    SIGTERM to rank 1 alone must stop rank 0 at the same MFN solve, or the job hangs."""
+    args = [*LIOUVILLIAN, "--set", f"time.t_max={t_max}", "--set", f"engine.ranks_per_realization={ranks}"]
+    stop_and_resume(tmp_path, args, mfn_step(args), ranks=ranks, target_rank=ranks - 1 or None)
 
 
-@pytest.mark.mpi
-def test_liouvillian_stop_inside_a_realization_on_a_rank_group(tmp_path):
-    """Two ranks share the realization (collective PETSc calls): SIGTERM to rank 1 alone
-    must stop rank 0 at the same MFN solve, or the job hangs."""
-    args = [*LIOUVILLIAN, "--set", "engine.ranks_per_realization=2"]
-    stop_and_resume(tmp_path, args, mfn_step(LIOUVILLIAN), ranks=2, target_rank=1)
-
-
+@pytest.mark.needs_mpi
+@pytest.mark.slow
 def test_ed_closed_stop_inside_a_realization(tmp_path):
     """epsilon = 0: the steps are the sector eigendecompositions and the reduced density
     matrices of a time chunk."""
@@ -158,6 +159,8 @@ def test_ed_closed_stop_inside_a_realization(tmp_path):
     stop_and_resume(tmp_path, ED_CLOSED, step)
 
 
+@pytest.mark.needs_mpi
+@pytest.mark.slow
 def test_ed_trajectories_stop_inside_a_block(tmp_path):
     """epsilon > 0: two blocks of 20 trajectories (two items); the steps are the H_eff
     eigendecompositions and one trajectory."""
@@ -167,3 +170,76 @@ def test_ed_trajectories_stop_inside_a_block(tmp_path):
     step = max(timed(lambda: setup.append(trajectories.Setup(real, cfg.request))),
                timed(lambda: trajectories.block_sums(setup[0], cfg.times, 0, 1)))
     stop_and_resume(tmp_path, ED_OPEN, step, parts=2)
+
+
+# -- the checkpoints in process ---------------------------------------------------------
+
+class Stopper:
+    """An engine's ``should_stop`` that says True from its ``k``-th call on."""
+
+    def __init__(self, k=np.inf):
+        self.k, self.calls = k, 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.calls >= self.k
+
+
+def liouvillian_engine(method):
+    from tlsmpi import liouvillian
+    liouvillian.init_petsc()
+    return liouvillian.LiouvillianEngine({"method": method})
+
+
+T8 = np.linspace(0.0, 40.0, 8)
+#: name -> (engine factory, params, request, part or None, fewest checkpoints per item)
+ENGINES = {
+    "exact with entropy": (lambda: engines.get("exact")(), ModelParams(N=8, epsilon=1.0),
+                           Request(entropy=True), None, 7 + 8),     # pair rows, bubbles
+    "ed closed": (lambda: engines.get("ed")(), ModelParams(N=8, flipflop=1.0), Request(),
+                  None, 9 + 28),                                     # sectors, pairs
+    "ed trajectories": (lambda: engines.get("ed")({"trajectories": 40}),
+                        ModelParams(N=6, epsilon=1.0, flipflop=1.0), Request(), 1,
+                        7 + 20 * (1 + 15)),        # sectors, trajectories and their pairs
+    "liouvillian mfn": (lambda: liouvillian_engine("mfn"), ModelParams(N=3, epsilon=1.0),
+                        Request(), None, 7),                         # a solve per interval
+    "liouvillian spectral": (lambda: liouvillian_engine("spectral"), ModelParams(N=3, epsilon=1.0),
+                             Request(), None, 3),                    # Delta m = 0, 1, 2
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENGINES))
+def test_checkpoints_stop_an_item_at_once(name):
+    """Every engine calls its checkpoint often (at least once per step named in
+    docs/reliability.md), raises Interrupted at the first checkpoint that sees the stop
+    and calls nothing after it; an item stopped and redone gives the same bytes as one
+    that ran through (nothing of the stopped one is kept)."""
+    if name.startswith("liouvillian"):
+        pytest.importorskip("petsc4py")
+    make, params, request, part, fewest = ENGINES[name]
+    real = sample(params, 7, 0)
+
+    def item(engine):
+        if part is None:
+            return engine.compute(real, T8, request)
+        return engine.compute_part(real, T8, request, part)
+
+    def same(a, b):
+        if part is not None:              # a block's sums of density matrices
+            a, b = {"pairs": a["pairs"]}, {"pairs": b["pairs"]}
+        return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+    reference = item(make())
+    engine = make()
+    engine.should_stop = counter = Stopper()
+    assert same(item(engine), reference)
+    n = counter.calls
+    assert n >= fewest, n
+    for k in sorted({1, n // 2, n}):
+        engine = make()                    # a fresh one: ed keeps a realization's set-up
+        engine.should_stop = counter = Stopper(k)
+        with pytest.raises(engines.Interrupted):
+            item(engine)
+        assert counter.calls == k
+        engine.should_stop = Stopper()
+        assert same(item(engine), reference), k
