@@ -424,15 +424,19 @@ def predicted_costs(engine, cfg, cases, times):
 
 def warn_stop_margin(costs, widths):
     """Warn if an item, on the group width it will run on, is predicted to outlast the
-    job script's stop margin (TLSMPI_STOP_MARGIN_SECONDS)."""
+    job script's stop margin (TLSMPI_STOP_MARGIN_SECONDS): a stop then relies on the
+    engine's checkpoints inside the item (docs/reliability.md)."""
     margin = os.environ.get("TLSMPI_STOP_MARGIN_SECONDS")
     if not margin:
         return
     longest = float(np.max(costs / widths)) if costs.size else 0.0
     if longest > float(margin):
         log.warning(f"the longest work item (a realization or a part of one) is predicted to take "
-                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
-                    "too late to stop cleanly; raise the margin (job script) or lower the cost")
+                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = "
+                    f"{margin} s: a stop gives it up at the engine's next checkpoint, so the margin "
+                    "must cover the longest step between checkpoints (one MFN solve, one "
+                    "eigendecomposition, one trajectory) and closing the file; an engine without "
+                    "checkpoints stops only after the item: then raise the margin or lower the cost")
 
 
 def execute(args, cfg, solver, comm, argv):
