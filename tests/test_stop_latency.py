@@ -147,7 +147,8 @@ def test_liouvillian_stop_inside_a_realization(tmp_path, ranks, t_max):
     realization (collective PETSc calls): SIGTERM to rank 1 alone must stop rank 0 at the
     same MFN solve, or the job hangs.  (A 2-rank group is slow on an oversubscribed
     machine, waiting in PETSc's scatters: its item is shorter.)"""
-    args = [*LIOUVILLIAN, "--set", f"time.t_max={t_max}", "--set", f"engine.ranks_per_realization={ranks}"]
+    args = [*LIOUVILLIAN, "--set", f"time.t_max={t_max}",
+            "--set", f"engine.ranks_per_realization={ranks}"]
     stop_and_resume(tmp_path, args, mfn_step(args), ranks=ranks, target_rank=ranks - 1 or None)
 
 

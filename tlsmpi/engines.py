@@ -17,9 +17,10 @@ configuration find it here by name (``engine.name`` of the run configuration)::
 A long `compute` calls ``self.checkpoint(comm)`` between its indivisible steps (an MFN
 solve, a time chunk, a trajectory): the runner sets ``should_stop`` when a stop signal
 arrives, and the checkpoint then raises `Interrupted`, which gives the work item up (it
-stays pending for ``--resume``).  docs/extending.md walks through a complete example.  The built-in engines live in
-their own modules (`BUILTIN`), imported the first time a name is looked up, so that
-importing tlsmpi never imports PETSc.
+stays pending for ``--resume``).  docs/extending.md walks through a complete example.
+
+The built-in engines live in their own modules (`BUILTIN`), imported the first time a
+name is looked up, so that importing tlsmpi never imports PETSc.
 """
 import importlib
 

@@ -433,10 +433,11 @@ def warn_stop_margin(costs, widths):
     if longest > float(margin):
         log.warning(f"the longest work item (a realization or a part of one) is predicted to take "
                     f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = "
-                    f"{margin} s: a stop gives it up at the engine's next checkpoint, so the margin "
-                    "must cover the longest step between checkpoints (one MFN solve, one "
-                    "eigendecomposition, one trajectory) and closing the file; an engine without "
-                    "checkpoints stops only after the item: then raise the margin or lower the cost")
+                    f"{margin} s: a stop gives it up at the engine's next checkpoint, so the "
+                    "margin must cover the longest step between checkpoints (one MFN solve, "
+                    "one eigendecomposition, one trajectory) and closing the file; an engine "
+                    "without checkpoints stops only after the item: then raise the margin or "
+                    "lower the cost")
 
 
 def execute(args, cfg, solver, comm, argv):
