@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .engines import Engine, register
+from .engines import Engine, never, register
 from .entropy import _energies, _product_amplitudes
 from .errors import ConfigError
 from .observables import concurrence, entropy_vn
@@ -125,15 +125,18 @@ class Readout:
         self.pairs = [(i, j) for i in range(N) for j in range(i + 1, N)] if request.concurrence else []
         self.bubbles = real.bubbles(request.bipartitions) if request.entropy else np.zeros((0, 0), int)
 
-    def densities(self, psi):
+    def densities(self, psi, checkpoint=never):
         """{"pairs": (T, P, 4, 4), "bubbles": (T, n_bubbles, d, d)} of the states ``psi``
-        (T, 2^N); the sums of these over trajectories are the trajectory averages."""
+        (T, 2^N); the sums of these over trajectories are the trajectory averages.
+        ``checkpoint()`` is called before each density matrix."""
         d = 2 ** self.bubbles.shape[1]
         out = {"pairs": np.zeros((len(psi), len(self.pairs), 4, 4), complex),
                "bubbles": np.zeros((len(psi), len(self.bubbles), d, d), complex)}
         for p, pair in enumerate(self.pairs):
+            checkpoint()
             out["pairs"][:, p] = reduced(psi, pair, self.N)
         for b, A in enumerate(self.bubbles):
+            checkpoint()
             out["bubbles"][:, b] = reduced(psi, A, self.N)
         return out
 
@@ -148,7 +151,7 @@ class Readout:
         return out
 
 
-def unitary_states(real, times, sectors=None):
+def unitary_states(real, times, sectors=None, checkpoint=never):
     """|psi(t)> under H of Eq. (23) plus the flip-flop term, from the product state of Eq. (26).
 
     Parameters
@@ -157,6 +160,8 @@ def unitary_states(real, times, sectors=None):
     times : array_like, shape (T,)
     sectors : Sectors, optional
         Reused if given.
+    checkpoint : callable, optional
+        Called before each sector (`tlsmpi.engines.Engine.checkpoint`).
 
     Returns
     -------
@@ -168,6 +173,7 @@ def unitary_states(real, times, sectors=None):
     psi0 = _product_amplitudes(real)
     psi = np.empty((len(t), 2**real.N), dtype=complex)
     for idx in sec.indices:
+        checkpoint()
         E, V = np.linalg.eigh(sec.hamiltonian(idx))
         X = np.exp(-1j * np.outer(t, E)) * (psi0[idx] @ V)
         psi[:, idx] = X.real @ V.T + 1j * (X.imag @ V.T)
@@ -175,7 +181,7 @@ def unitary_states(real, times, sectors=None):
     return psi
 
 
-def unitary_observables(real, times, request):
+def unitary_observables(real, times, request, checkpoint=never):
     """Observables of ``request`` for epsilon = 0 (all Y = 0).
 
     Returns
@@ -183,12 +189,13 @@ def unitary_observables(real, times, request):
     dict
         {"concurrence": C(t) (Eq. 28), "entropy": mean S_E(t) over the bubbles (Eq. 29)}
         as requested, each (T,); computed in time chunks of `BUDGET` amplitudes.
+        ``checkpoint()`` is called before each sector and each reduced density matrix.
     """
     readout = Readout(real, request)
-    psi = unitary_states(real, times)
+    psi = unitary_states(real, times, checkpoint=checkpoint)
     out = {}
     for sl in time_chunks(len(psi), real.N):
-        for key, value in readout.observables(readout.densities(psi[sl])).items():
+        for key, value in readout.observables(readout.densities(psi[sl], checkpoint)).items():
             out.setdefault(key, []).append(value)
     return {key: np.concatenate(v) for key, v in out.items()}
 
@@ -308,8 +315,9 @@ class EDEngine(Engine):
         key = (real.params, real.seed, real.index, request)
         if self._setup[0] != key:
             self._setup = (None, None)     # free the old one first
-            self._setup = (key, trajectories.Setup(real, request))
-        return trajectories.block_sums(self._setup[1], times, part, self.options["trajectories"])
+            self._setup = (key, trajectories.Setup(real, request, self.checkpoint))
+        return trajectories.block_sums(self._setup[1], times, part, self.options["trajectories"],
+                                       self.checkpoint)
 
     def combine(self, real, times, request, partials):
         """The trajectory average of `tlsmpi.trajectories.combine`, with the jackknife
@@ -326,7 +334,7 @@ class EDEngine(Engine):
             parts = range(self.parts(real.params, request))
             return self.combine(real, times, request,
                                 [self.compute_part(real, times, request, p) for p in parts])
-        result = unitary_observables(real, times, request)
+        result = unitary_observables(real, times, request, self.checkpoint)
         if "concurrence_err" in self.outputs(request):
             result["concurrence_err"] = np.zeros(len(times))
         return result

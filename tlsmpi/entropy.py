@@ -23,6 +23,7 @@ import functools
 
 import numpy as np
 
+from .engines import never
 from .exact import coherences, propagate_populations, trace_factor
 from .observables import entropy_vn
 
@@ -98,8 +99,9 @@ class _Site:
         return np.stack(propagate_populations(omega, t, self.p_up[k], self.Y[k], self.f[k])).swapaxes(1, 2)
 
 
-def _rdm_chunks(real, t, A):
-    """Yield (slice of t, rho_A on those times), the factorized route (DESIGN.md section 4)."""
+def _rdm_chunks(real, t, A, checkpoint=never):
+    """Yield (slice of t, rho_A on those times), the factorized route (DESIGN.md section 4);
+    ``checkpoint()`` is called before each chunk."""
     A = np.asarray(A, dtype=int)
     N, n = real.N, len(A)
     if n == 0 or len(set(A.tolist())) != n or A.min() < 0 or A.max() >= N:
@@ -112,6 +114,7 @@ def _rdm_chunks(real, t, A):
     site = _Site(real)
     c = coherences(real, t)[A]             # rho0[up, down] e^{(i nu - Gc) t}: d = +2
     for sl in _chunks(len(t), _factorized_per_time(n, len(B), len(P))):
+        checkpoint()
         tc = t[sl]
         outside = np.ones((len(tc), len(P)), dtype=complex)
         for j in B:
@@ -142,11 +145,11 @@ def subsystem_rdm(real, times, A):
     return np.concatenate([rho for _, rho in _rdm_chunks(real, t, A)])
 
 
-def _factorized_entropies(real, t, bubbles):
+def _factorized_entropies(real, t, bubbles, checkpoint):
     """S_E(t) of each bipartition, shape (T, n_bubbles), through rho_A."""
     S = np.empty((len(t), len(bubbles)))
     for b, A in enumerate(bubbles):
-        for sl, rho in _rdm_chunks(real, t, A):
+        for sl, rho in _rdm_chunks(real, t, A, checkpoint):
             S[sl, b] = entropy_vn(rho)
     return S
 
@@ -172,7 +175,7 @@ def _energies(real):
     return E
 
 
-def _pure_entropies(real, t, bubbles):
+def _pure_entropies(real, t, bubbles, checkpoint):
     """S_E(t) of each bipartition, shape (T, n_bubbles), from the Schmidt values of |psi(t)>."""
     if np.any(real.Y):
         raise ValueError("the pure-state route needs unitary dynamics (all Y = 0)")
@@ -182,6 +185,7 @@ def _pure_entropies(real, t, bubbles):
     for sl in _chunks(len(t), 2 * 2**N):
         psi = (amp * np.exp(-1j * np.multiply.outer(t[sl], E))).reshape((-1,) + (2,) * N)
         for b, A in enumerate(bubbles):
+            checkpoint()
             B = np.setdiff1d(np.arange(N), A)
             M = psi.transpose([0, *(1 + np.asarray(A)), *(1 + B)]).reshape(len(psi), 2**len(A), -1)
             if len(A) > len(B):
@@ -206,12 +210,14 @@ def route_costs(N, n, T, n_bubbles=1):
     return dict(factorized=factorized * n_bubbles, pure=pure * n_bubbles)
 
 
-def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=False):
+def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=False,
+                        checkpoint=never):
     """Mean of S_E(t) (Eq. 29) over the bipartitions ``bubbles`` (rows of TLS indices, e.g.
     ``real.bubbles()``), shape (T,); with ``per_bipartition`` the (T, n_bubbles) values.
 
     ``route``: "factorized" (any dynamics), "pure" (unitary only) or "auto" (the cheaper of
-    the two by `route_costs` when all Y = 0, else factorized).
+    the two by `route_costs` when all Y = 0, else factorized).  ``checkpoint()``
+    (`tlsmpi.engines.Engine.checkpoint`) is called before each bipartition and time chunk.
     """
     t = np.asarray(times, dtype=float)
     bubbles = np.atleast_2d(np.asarray(bubbles, dtype=int))
@@ -223,5 +229,5 @@ def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=Fals
     compute = {"factorized": _factorized_entropies, "pure": _pure_entropies}.get(route)
     if compute is None:
         raise ValueError(f"route = {route!r}: choose 'auto', 'factorized' or 'pure'")
-    S = compute(real, t, bubbles)
+    S = compute(real, t, bubbles, checkpoint)
     return S if per_bipartition else S.mean(axis=1)

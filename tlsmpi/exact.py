@@ -21,7 +21,7 @@ inner loop; at T > 0 the closed form is evaluated directly.
 """
 import numpy as np
 
-from .engines import Engine, register
+from .engines import Engine, never, register
 from .errors import ConfigError
 
 
@@ -188,27 +188,32 @@ def pair_rdms(real, times):
     return np.concatenate([engine.rows(i) for i in range(real.N - 1)])
 
 
-def average_concurrence(real, times):
-    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T))."""
+def average_concurrence(real, times, checkpoint=never):
+    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T));
+    ``checkpoint()`` is called before each row (`tlsmpi.engines.Engine.checkpoint`)."""
     from .observables import concurrence
     engine = PairEngine(real, times)
     total = np.zeros(len(engine.t))
     for i in range(real.N - 1):
+        checkpoint()
         total += concurrence(engine.rows(i)).sum(0)
     return total / real.N
 
 
-def compute(real, times, request, comm=None):
-    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,)."""
+def compute(real, times, request, comm=None, checkpoint=never):
+    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,);
+    ``checkpoint()`` is called between rows of pairs and between bipartitions and time
+    chunks of the entropy."""
     if real.params.flipflop:
         raise ValueError("model.flipflop > 0 breaks the factorization of Engine 1: "
                          "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
     out = {}
     if request.concurrence:
-        out["concurrence"] = average_concurrence(real, times)
+        out["concurrence"] = average_concurrence(real, times, checkpoint)
     if request.entropy:
         from .entropy import half_system_entropy
-        out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions))
+        out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
+                                             checkpoint=checkpoint)
     return out
 
 
@@ -252,4 +257,4 @@ class ExactEngine(Engine):
         return seconds
 
     def compute(self, real, times, request, comm=None):
-        return compute(real, times, request, comm)
+        return compute(real, times, request, comm, self.checkpoint)

@@ -8,8 +8,9 @@ and combined in part order on one rank, so the numbers do not depend on the rank
 count.  Work items (realizations or parts) are shared through
 `tlsmpi.schedule.WorkQueue` (largest predicted cost first, no collective per item);
 completed rows are buffered per rank and written at checkpoints by independent I/O.
-SIGUSR1/SIGTERM stop every rank at its next item boundary; the file stays resumable
-(a realization with parts not computed stays pending).
+SIGUSR1/SIGTERM stop every rank at its next item boundary, or inside an item at the
+engine's next checkpoint (`tlsmpi.engines.Engine.checkpoint`: the item is given up); the
+file stays resumable (a realization with parts not computed stays pending).
 
 Exit status (docs/reliability.md): 0 done; 1 crash (the whole job is aborted, see the
 log); 2 bad input or refused (nothing on disk touched); 3 stopped by a signal, resume
@@ -319,7 +320,9 @@ def setup_logging(rank):
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM; every rank stops at its next work-item boundary."""
+    """Set by SIGUSR1/SIGTERM; every rank stops at its next work-item boundary, or
+    inside an item at the engine's next checkpoint (the flag is the engine's
+    ``should_stop``, `tlsmpi.engines.Engine.checkpoint`)."""
 
     def __init__(self):
         self.signal = 0
@@ -328,6 +331,9 @@ class StopFlag:
 
     def _handler(self, signum, frame):
         self.signal = signum
+
+    def __call__(self):
+        return bool(self.signal)
 
 
 def _fault(rank, where):
@@ -358,7 +364,8 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, part=None):
     """Compute one realization, or part ``part`` of it (`tlsmpi.engines.Engine.parts`);
     a SolverError or a non-finite result makes the realization a failed one.
 
-    Returns (real, results or partial result, error message or None, wall seconds)."""
+    Returns (real, results or partial result, error message or None, wall seconds), or
+    None if the engine gave the item up at a stop (`tlsmpi.engines.Interrupted`)."""
     current_item.update(label=("" if part is None else f"part {part} of ") +
                         f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
     t0 = time.perf_counter()
@@ -371,6 +378,10 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, part=None):
             results = engine.compute_part(real, times, cfg.request, part, group_comm)
     except SolverError as err:
         results, error = None, str(err)
+    except engines.Interrupted:
+        log.info(f"stop: gave up {current_item.pop('label')} after "
+                 f"{time.perf_counter() - t0:.1f} s; it stays pending")
+        return None
     else:
         error = None
     current_item.clear()                   # left set by an exception: main names the item
@@ -424,15 +435,20 @@ def predicted_costs(engine, cfg, cases, times):
 
 def warn_stop_margin(costs, widths):
     """Warn if an item, on the group width it will run on, is predicted to outlast the
-    job script's stop margin (TLSMPI_STOP_MARGIN_SECONDS)."""
+    job script's stop margin (TLSMPI_STOP_MARGIN_SECONDS): a stop then relies on the
+    engine's checkpoints inside the item (docs/reliability.md)."""
     margin = os.environ.get("TLSMPI_STOP_MARGIN_SECONDS")
     if not margin:
         return
     longest = float(np.max(costs / widths)) if costs.size else 0.0
     if longest > float(margin):
         log.warning(f"the longest work item (a realization or a part of one) is predicted to take "
-                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = {margin} s: a stop signal may come "
-                    "too late to stop cleanly; raise the margin (job script) or lower the cost")
+                    f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = "
+                    f"{margin} s: a stop gives it up at the engine's next checkpoint, so the "
+                    "margin must cover the longest step between checkpoints (one MFN solve, "
+                    "one eigendecomposition, one trajectory) and closing the file; an engine "
+                    "without checkpoints stops only after the item: then raise the margin or "
+                    "lower the cost")
 
 
 def execute(args, cfg, solver, comm, argv):
@@ -514,6 +530,8 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
         warn_stop_margin(item_costs, widths)
 
     stop = StopFlag()
+    engine.should_stop = stop
+    given_up = False                       # this group gave an item up at a stop
     queue = WorkQueue(comm, item_costs, worker=leader, width=widths, group_size=group_comm.size,
                       progress_seconds=cfg.section("output")["progress_seconds"],
                       done_cost=float(costs[status != PENDING].sum()),
@@ -535,7 +553,7 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
 
     # an exception in this loop aborts the whole job (main): no collective clean-up here
     while True:
-        chunk = queue.take(completed, stop=bool(stop.signal)) if leader else None
+        chunk = queue.take(completed, stop=bool(stop.signal) or given_up) if leader else None
         completed = []
         if group_comm.size > 1:
             chunk = group_comm.bcast(chunk, root=0)
@@ -550,8 +568,12 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
             f, part = items[k]
             c, r = pending[f]
             whole = n_parts[c] == 1
-            real, results, error, wall = run_item(engine, cases[c], cfg, times, r, group_comm,
-                                                  comm.rank, None if whole else part)
+            outcome = run_item(engine, cases[c], cfg, times, r, group_comm, comm.rank,
+                               None if whole else part)
+            if outcome is None:            # the whole group gave it up: not recorded
+                given_up = True
+                break
+            real, results, error, wall = outcome
             completed.append((k, wall))
             if not leader:
                 continue
@@ -564,6 +586,7 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
                 write_rows(run, args.out)
                 last_write = time.monotonic()
     stopped = queue.close()
+    stopped = comm.allreduce(int(stopped or given_up)) > 0   # a given-up item: incomplete
     if collector is not None:
         done, incomplete = collector.finish()
         record_parts(done)

@@ -36,6 +36,7 @@ from scipy.optimize import brentq
 from scipy.sparse.linalg import expm_multiply
 
 from .ed import Readout, Sectors
+from .engines import never
 from .entropy import _product_amplitudes
 from .errors import SolverError
 from .exact import rates
@@ -56,6 +57,8 @@ class NoJump:
     Parameters
     ----------
     sectors : tlsmpi.ed.Sectors
+    checkpoint : callable, optional
+        Called before each sector's eigendecomposition (`tlsmpi.engines.Engine.checkpoint`).
 
     Attributes
     ----------
@@ -63,7 +66,7 @@ class NoJump:
         Eigenvector condition number of each sector block.
     """
 
-    def __init__(self, sectors):
+    def __init__(self, sectors, checkpoint=never):
         real = sectors.real
         up_down, down_up = rates(real.Y, real.f)
         b = sectors.bits.astype(float)
@@ -71,6 +74,7 @@ class NoJump:
         self.N = real.N
         self.blocks, self.cond = [], []
         for idx in sectors.indices:
+            checkpoint()
             H = sectors.hamiltonian(idx) - 1j * np.diag(gamma[idx])
             try:
                 lam, V = scipy.linalg.eig(H)
@@ -164,13 +168,15 @@ class Setup:
     ----------
     real : tlsmpi.model.Realization
     request : tlsmpi.observables.Request
+    checkpoint : callable, optional
+        Passed to `NoJump`.
     """
 
-    def __init__(self, real, request):
+    def __init__(self, real, request, checkpoint=never):
         self.real = real
         self.readout = Readout(real, request)
         sectors = Sectors(real)
-        self.nojump, self.jumps = NoJump(sectors), Jumps(sectors)
+        self.nojump, self.jumps = NoJump(sectors, checkpoint), Jumps(sectors)
         self.psi0 = _product_amplitudes(real)
 
 
@@ -179,10 +185,10 @@ def n_blocks(M):
     return -(-M // BLOCK)
 
 
-def block_sums(setup, times, block, M):
+def block_sums(setup, times, block, M, checkpoint=never):
     """Block ``block`` of the M trajectories of ``setup.real``: the sums over trajectories
     BLOCK * block ... (up to M) of the reduced density matrices of ``setup.readout``, in
-    trajectory order.
+    trajectory order; ``checkpoint()`` is called before each trajectory.
 
     Returns
     -------
@@ -193,9 +199,10 @@ def block_sums(setup, times, block, M):
     real = setup.real
     total = {"count": 0, "jumps": 0}
     for m in range(BLOCK * block, min(BLOCK * (block + 1), M)):
+        checkpoint()
         rng = np.random.default_rng([real.index, real.seed, 2, m])
         states, n = trajectory(setup.nojump, setup.jumps, setup.psi0, times, rng)
-        for key, value in setup.readout.densities(states).items():
+        for key, value in setup.readout.densities(states, checkpoint).items():
             total[key] = total[key] + value if key in total else value
         total["count"] += 1
         total["jumps"] += n
