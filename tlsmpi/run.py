@@ -278,6 +278,8 @@ def check_resumable(path, cfg, repair):
     try:
         run = Run(path, verify=False)
     except (NotARunFile, OSError, KeyError) as err:
+        if isinstance(err, OSError) and err.errno:   # the system refused to read it
+            raise os_refusal(err, os_message(err, path, "--resume: reading", untouched(True))) from None
         raise ConfigError(f"--resume: {err}; start a new run with --overwrite or another --out") from None
     if run.layout != LAYOUT_VERSION:
         raise ConfigError(f"--resume: {path} has layout {run.layout}, this tlsmpi writes layout "
