@@ -214,8 +214,8 @@ def save(fig, path, made):
             os.unlink(tmp)
         written = f"the figures before it are complete ({', '.join(made)})" if made else \
             "no figure was written"
-        raise Refused(err, path, "writing", f"{written}; fix the filesystem or choose another "
-                      "--outdir") from None
+        raise Refused(OSError(err.errno, err.strerror), path, "writing",  # not the temporary's
+                      f"{written}; fix the filesystem or choose another --outdir") from None
 
 
 def main(argv=None):
