@@ -47,7 +47,8 @@ def tree(directory):
 def rows(path):
     """{case: (status, concurrence rows)} of a run file."""
     with h5py.File(path, "r") as f:
-        return {k: (f[k]["status"][...], f[k]["concurrence"][...]) for k in f if k.startswith("case_")}
+        return {k: (f[k]["status"][...], f[k]["concurrence"][...])
+                for k in f if k.startswith("case_")}
 
 
 def one_error(res, status, *words):
@@ -297,8 +298,10 @@ def test_permission_denied_is_one_line(nobody_dir):
     secret = digest(os.path.join(d, "secret.h5"))
     for args in (["summary"], ["check"]):
         res = as_nobody([*args, os.path.join(d, "secret.h5")], env)
-        one_error(res, 4, f"reading {os.path.join(d, 'secret.h5')} failed: Permission denied [EACCES]")
+        one_error(res, 4, f"reading {os.path.join(d, 'secret.h5')} failed: Permission denied "
+                  "[EACCES]")
     res = as_nobody(["fig2", "--outdir", os.path.join(d, "closed")], env)
     one_error(res, 4, f"writing {os.path.join(d, 'closed', 'fig2.png')} failed: Permission "
               "denied [EACCES]")
-    assert digest(os.path.join(d, "secret.h5")) == secret and os.listdir(os.path.join(d, "closed")) == []
+    assert digest(os.path.join(d, "secret.h5")) == secret
+    assert os.listdir(os.path.join(d, "closed")) == []

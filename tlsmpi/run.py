@@ -208,7 +208,7 @@ def _bytes(n):
 
 def claim_output(args, cfg):
     """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
-    the damaged rows to recompute (--repair); raises ConfigError or LockError."""
+    the damaged rows to recompute (--repair); raises ConfigError, LockError or OutputError."""
     out = args.out
     try:
         held = RunLock(out).acquire(take_stale=args.resume or args.overwrite)
@@ -279,7 +279,8 @@ def check_resumable(path, cfg, repair):
         run = Run(path, verify=False)
     except (NotARunFile, OSError, KeyError) as err:
         if isinstance(err, OSError) and err.errno:   # the system refused to read it
-            raise os_refusal(err, os_message(err, path, "--resume: reading", untouched(True))) from None
+            raise os_refusal(err, os_message(err, path, "--resume: reading",
+                                             untouched(True))) from None
         raise ConfigError(f"--resume: {err}; start a new run with --overwrite or another --out") from None
     if run.layout != LAYOUT_VERSION:
         raise ConfigError(f"--resume: {path} has layout {run.layout}, this tlsmpi writes layout "
@@ -502,8 +503,9 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
             _fault(0, "create")
             create(args.out, cfg, provenance(comm, engine, argv), overwrite=args.overwrite)
         except OSError as err:
-            failure = os_refusal(err, os_message(err, args.out, "creating", "nothing was written "
-                                 "(no file, no temporary, no lock left): fix it or choose another --out"))
+            failure = os_refusal(err, os_message(
+                err, args.out, "creating", "nothing was written (no file, no temporary, no lock "
+                "left): fix it or choose another --out"))
     failure = comm.bcast(failure, root=0)
     if failure:
         raise failure
@@ -604,7 +606,9 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
         run.close()
         log.info(f"stopped by signal; the file is consistent. Resume with: {resume_command(args)}")
         return EXIT_STOPPED
-    complete, problems = run.finalize(datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+    end = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    with writing(args.out):
+        complete, problems = run.finalize(end)
     run.close()
     if problems:
         from .results import DamagedRun
@@ -625,14 +629,21 @@ RESUME = "no data on disk was lost: resume with --resume once it is fixed"
 
 
 def write_rows(run, path):
-    """Write the buffered rows; a failed write raises RunFileError naming the errno's
-    meaning, which MPI-IO does not pass on (Open MPI's OMPIO prints it on stderr: it is
-    held and read, so that the error stays one line)."""
+    with writing(path):
+        run.write_buffer()
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Around writes to the open run file ``path``: an OSError becomes RunFileError naming
+    the errno's meaning, which MPI-IO does not pass on (Open MPI's OMPIO prints it on
+    stderr: it is held and read, so that the error stays one line)."""
     with held_stderr() as said:
         try:
-            run.write_buffer()
+            yield
         except OSError as err:
-            raise RunFileError(os_message(with_errno(err, said()), path, "writing", RESUME)) from None
+            err = with_errno(err, said())
+            raise RunFileError(os_message(err, path, "writing", RESUME)) from None
 
 
 @contextlib.contextmanager
