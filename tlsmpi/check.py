@@ -6,9 +6,15 @@
 Exit status of ``check`` (the worst over the files): 0 complete and intact; 3
 incomplete but resumable (stopped, killed, or being written by a running job); 1
 damaged (the line says which rows and why: ``--resume --repair`` recomputes them);
-2 not a run file or bad input.  Job scripts decide to resubmit from this status, not
-from mpirun's: Open MPI 4.1's mpirun returns 1 when it forwards SIGTERM, even if every
-rank stopped cleanly with status 3.
+2 not a run file or bad input; 4 the operating system refused to read it (permission,
+device error: the file is untouched, fix the access and check again).  Job scripts
+decide to resubmit from this status, not from mpirun's: Open MPI 4.1's mpirun returns 1
+when it forwards SIGTERM, even if every rank stopped cleanly with status 3.
+
+Exit status of ``unlock``: 0 removed (or not locked); 2 the holder is alive or cannot be
+checked, or bad input; 4 the system refused to remove the lock (read-only filesystem,
+permission): the lock and the run file are untouched.  Every error is one line on stderr
+(`tlsmpi.cli.os_message` for operating-system errors).
 """
 import os
 import sys
@@ -16,14 +22,14 @@ import sys
 import numpy as np
 
 from . import lock
-from .cli import Parser, UsageError
+from .cli import EXIT_IO, Parser, UsageError, os_message, os_status
 
 EXIT_COMPLETE, EXIT_DAMAGED, EXIT_INPUT, EXIT_RESUMABLE = 0, 1, 2, 3
-_SEVERITY = {EXIT_COMPLETE: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3}
+_SEVERITY = {EXIT_COMPLETE: 0, EXIT_RESUMABLE: 1, EXIT_DAMAGED: 2, EXIT_INPUT: 3, EXIT_IO: 4}
 
 
 def check(path):
-    """(exit status, one line) for the run file ``path``."""
+    """(exit status, one line) for the run file ``path`` (EXIT_IO: an error line)."""
     from .results import NotARunFile, Run
     if not os.path.isfile(path):
         return EXIT_INPUT, f"{path}: no such file"
@@ -32,6 +38,8 @@ def check(path):
     except NotARunFile as err:
         return EXIT_INPUT, str(err)
     except (OSError, KeyError, ValueError) as err:
+        if isinstance(err, OSError) and err.errno:  # the system refused to read it
+            return os_status(err), os_message(err, path, "reading", "the file is untouched")
         return EXIT_DAMAGED, f"{path}: DAMAGED: the file's structure cannot be read ({err})"
     done, total = run.n_done, run.n_total
     if run.problems:
@@ -89,12 +97,19 @@ def main(argv):
         except lock.LockError as err:
             print(f"tlsmpi-post: error: {err}", file=sys.stderr)
             return EXIT_INPUT
+        except OSError as err:
+            print("tlsmpi-post: error: " + os_message(err, lock.lock_path(args.file), "removing",
+                  "the lock and the run file are untouched"), file=sys.stderr)
+            return os_status(err)
         print(f"{args.file}: " + (f"removed the stale lock of {lock.describe(holder)}"
                                   if holder else "not locked"))
         return EXIT_COMPLETE
     worst = EXIT_COMPLETE
     for path in args.files:
         code, line = check(path)
-        print(line, flush=True)
+        if code == EXIT_IO:
+            print(f"tlsmpi-post: error: {line}", file=sys.stderr, flush=True)
+        else:
+            print(line, flush=True)
         worst = max(worst, code, key=_SEVERITY.get)
     return worst

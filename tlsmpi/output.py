@@ -33,6 +33,8 @@ import zlib
 
 import numpy as np
 
+from .cli import with_errno
+
 LAYOUT_VERSION = 2
 OBSERVABLES = ("concurrence", "entropy")
 PENDING, DONE, FAILED = 0, 1, -1
@@ -162,8 +164,9 @@ def _create(tmp, path, config, meta, overwrite):
     try:                                           # no close after a failure: it may crash
         _make_layout(f, config, meta)
         f.close()
-    except RuntimeError as err:                    # h5py's close reports a failed write so
-        raise OSError(_strerror(err)) from None
+    except (RuntimeError, OSError) as err:         # h5py reports a failed write as either,
+        raise with_errno(err if isinstance(err, OSError) else OSError(_strerror(err)),  # the
+                         str(err)) from None       # errno only in words
     if overwrite:
         os.replace(tmp, path)
     else:

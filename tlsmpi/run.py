@@ -13,11 +13,15 @@ engine's next checkpoint (`tlsmpi.engines.Engine.checkpoint`: the item is given 
 file stays resumable (a realization with parts not computed stays pending).
 
 Exit status (docs/reliability.md): 0 done; 1 crash (the whole job is aborted, see the
-log); 2 bad input or refused (nothing on disk touched); 3 stopped by a signal, resume
-with ``--resume``; 4 I/O error (disk full, quota, read-only filesystem: the message
-names the cause and the path).
+log); 2 bad input or refused (nothing on disk touched; also an --out whose directory
+is missing or that is a directory); 3 stopped by a signal, resume with ``--resume``; 4
+the operating system refused a file operation on --out, its directory or its lock
+(read-only filesystem, permission, disk full, quota, file too large): one line names
+the path, the errno's meaning and whether anything was written (docs/reliability.md).
 """
+import contextlib
 import datetime
+import errno
 import logging
 import os
 import shlex
@@ -35,7 +39,7 @@ import numpy as np
 from . import __version__
 from . import config as configuration
 from . import engines, environment
-from .cli import Parser, wants_help
+from .cli import Parser, os_meaning, os_message, os_status, wants_help, with_errno
 from .errors import ConfigError, SolverError
 from .lock import LockError, RunLock, lock_path, read_holder
 from .model import sample
@@ -137,7 +141,7 @@ def check_resources(engine, cfg, args, comm):
     error = None
     if comm.rank == 0:
         try:
-            check_directory(args.out)
+            check_directory(args.out, args.resume)
             _check_memory(engine, cfg, on_node)
             if not args.resume:
                 need = file_size_estimate(cfg)
@@ -148,11 +152,11 @@ def check_resources(engine, cfg, args, comm):
                     raise ConfigError(f"--out {args.out}: the run file needs ~{_bytes(need)} but its "
                                       f"filesystem has {_bytes(free)} free; free space, choose "
                                       "another --out, or save less (observables.save_disorder = false)")
-        except ConfigError as err:
-            error = str(err)
+        except (ConfigError, OutputError) as err:
+            error = err
     error = comm.bcast(error, root=0)
     if error:
-        raise ConfigError(error)
+        raise error
 
 
 #: Bytes of rank 0's bookkeeping per work item (item and pending lists of tuples, predicted
@@ -216,9 +220,16 @@ def _bytes(n):
 
 def claim_output(args, cfg):
     """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
-    the damaged rows to recompute (--repair); raises ConfigError or LockError."""
+    the damaged rows to recompute (--repair); raises ConfigError, LockError or OutputError."""
     out = args.out
-    held = RunLock(out).acquire()
+    try:
+        held = RunLock(out).acquire()
+    except LockError as err:
+        cause = err.__context__              # the OSError of a lock that could not be made
+        if isinstance(cause, OSError) and not isinstance(cause, FileExistsError):
+            raise os_refusal(cause, os_message(cause, lock_path(out), "--out: making the lock",
+                                               untouched(args.resume))) from None
+        raise
     try:
         if held.taken_over:
             log.warning(f"took over the lock of {out} from {held.taken_over}")
@@ -237,18 +248,38 @@ def claim_output(args, cfg):
         raise
 
 
-def check_directory(out):
-    """--out names a file in an existing directory where this process can write."""
+def check_directory(out, resume=False):
+    """--out names a file in an existing directory where this process can write a byte
+    (ConfigError, or OutputError for what the system refuses: `os_refusal`)."""
     directory = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(out):
-        raise ConfigError(f"--out {out} is a directory: give a file name")
+        raise ConfigError(f"--out {out}: {os_meaning(OSError(errno.EISDIR, ''))}; give a file name")
     if not os.path.isdir(directory):
         raise ConfigError(f"--out {out}: directory {directory} does not exist; create it first")
-    try:                                   # the real test (os.access is blind for root)
-        tempfile.TemporaryFile(dir=directory).close()
+    try:                                   # the real test (os.access is blind for root); a
+        with tempfile.TemporaryFile(dir=directory) as probe:   # byte needs a block (ENOSPC,
+            probe.write(b"x")                                   # EDQUOT), an empty file not
+            probe.flush()
     except OSError as err:
-        raise ConfigError(f"--out {out}: cannot write in {directory} ({err.strerror}); "
-                          "choose another --out") from None
+        raise os_refusal(err, f"--out {out}: cannot write in {directory} "
+                         f"({os_meaning(err, err.filename)}); {untouched(resume)}") from None
+
+
+def untouched(resume):
+    """What to do after an error before the run file was written."""
+    return ("the file is unchanged: resume with --resume once it is fixed" if resume else
+            "nothing was written: fix it or choose another --out")
+
+
+class OutputError(RuntimeError):
+    """The system refused a file operation on --out, its directory or lock before the run
+    file was open, on every rank alike: one line and exit status 4 (no abort needed)."""
+
+
+def os_refusal(err, message):
+    """The exception for ``message`` about the OSError ``err``: ConfigError (status 2) for
+    a path that is missing or of the wrong kind, else OutputError (4) (`tlsmpi.cli.os_status`)."""
+    return ConfigError(message) if os_status(err) == EXIT_INPUT else OutputError(message)
 
 
 def check_resumable(path, cfg, repair):
@@ -259,6 +290,9 @@ def check_resumable(path, cfg, repair):
     try:
         run = Run(path, verify=False)
     except (NotARunFile, OSError, KeyError) as err:
+        if isinstance(err, OSError) and err.errno:   # the system refused to read it
+            raise os_refusal(err, os_message(err, path, "--resume: reading",
+                                             untouched(True))) from None
         raise ConfigError(f"--resume: {err}; start a new run with --overwrite or another --out") from None
     if run.layout != LAYOUT_VERSION:
         raise ConfigError(f"--resume: {path} has layout {run.layout}, this tlsmpi writes layout "
@@ -471,11 +505,13 @@ def execute(args, cfg, solver, comm, argv):
     if comm.rank == 0:
         try:
             held, repair = claim_output(args, cfg)
-        except (ConfigError, LockError) as err:
-            error = str(err)
+        except (ConfigError, OutputError) as err:
+            error = err
+        except LockError as err:
+            error = ConfigError(str(err))
     error, record = comm.bcast((error, held.record if held else None), root=0)
     if error:
-        raise ConfigError(error)
+        raise error
     job_lock.update(path=args.out, record=record)
     try:
         return _execute(args, cfg, engine, comm, argv, held, repair)
@@ -494,11 +530,16 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
             _fault(0, "create")
             create(args.out, cfg, provenance(comm, engine, argv), overwrite=args.overwrite)
         except OSError as err:
-            failure = io_message(err, args.out, "creating")
+            failure = os_refusal(err, os_message(
+                err, args.out, "creating", "nothing was written (no file, no temporary, no lock "
+                "left): fix it or choose another --out"))
     failure = comm.bcast(failure, root=0)
     if failure:
-        raise RunFileError(failure)
-    run = RunFile(args.out, comm)
+        raise failure
+    try:                                   # collective: every rank gets the same error
+        run = RunFile(args.out, comm)
+    except OSError as err:
+        raise os_refusal(err, os_message(with_errno(err), args.out, "opening", RESUME)) from None
     status = costs = None
     if comm.rank == 0:                     # rank 0 reads and decides; the others follow
         if repair:
@@ -599,7 +640,9 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
         run.close()
         log.info(f"stopped by signal; the file is consistent. Resume with: {resume_command(args)}")
         return EXIT_STOPPED
-    complete, problems = run.finalize(datetime.datetime.now().astimezone().isoformat(timespec="seconds"))
+    end = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    with writing(args.out):
+        complete, problems = run.finalize(end)
     run.close()
     if problems:
         from .results import DamagedRun
@@ -612,19 +655,61 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
 
 
 class RunFileError(RuntimeError):
-    """The run file could not be written (the message names the cause and the path)."""
+    """The open run file could not be written on one rank (the message names the cause
+    and the path): that rank aborts the job at once with status 4."""
 
 
-def io_message(err, path, doing):
-    return f"{doing} {path} failed: {err.strerror or err}" + (
-        " (no data on disk was lost: resume with --resume once it is fixed)" if doing == "writing" else "")
+RESUME = "no data on disk was lost: resume with --resume once it is fixed"
 
 
 def write_rows(run, path):
-    try:
+    with writing(path):
         run.write_buffer()
-    except OSError as err:
-        raise RunFileError(io_message(err, path, "writing")) from None
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Around writes to the open run file ``path``: an OSError becomes RunFileError naming
+    the errno's meaning, which MPI-IO does not pass on (Open MPI's OMPIO prints it on
+    stderr: it is held and read, so that the error stays one line)."""
+    with held_stderr() as said:
+        try:
+            yield
+        except OSError as err:
+            err = with_errno(err, said())
+            raise RunFileError(os_message(err, path, "writing", RESUME)) from None
+
+
+@contextlib.contextmanager
+def held_stderr():
+    """Hold what is printed on file descriptor 2 during the block (C libraries included)
+    and yield a function that returns it; what was not read is passed on to stderr at
+    the end (nothing is held where no temporary file can be made)."""
+    try:
+        held = tempfile.TemporaryFile()
+    except OSError:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(held.fileno(), 2)
+    read = []
+
+    def said():
+        read.append(True)
+        held.seek(0)
+        return held.read().decode(errors="replace")
+
+    try:
+        yield said
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if not read:
+            held.seek(0)
+            os.write(2, held.read())
+        held.close()
 
 
 # --------------------------------------------------------------------------- entry point
@@ -696,10 +781,10 @@ def _main(comm, argv):
         return EXIT_INPUT
     try:
         return execute(args, cfg, solver, comm, argv)
-    except ConfigError as err:
+    except (ConfigError, OutputError) as err:  # raised on every rank alike: rank 0 says it
         if comm.rank == 0:
             print(f"tlsmpi: error: {err}", file=sys.stderr, flush=True)
-        return EXIT_INPUT
+        return EXIT_INPUT if isinstance(err, ConfigError) else EXIT_IO
 
 
 if __name__ == "__main__":
