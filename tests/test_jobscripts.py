@@ -18,7 +18,9 @@ RECORDER = """#!/bin/bash
 line=$(basename "$0")$(printf ' %q' "$@")
 printf '%s\\n' "$line" >> "$FAKE_DIR/calls"    # one write: fakes run concurrently
 """
-LAUNCHER = RECORDER + """while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done
+LAUNCHER = RECORDER + """while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do
+    if [ "$1" = -n ]; then shift; fi; shift
+done
 exec "$@"
 """
 FAKES = {
@@ -124,14 +126,54 @@ def test_slurm_complete_or_foreign_file_is_not_run(fake):
     assert fake.calls("srun") == []
 
 
-def test_slurm_signal_reaches_the_run_and_the_job_requeues(fake):
-    proc = fake.start(*SLURM, verdicts="3", FAKE_RUN_WAIT="1")
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_slurm_signal_reaches_the_run_and_the_job_requeues(fake, launcher):
+    proc = fake.start(*SLURM, verdicts="3", FAKE_RUN_WAIT="1", TLSMPI_LAUNCHER=launcher)
     wait_for(fake.dir / "started")
     proc.send_signal(signal.SIGUSR1)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert "run got USR1" in (fake.dir / "calls").read_text()
     assert fake.calls("scontrol") == [["requeue", "4242"]]
+    assert len(fake.calls(launcher)) == 1
+
+
+RUN = ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5"]
+
+
+def test_slurm_launcher_srun_is_the_default(fake):
+    status, out = fake(*SLURM, verdicts="0", TLSMPI_SRUN_ARGS="--mpi=pmix --exclusive")
+    assert status == 0, out
+    python = os.path.join(fake.dir, "bin", "python")
+    assert fake.calls("srun") == [["--kill-on-bad-exit=1", "--mpi=pmix", "--exclusive", python,
+                                   *RUN]]
+    assert fake.calls("mpirun") == []
+
+
+@pytest.mark.parametrize("ntasks, ranks", [("6", ["-n", "6"]), ("", [])])
+def test_slurm_launcher_mpirun_starts_the_jobs_tasks(fake, ntasks, ranks):
+    """mpirun gets -n SLURM_NTASKS, or no -n (Open MPI reads the allocation) without it."""
+    status, out = fake(*SLURM, verdicts="0", TLSMPI_LAUNCHER="mpirun", SLURM_NTASKS=ntasks,
+                       TLSMPI_MPIRUN_ARGS="--tag-output --report-bindings")
+    assert status == 0, out
+    python = os.path.join(fake.dir, "bin", "python")
+    assert fake.calls("mpirun") == [[*ranks, "--tag-output", "--report-bindings", python, *RUN]]
+    assert fake.calls("srun") == []
+
+
+@pytest.mark.parametrize("env, named", [
+    (dict(TLSMPI_LAUNCHER="aprun"), "TLSMPI_LAUNCHER=aprun"),
+    (dict(TLSMPI_LAUNCHER="mpirun", TLSMPI_SRUN_ARGS="--mpi=pmix"), "TLSMPI_SRUN_ARGS"),
+    (dict(TLSMPI_MPIRUN_ARGS="--tag-output --report-bindings"), "TLSMPI_MPIRUN_ARGS"),
+])
+def test_slurm_launcher_setting_without_effect_is_refused(fake, env, named):
+    """An unknown launcher, or options for the launcher not chosen, end the job with exit 2
+    and one line naming the setting, before anything runs."""
+    (fake.dir / "fig4.h5").write_text("")
+    status, out = fake(*SLURM, verdicts="3", **env)
+    assert status == 2
+    assert len(out.splitlines()) == 1 and named in out, out
+    assert fake.calls() == []
 
 
 QSTAT = """Job Id: 77.pbs
