@@ -74,6 +74,32 @@ fi
 # check FILE: post check's verdict (0 complete, 3 resumable, 1 damaged, 2 not a run file)
 check() { "$PYTHON" -m tlsmpi.post check "$1"; }
 
+# requeue WHY: run this job again, with every option it was submitted with (at most MAX runs)
+requeue() {
+    if [ "$RUNS" -ge "$MAX" ]; then
+        say "$1 but $MAX runs are reached: resume by hand with sbatch [options] jobscripts/slurm.sh $CONFIG $OUT"
+        exit 3
+    fi
+    say "$1: requeueing this job with its options"
+    scontrol requeue "$SLURM_JOB_ID" || {
+        say "scontrol requeue failed (requeue not allowed here?): resume with sbatch [options] jobscripts/slurm.sh $CONFIG $OUT"; exit 3; }
+    exit 0
+}
+
+# forward SIGNAL: ask the run to stop; a signal before the launch means: do not start it
+pid= stop=
+forward() {
+    stop=$1
+    if [ -n "$pid" ]; then
+        say "$1 received, asking the run to stop at a realization boundary"
+        kill -USR1 "$pid" 2>/dev/null
+    else
+        say "$1 received before the run started: not starting it"
+    fi
+}
+trap 'forward USR1' USR1
+trap 'forward TERM' TERM
+
 RESUME=
 if [ -e "$OUT" ]; then
     check "$OUT"; verdict=$?
@@ -87,35 +113,28 @@ fi
 say "run $RUNS/$MAX: $CONFIG -> $OUT $RESUME (stop margin ${TLSMPI_STOP_MARGIN_SECONDS} s)"
 say "launcher: ${launch[*]}"
 
-forward() { say "$1 received, asking the run to stop at a realization boundary"; kill -USR1 "$pid" 2>/dev/null; }
-trap 'forward USR1' USR1
-trap 'forward TERM' TERM
-
-# shellcheck disable=SC2086  # RESUME is one word or empty
-"${launch[@]}" "$PYTHON" -m tlsmpi.run "$CONFIG" --out "$OUT" $RESUME &
-pid=$!
-# wait returns > 128 when a trapped signal interrupts it: keep waiting for the launcher itself
-while :; do
-    wait "$pid"; status=$?
-    if [ "$status" -gt 128 ] && kill -0 "$pid" 2>/dev/null; then continue; fi
-    break
-done
-say "$LAUNCHER exited with status $status (not used: the file decides)"
+if [ -z "$stop" ]; then
+    # shellcheck disable=SC2086  # RESUME is one word or empty
+    "${launch[@]}" "$PYTHON" -m tlsmpi.run "$CONFIG" --out "$OUT" $RESUME &
+    pid=$!
+    [ -n "$stop" ] && kill -USR1 "$pid" 2>/dev/null     # a signal during the launch
+    # wait returns > 128 when a trapped signal interrupts it: keep waiting for the launcher
+    while :; do
+        wait "$pid"; status=$?
+        if [ "$status" -gt 128 ] && kill -0 "$pid" 2>/dev/null; then continue; fi
+        break
+    done
+    say "$LAUNCHER exited with status $status (not used: the file decides)"
+fi
 
 if [ ! -e "$OUT" ]; then
+    [ -z "$pid" ] && requeue "no $OUT yet (stopped before the run started)"
     say "no $OUT: the run refused its input or crashed before writing; see the log"; exit 2
 fi
 check "$OUT"; verdict=$?
 case $verdict in
     0) say "$OUT complete"; exit 0 ;;
-    3) if [ "$RUNS" -ge "$MAX" ]; then
-           say "$OUT is resumable but $MAX runs are reached: resume by hand with sbatch [options] jobscripts/slurm.sh $CONFIG $OUT"
-           exit 3
-       fi
-       say "$OUT is resumable: requeueing this job with its options"
-       scontrol requeue "$SLURM_JOB_ID" || {
-           say "scontrol requeue failed (requeue not allowed here?): resume with sbatch [options] jobscripts/slurm.sh $CONFIG $OUT"; exit 3; }
-       exit 0 ;;
+    3) requeue "$OUT is resumable" ;;
     1) say "$OUT is DAMAGED: not requeued; inspect it (python -m tlsmpi.post check $OUT)"; exit 1 ;;
     *) say "$OUT is not a tlsmpi run file (post check exit $verdict): not requeued"; exit 2 ;;
 esac

@@ -31,6 +31,10 @@ FAKES = {
     "srun": LAUNCHER,
     "mpirun": LAUNCHER,
     "python": RECORDER + """if [ "$2" = tlsmpi.post ]; then
+    if [ -n "${FAKE_CHECK_WAIT:-}" ]; then
+        : > "$FAKE_DIR/checking"
+        while [ ! -e "$FAKE_DIR/go" ]; do sleep 0.05; done
+    fi
     read -r verdict rest < "$FAKE_DIR/verdicts"; echo "$rest" > "$FAKE_DIR/verdicts"
     exit "$verdict"
 fi
@@ -136,6 +140,20 @@ def test_slurm_signal_reaches_the_run_and_the_job_requeues(fake, launcher):
     assert "run got USR1" in (fake.dir / "calls").read_text()
     assert fake.calls("scontrol") == [["requeue", "4242"]]
     assert len(fake.calls(launcher)) == 1
+
+
+def test_slurm_signal_before_the_run_starts_skips_it_and_requeues(fake):
+    """SLURM may send the warning up to 60 s early, e.g. during the first post check: the
+    run is not started (the script used to die on an unset pid) and the job requeues."""
+    (fake.dir / "fig4.h5").write_text("")
+    proc = fake.start(*SLURM, verdicts="3 3", FAKE_CHECK_WAIT="1")
+    wait_for(fake.dir / "checking")
+    proc.send_signal(signal.SIGUSR1)
+    (fake.dir / "go").write_text("")
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "USR1 received before the run started: not starting it" in out
+    assert fake.calls("srun") == [] and fake.calls("scontrol") == [["requeue", "4242"]]
 
 
 RUN = ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5"]
