@@ -128,7 +128,8 @@ if [ -z "$stop" ]; then
 fi
 
 if [ ! -e "$OUT" ]; then
-    [ -z "$pid" ] && requeue "no $OUT yet (stopped before the run started)"
+    # a stop before the run or during its start-up (before it can catch the signal)
+    [ -n "$stop" ] && requeue "no $OUT yet ($stop before the run wrote it)"
     say "no $OUT: the run refused its input or crashed before writing; see the log"; exit 2
 fi
 check "$OUT"; verdict=$?

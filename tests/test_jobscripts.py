@@ -39,6 +39,10 @@ FAKES = {
     exit "$verdict"
 fi
 echo "margin=$TLSMPI_STOP_MARGIN_SECONDS" >> "$FAKE_DIR/calls"
+if [ -n "${FAKE_RUN_STARTUP:-}" ]; then        # still starting: SIGUSR1 ends it, no file
+    : > "$FAKE_DIR/started"
+    for _ in $(seq 200); do sleep 0.05; done
+fi
 : >> "$5"
 if [ -n "${FAKE_RUN_WAIT:-}" ]; then
     trap 'echo "run got USR1" >> "$FAKE_DIR/calls"; exit 3' USR1
@@ -154,6 +158,20 @@ def test_slurm_signal_before_the_run_starts_skips_it_and_requeues(fake):
     assert proc.returncode == 0, out
     assert "USR1 received before the run started: not starting it" in out
     assert fake.calls("srun") == [] and fake.calls("scontrol") == [["requeue", "4242"]]
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_slurm_signal_during_the_runs_start_up_requeues(fake, launcher):
+    """A run that the signal ends before it wrote OUT (it had not set its handler yet) is
+    not a refused input: the job requeues and the next run starts afresh."""
+    proc = fake.start(*SLURM, verdicts="", FAKE_RUN_STARTUP="1", TLSMPI_LAUNCHER=launcher)
+    wait_for(fake.dir / "started")
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "no fig4.h5 yet (USR1 before the run wrote it): requeueing this job" in out
+    assert not (fake.dir / "fig4.h5").exists()
+    assert fake.calls("scontrol") == [["requeue", "4242"]]
 
 
 RUN = ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5"]
