@@ -53,7 +53,7 @@ export TLSMPI_STOP_MARGIN_SECONDS=${TLSMPI_STOP_MARGIN_SECONDS:-300}
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 cd "${SLURM_SUBMIT_DIR:-.}" || exit 1
 
-say() { echo "tlsmpi job ${SLURM_JOB_ID:-?}: $*"; }
+say() { echo "$(date +%H:%M:%S) tlsmpi job ${SLURM_JOB_ID:-?}: $*"; }
 
 # the launcher and its options; a setting that would have no effect is refused
 LAUNCHER=${TLSMPI_LAUNCHER:-srun}

@@ -297,7 +297,7 @@ def test_job_stops_requeues_resumes_and_equals_an_uninterrupted_run(cluster):
     assert fields.get("JobState") == "COMPLETED" and fields.get("ExitCode") == "0:0", (
         f"job {job} ended {fields.get('JobState')} {fields.get('ExitCode')}:\n{text}")
 
-    runs = re.split(r"(?m)^(?=tlsmpi job \d+: run \d+/20: )", text)[1:]
+    runs = re.split(r"(?m)^(?=[0-9:]{8} tlsmpi job \d+: run \d+/20: )", text)[1:]
     restarts = int(fields["Restarts"])
     assert len(runs) == restarts + 1 >= 2, text
     assert "--resume" not in runs[0].splitlines()[0] and "--resume" in runs[-1].splitlines()[0]
