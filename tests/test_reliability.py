@@ -292,3 +292,18 @@ def test_help_and_version_exit_0_usage_errors_exit_2_with_one_line(tmp_path, ran
     for args in (["check", "--frobnicate"], ["unlock"], ["all"]):
         res = run_tlsmpi(args, module="tlsmpi.post")
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+
+
+@pytest.mark.mpi
+def test_stop_signal_during_start_up_stops_cleanly(tmp_path, reference):
+    """A batch system's warning may come before the run has started (SLURM sends it up to
+    60 s early): the stop flag exists from the first line of main, so a SIGUSR1 on every
+    rank right after MPI start-up ends the job with 3 and a resumable file, never with
+    the signal's default action (death, exit 138)."""
+    out = tmp_path / "early.h5"
+    res = faulty("stop", ["--out", out, *WORK], where="*:start")
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert run_tlsmpi(["check", out], module="tlsmpi.post").returncode == 3
+    res = run_tlsmpi(["--out", out, "--resume", *WORK], ranks=2)
+    assert res.returncode == 0, res.stderr
+    assert_same(read_all(out), reference)

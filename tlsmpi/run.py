@@ -47,7 +47,8 @@ from .model import sample
 EXIT_OK, EXIT_CRASH, EXIT_INPUT, EXIT_STOPPED, EXIT_IO = 0, 1, 2, 3, 4
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
-#: unless set.  WHERE is a realization index (* = any), or "create" (rank 0 creating the file).
+#: unless set.  WHERE is a realization index (* = any), "create" (rank 0 creating the file)
+#: or "start" (right after MPI start-up, before the configuration is read).
 #: KIND: exception, keyboard, exit, memory, solver, stop (SIGUSR1 to self), or fsize (a
 #: 100 kB file-size limit from here on: writes fail with EFBIG, as a quota would).
 FAULT_VARIABLE = "TLSMPI_FAULT"
@@ -376,7 +377,7 @@ def _fault(rank, where):
     if not spec:
         return
     kind, at_rank, at = spec.split(":")
-    if at_rank in ("*", str(rank)) and (at == str(where) or (at == "*" and where != "create")):
+    if at_rank in ("*", str(rank)) and (at == str(where) or (at == "*" and where not in ("create", "start"))):
         if kind == "stop":
             os.kill(os.getpid(), signal.SIGUSR1)
             return
@@ -485,7 +486,7 @@ def warn_stop_margin(costs, widths):
                     "lower the cost")
 
 
-def execute(args, cfg, solver, comm, argv):
+def execute(args, cfg, solver, comm, argv, stop):
     """Everything after validation: engine set-up, resources, the lock, the loop."""
     engine = engines.get(cfg.engine)(cfg.engine_options)
     engine.init([sys.argv[0], *solver])
@@ -514,13 +515,13 @@ def execute(args, cfg, solver, comm, argv):
         raise error
     job_lock.update(path=args.out, record=record)
     try:
-        return _execute(args, cfg, engine, comm, argv, held, repair)
+        return _execute(args, cfg, engine, comm, argv, held, repair, stop)
     finally:
         if held is not None:
             held.release()
 
 
-def _execute(args, cfg, engine, comm, argv, held, repair):
+def _execute(args, cfg, engine, comm, argv, held, repair, stop):
     from .output import PENDING, RunFile, create
     from .schedule import Collector, WorkQueue, plan_groups
     cases, times = cfg.cases(), cfg.times
@@ -570,7 +571,6 @@ def _execute(args, cfg, engine, comm, argv, held, repair):
     if comm.rank == 0:
         warn_stop_margin(item_costs, widths)
 
-    stop = StopFlag()
     engine.should_stop = stop
     given_up = False                       # this group gave an item up at a stop
     queue = WorkQueue(comm, item_costs, worker=leader, width=widths, group_size=group_comm.size,
@@ -721,6 +721,7 @@ def main(argv=None):
     Before MPI starts, `tlsmpi.environment` answers --version and --check-install and
     refuses a launch that cannot work (no mpi4py, serial h5py under mpirun, ...)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    stop = StopFlag()        # from the very start: a batch system's warning may come early
     words = split_solver_options(argv)[0]
     if wants_help(words):                  # on every rank, before MPI: only one prints
         if environment.launcher_rank(os.environ) == 0:
@@ -733,7 +734,7 @@ def main(argv=None):
     comm = MPI.COMM_WORLD
     setup_logging(comm.rank)
     try:
-        return _main(comm, argv)
+        return _main(comm, argv, stop)
     except RunFileError as err:
         # HDF5 may crash when it closes a file whose write failed: leave at once
         return _abort(comm, EXIT_IO, f"tlsmpi: error: {err}", now=True)
@@ -767,7 +768,8 @@ def _abort(comm, code, message, now=False):
     return code
 
 
-def _main(comm, argv):
+def _main(comm, argv, stop):
+    _fault(comm.rank, "start")
     error = None
     try:
         args, cfg, solver = prepare(argv)
@@ -780,7 +782,7 @@ def _main(comm, argv):
             print(f"tlsmpi: error: {error}", file=sys.stderr, flush=True)
         return EXIT_INPUT
     try:
-        return execute(args, cfg, solver, comm, argv)
+        return execute(args, cfg, solver, comm, argv, stop)
     except (ConfigError, OutputError) as err:  # raised on every rank alike: rank 0 says it
         if comm.rank == 0:
             print(f"tlsmpi: error: {err}", file=sys.stderr, flush=True)
