@@ -49,8 +49,13 @@ def check(path):
                               "recompute them with python -m tlsmpi.run ... --resume --repair")
     if run.writer:
         return EXIT_RESUMABLE, f"{path}: being written by {run.writer}, {done}/{total} done"
-    stale = (f"; it has a stale lock ({run.stale_lock}): clear it with python -m tlsmpi.post "
-             f"unlock {path} before resuming") if run.stale_lock else ""
+    stale = ""
+    if run.stale_lock and lock.provably_stale(path, lock.read_holder(path)):
+        stale = f"; its stale lock ({run.stale_lock}) is taken over by the next run on this host"
+    elif run.stale_lock:
+        stale = (f"; it has a stale lock ({run.stale_lock}) that a run does not take over: if "
+                 f"no job writes it, clear it with python -m tlsmpi.post unlock {path} (--force "
+                 "for a holder on another host) before resuming")
     if not run.complete or any(c.n_pending for c in run.cases):
         return EXIT_RESUMABLE, (f"{path}: incomplete, {done}/{total} done (stopped or killed); "
                                 f"resume with python -m tlsmpi.run ... --resume{stale}")
