@@ -170,6 +170,11 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, reference):
         kill_job(proc, signal.SIGKILL)
         proc.wait()
         locked = os.path.exists(str(out) + ".lock")   # killed after the lock was taken
+        # the process that creates the file is a child of rank 0 that finishes its work (and
+        # removes its temporary) on its own: wait for it, bounded
+        deadline = time.monotonic() + 60
+        while [p for p in os.listdir(tmp_path) if ".creating" in p] and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert not [p for p in os.listdir(tmp_path) if ".creating" in p]
         if out.exists():
             Run(out)                        # a killed file always opens and verifies
@@ -260,7 +265,7 @@ def test_liouvillian_stop_and_resume(tmp_path):
     # every rank raises the stop signal in its first realization: certain to come mid-run
     res = faulty("stop", ["--out", out, *work], where="*:*")
     assert res.returncode == 3, res.stdout + res.stderr
-    assert 0 < Run(out).cases[0].n_done < 16
+    assert Run(out).cases[0].n_done < 16      # items in progress are given up at the stop
     res = run_tlsmpi(["--out", out, "--resume", *work], ranks=2)
     assert res.returncode == 0, res.stderr
     assert_same(read_all(out), read_all(ref))

@@ -32,7 +32,7 @@ from conftest import ROOT, mpi_env, run_tlsmpi
 GRACE = 10.0
 #: Slack on the indivisible step measured in this process (a loaded machine, other threads).
 STEP_SLACK = 3.0
-#: Seconds into the item at which SIGTERM is sent.
+#: Seconds into the item at which SIGTERM is sent (at most a quarter of the item).
 DELAY = 4.0
 #: Seconds after which a run counts as hung (a loaded machine slows MPI jobs a lot).
 TIMEOUT = 900
@@ -44,7 +44,7 @@ ED_CLOSED = ["--set", 'engine.name="ed"', "--set", "model.N=12", "--set", "model
              "--set", "model.flipflop=1.0", "--set", "time.n_times=2000",
              "--set", "ensemble.realizations=1"]
 ED_OPEN = ["--set", 'engine.name="ed"', "--set", "engine.trajectories=40", "--set", "model.N=10",
-           "--set", "model.epsilon=1.0", "--set", "model.flipflop=1.0", "--set", "time.n_times=250",
+           "--set", "model.epsilon=1.0", "--set", "model.flipflop=1.0", "--set", "time.n_times=1000",
            "--set", "ensemble.realizations=1"]
 
 
@@ -77,7 +77,7 @@ def rows(path):
 
 
 def stop_and_resume(tmp_path, args, step, ranks=1, target_rank=None, parts=1):
-    """Reference run, SIGTERM `DELAY` s into the first item (to ``target_rank`` only,
+    """Reference run, SIGTERM `DELAY` s (at most a quarter of the item) into the first item (to ``target_rank`` only,
     else to the process), resume; the assertions of the module docstring.  ``step``:
     seconds of the longest indivisible step, measured by the caller; ``parts``: items
     of the realization."""
@@ -94,7 +94,7 @@ def stop_and_resume(tmp_path, args, step, ranks=1, target_rank=None, parts=1):
         lines.append(proc.stdout.readline())
         assert lines[-1] or proc.poll() is None, "".join(lines) + proc.stderr.read()
     started = time.monotonic()
-    time.sleep(DELAY)
+    time.sleep(min(DELAY, item / 4))
     os.kill(proc.pid if target_rank is None else rank_pid(proc, target_rank), signal.SIGTERM)
     signalled = time.monotonic()
     stdout, stderr = proc.communicate(timeout=TIMEOUT)
@@ -138,7 +138,7 @@ def mfn_step(args):
         return timed(lambda: evo.step(0.0, evo.max_step))
 
 
-@pytest.mark.parametrize("ranks, t_max", [(1, 400), pytest.param(2, 200, marks=pytest.mark.mpi)])
+@pytest.mark.parametrize("ranks, t_max", [(1, 400), pytest.param(2, 800, marks=pytest.mark.mpi)])
 @pytest.mark.needs_mpi
 @pytest.mark.slow
 def test_liouvillian_stop_inside_a_realization(tmp_path, ranks, t_max):
