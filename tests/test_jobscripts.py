@@ -18,7 +18,9 @@ RECORDER = """#!/bin/bash
 line=$(basename "$0")$(printf ' %q' "$@")
 printf '%s\\n' "$line" >> "$FAKE_DIR/calls"    # one write: fakes run concurrently
 """
-LAUNCHER = RECORDER + """while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do shift; done
+LAUNCHER = RECORDER + """while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do
+    if [ "$1" = -n ]; then shift; fi; shift
+done
 exec "$@"
 """
 FAKES = {
@@ -29,10 +31,18 @@ FAKES = {
     "srun": LAUNCHER,
     "mpirun": LAUNCHER,
     "python": RECORDER + """if [ "$2" = tlsmpi.post ]; then
+    if [ -n "${FAKE_CHECK_WAIT:-}" ]; then
+        : > "$FAKE_DIR/checking"
+        while [ ! -e "$FAKE_DIR/go" ]; do sleep 0.05; done
+    fi
     read -r verdict rest < "$FAKE_DIR/verdicts"; echo "$rest" > "$FAKE_DIR/verdicts"
     exit "$verdict"
 fi
 echo "margin=$TLSMPI_STOP_MARGIN_SECONDS" >> "$FAKE_DIR/calls"
+if [ -n "${FAKE_RUN_STARTUP:-}" ]; then        # still starting: SIGUSR1 ends it, no file
+    : > "$FAKE_DIR/started"
+    for _ in $(seq 200); do sleep 0.05; done
+fi
 : >> "$5"
 if [ -n "${FAKE_RUN_WAIT:-}" ]; then
     trap 'echo "run got USR1" >> "$FAKE_DIR/calls"; exit 3' USR1
@@ -125,14 +135,82 @@ def test_slurm_complete_or_foreign_file_is_not_run(fake):
     assert fake.calls("srun") == []
 
 
-def test_slurm_signal_reaches_the_run_and_the_job_requeues(fake):
-    proc = fake.start(*SLURM, verdicts="3", FAKE_RUN_WAIT="1")
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_slurm_signal_reaches_the_run_and_the_job_requeues(fake, launcher):
+    proc = fake.start(*SLURM, verdicts="3", FAKE_RUN_WAIT="1", TLSMPI_LAUNCHER=launcher)
     wait_for(fake.dir / "started")
     proc.send_signal(signal.SIGUSR1)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert "run got USR1" in (fake.dir / "calls").read_text()
     assert fake.calls("scontrol") == [["requeue", "4242"]]
+    assert len(fake.calls(launcher)) == 1
+
+
+def test_slurm_signal_before_the_run_starts_skips_it_and_requeues(fake):
+    """SLURM may send the warning up to 60 s early, e.g. during the first post check: the
+    run is not started (the script used to die on an unset pid) and the job requeues."""
+    (fake.dir / "fig4.h5").write_text("")
+    proc = fake.start(*SLURM, verdicts="3 3", FAKE_CHECK_WAIT="1")
+    wait_for(fake.dir / "checking")
+    proc.send_signal(signal.SIGUSR1)
+    (fake.dir / "go").write_text("")
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "USR1 received before the run started: not starting it" in out
+    assert fake.calls("srun") == [] and fake.calls("scontrol") == [["requeue", "4242"]]
+
+
+@pytest.mark.parametrize("launcher", ["srun", "mpirun"])
+def test_slurm_signal_during_the_runs_start_up_requeues(fake, launcher):
+    """A run that the signal ends before it wrote OUT (it had not set its handler yet) is
+    not a refused input: the job requeues and the next run starts afresh."""
+    proc = fake.start(*SLURM, verdicts="", FAKE_RUN_STARTUP="1", TLSMPI_LAUNCHER=launcher)
+    wait_for(fake.dir / "started")
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "no fig4.h5 yet (USR1 before the run wrote it): requeueing this job" in out
+    assert not (fake.dir / "fig4.h5").exists()
+    assert fake.calls("scontrol") == [["requeue", "4242"]]
+
+
+RUN = ["-m", "tlsmpi.run", "run/fig4.toml", "--out", "fig4.h5"]
+
+
+def test_slurm_launcher_srun_is_the_default(fake):
+    status, out = fake(*SLURM, verdicts="0", TLSMPI_SRUN_ARGS="--mpi=pmix --exclusive")
+    assert status == 0, out
+    python = os.path.join(fake.dir, "bin", "python")
+    assert fake.calls("srun") == [["--kill-on-bad-exit=1", "--mpi=pmix", "--exclusive", python,
+                                   *RUN]]
+    assert fake.calls("mpirun") == []
+
+
+@pytest.mark.parametrize("ntasks, ranks", [("6", ["-n", "6"]), ("", [])])
+def test_slurm_launcher_mpirun_starts_the_jobs_tasks(fake, ntasks, ranks):
+    """mpirun gets -n SLURM_NTASKS, or no -n (Open MPI reads the allocation) without it."""
+    status, out = fake(*SLURM, verdicts="0", TLSMPI_LAUNCHER="mpirun", SLURM_NTASKS=ntasks,
+                       TLSMPI_MPIRUN_ARGS="--tag-output --report-bindings")
+    assert status == 0, out
+    python = os.path.join(fake.dir, "bin", "python")
+    assert fake.calls("mpirun") == [[*ranks, "--tag-output", "--report-bindings", python, *RUN]]
+    assert fake.calls("srun") == []
+
+
+@pytest.mark.parametrize("env, named", [
+    (dict(TLSMPI_LAUNCHER="aprun"), "TLSMPI_LAUNCHER=aprun"),
+    (dict(TLSMPI_LAUNCHER="mpirun", TLSMPI_SRUN_ARGS="--mpi=pmix"), "TLSMPI_SRUN_ARGS"),
+    (dict(TLSMPI_MPIRUN_ARGS="--tag-output --report-bindings"), "TLSMPI_MPIRUN_ARGS"),
+])
+def test_slurm_launcher_setting_without_effect_is_refused(fake, env, named):
+    """An unknown launcher, or options for the launcher not chosen, end the job with exit 2
+    and one line naming the setting, before anything runs."""
+    (fake.dir / "fig4.h5").write_text("")
+    status, out = fake(*SLURM, verdicts="3", **env)
+    assert status == 2
+    assert len(out.splitlines()) == 1 and named in out, out
+    assert fake.calls() == []
 
 
 QSTAT = """Job Id: 77.pbs

@@ -220,6 +220,8 @@ def test_provably_stale_lock_is_taken_over(done_run, sleeper):
     pid, start = sleeper
     for gone in ({"pid": 2**22 + 1}, {"pid": pid, "start": start + 1}):
         write_lock(done_run, **gone)
+        res = run_tlsmpi(["check", done_run], module="tlsmpi.post")
+        assert "is taken over by the next run on this host" in res.stdout, res.stdout
         res = run_tlsmpi(["--out", done_run, "--resume", *TINY])
         assert res.returncode == 0, res.stderr
         assert (

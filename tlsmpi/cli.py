@@ -2,10 +2,10 @@
 
 Every usage error is one line and exit status 2 (never argparse's usage block, never a
 traceback, also under mpirun), and every operating-system error names the path and the
-errno's meaning in one line (docs/reliability.md lists the exit status of each).
+errno's meaning in one line (`tlsmpi.errors.os_message`, `tlsmpi.errors.os_status`;
+docs/reliability.md, "Operating-system errors").
 """
 import argparse
-import errno
 
 
 class UsageError(Exception):
@@ -27,13 +27,3 @@ class Parser(argparse.ArgumentParser):
 def wants_help(words):
     """True if the command line asks for help (answered before anything else starts)."""
     return any(w in ("-h", "--help") for w in words)
-
-
-def os_message(err, path, doing):
-    """'DOING PATH failed: MEANING' for an OSError ``err`` (EROFS, EACCES, ENOSPC, EDQUOT,
-    EISDIR, EFBIG, ...); the errno's name is added so that the line can be searched."""
-    meaning = err.strerror or str(err)
-    name = errno.errorcode.get(err.errno, "")
-    where = err.filename if isinstance(err.filename, str) and err.filename != str(path) else None
-    return (f"{doing} {path} failed: {meaning}" + (f" [{name}]" if name else "")
-            + (f" (at {where})" if where else ""))

@@ -3,6 +3,6 @@
 The public registry API is `register`, `get`, `names` and the base class `Engine`; the
 built-in engines are `exact` (Engine 1), `liouvillian` (Engine 2) and `ed` (Engine 3).
 """
-from .base import BUILTIN, Engine, get, names, register
+from .base import BUILTIN, Engine, Interrupted, get, names, register
 
-__all__ = ["BUILTIN", "Engine", "get", "names", "register"]
+__all__ = ["BUILTIN", "Engine", "Interrupted", "get", "names", "register"]

@@ -14,9 +14,13 @@ configuration find it here by name (``engine.name`` of the run configuration)::
         def compute(self, real, times, request, comm=None):
             return {"concurrence": self.options["scale"] * np.ones(len(times))}
 
-docs/extending.md walks through a complete example.  The built-in engines live in
-their own modules (`BUILTIN`), imported the first time a name is looked up, so that
-importing tlsmpi never imports PETSc.
+A long `compute` calls ``self.checkpoint(comm)`` between its indivisible steps (an MFN
+solve, a time chunk, a trajectory): the runner sets ``should_stop`` when a stop signal
+arrives, and the checkpoint then raises `Interrupted`, which gives the work item up (it
+stays pending for ``--resume``).  docs/extending.md walks through a complete example.
+
+The built-in engines live in their own modules (`BUILTIN`), imported the first time a
+name is looked up, so that importing tlsmpi never imports PETSc.
 """
 import importlib
 
@@ -27,6 +31,15 @@ from ..physics.measures import OBSERVABLES
 BUILTIN = ("tlsmpi.engines.exact", "tlsmpi.engines.liouvillian", "tlsmpi.engines.ed")
 
 _REGISTRY = {}
+
+
+class Interrupted(Exception):
+    """Raised by `Engine.checkpoint` when the runner asked to stop: the work item in
+    progress is given up (not recorded; it stays pending)."""
+
+
+def never(comm=None):
+    """The checkpoint of code called outside the runner: it never stops."""
 
 
 class Engine:
@@ -49,6 +62,9 @@ class Engine:
     parallel = False
     #: True if the engine reads solver options (``-name value`` words of the command line).
     solver_options = False
+    #: Set by the runner: a callable that returns True once the work item in progress
+    #: should be given up (a stop signal); None: never.
+    should_stop = None
 
     def __init__(self, options=None):
         self.options = {k: d for k, (d, _, _) in self.option_schema.items()}
@@ -87,6 +103,19 @@ class Engine:
         disorder (it costs a sample, so call it only then)."""
         return 1.0
 
+    def checkpoint(self, comm=None):
+        """Raise `Interrupted` if `should_stop` says so; `compute` and `compute_part` call
+        it between their indivisible steps.
+
+        With a communicator of several ranks the call is collective (every rank of
+        ``comm`` must call it at the same point) and the decision is the same on all:
+        a stop seen by any rank stops them all, so no rank is left in a collective."""
+        stop = bool(self.should_stop is not None and self.should_stop())
+        if comm is not None and comm.Get_size() > 1:
+            stop = comm.allreduce(int(stop)) > 0
+        if stop:
+            raise Interrupted
+
     def init(self, argv):
         """Called once per process before the first `compute` (e.g. solver options)."""
 
@@ -102,7 +131,7 @@ class Engine:
         """Observables of ``request`` for one realization, each an array of shape (T,).
 
         Raises SolverError for a numerical failure of this realization (recorded as a
-        failed row; the run goes on)."""
+        failed row; the run goes on), `Interrupted` from `checkpoint`."""
         raise NotImplementedError
 
     # A realization may split into independent parts (e.g. blocks of quantum-jump
@@ -116,7 +145,7 @@ class Engine:
     def compute_part(self, real, times, request, part, comm=None):
         """The partial result (any picklable object) of part ``part`` of a realization;
         depends only on (realization, part), never on the ranks or on other parts.
-        Raises SolverError like `compute`."""
+        Raises SolverError and `Interrupted` like `compute`."""
         raise NotImplementedError
 
     def combine(self, real, times, request, partials):

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics.basis import product_amplitudes
-from .base import Engine, register
+from .base import Engine, never, register
 from .readout import StateReadout
 from .sectors import Sectors, sector_sizes
 from .trajectories import BLOCK, Setup, block_sums, combine, n_blocks
@@ -47,7 +47,7 @@ def time_chunks(T, N):
     return [slice(a, min(a + step, T)) for a in range(0, T, step)]
 
 
-def unitary_states(real, times, sectors=None):
+def unitary_states(real, times, sectors=None, checkpoint=never):
     """|psi(t)> under H of Eq. (23) plus the flip-flop term, from the product state of Eq. (26).
 
     Parameters
@@ -56,6 +56,8 @@ def unitary_states(real, times, sectors=None):
     times : array_like, shape (T,)
     sectors : Sectors, optional
         Reused if given.
+    checkpoint : callable, optional
+        Called before each sector (`tlsmpi.engines.Engine.checkpoint`).
 
     Returns
     -------
@@ -67,6 +69,7 @@ def unitary_states(real, times, sectors=None):
     psi0 = product_amplitudes(real)
     psi = np.empty((len(t), 2**real.N), dtype=complex)
     for idx in sec.indices:
+        checkpoint()
         E, V = np.linalg.eigh(sec.hamiltonian(idx))
         X = np.exp(-1j * np.outer(t, E)) * (psi0[idx] @ V)
         psi[:, idx] = X.real @ V.T + 1j * (X.imag @ V.T)
@@ -74,7 +77,7 @@ def unitary_states(real, times, sectors=None):
     return psi
 
 
-def unitary_observables(real, times, request):
+def unitary_observables(real, times, request, checkpoint=never):
     """Observables of ``request`` for epsilon = 0 (all Y = 0).
 
     Returns
@@ -82,12 +85,13 @@ def unitary_observables(real, times, request):
     dict
         {"concurrence": C(t) (Eq. 28), "entropy": mean S_E(t) over the bubbles (Eq. 29)}
         as requested, each (T,); computed in time chunks of `BUDGET` amplitudes.
+        ``checkpoint()`` is called before each sector and each reduced density matrix.
     """
     readout = StateReadout(real, request)
-    psi = unitary_states(real, times)
+    psi = unitary_states(real, times, checkpoint=checkpoint)
     out = {}
     for sl in time_chunks(len(psi), real.N):
-        for key, value in readout.observables(readout.densities(psi[sl])).items():
+        for key, value in readout.observables(readout.densities(psi[sl], checkpoint)).items():
             out.setdefault(key, []).append(value)
     return {key: np.concatenate(v) for key, v in out.items()}
 
@@ -211,8 +215,9 @@ class EDEngine(Engine):
         key = (real.params, real.seed, real.index, request)
         if self._setup[0] != key:
             self._setup = (None, None)     # free the old one first
-            self._setup = (key, Setup(real, request))
-        return block_sums(self._setup[1], times, part, self.options["trajectories"])
+            self._setup = (key, Setup(real, request, self.checkpoint))
+        return block_sums(self._setup[1], times, part, self.options["trajectories"],
+                          self.checkpoint)
 
     def combine(self, real, times, request, partials):
         """The trajectory average of `tlsmpi.engines.trajectories.combine`, with the jackknife
@@ -229,7 +234,7 @@ class EDEngine(Engine):
             parts = range(self.parts(real.params, request))
             return self.combine(real, times, request,
                                 [self.compute_part(real, times, request, p) for p in parts])
-        result = unitary_observables(real, times, request)
+        result = unitary_observables(real, times, request, self.checkpoint)
         if "concurrence_err" in self.outputs(request):
             result["concurrence_err"] = np.zeros(len(times))
         return result

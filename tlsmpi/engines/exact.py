@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..physics.measures import mean_pair_concurrence
 from ..physics.propagators import coherences, propagate_populations, trace_factor
-from .base import Engine, register
+from .base import Engine, never, register
 from .subsystems import half_system_entropy, route_costs
 
 
@@ -128,22 +128,31 @@ def pair_rdms(real, times):
     return np.concatenate([engine.rows(i) for i in range(real.N - 1)])
 
 
-def average_concurrence(real, times):
-    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T))."""
+def average_concurrence(real, times, checkpoint=never):
+    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T));
+    ``checkpoint()`` is called before each row (`tlsmpi.engines.Engine.checkpoint`)."""
     engine = PairTables(real, times)
-    return mean_pair_concurrence((engine.rows(i) for i in range(real.N - 1)), real.N)
+
+    def rows():
+        for i in range(real.N - 1):
+            checkpoint()
+            yield engine.rows(i)
+    return mean_pair_concurrence(rows(), real.N)
 
 
-def compute(real, times, request, comm=None):
-    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,)."""
+def compute(real, times, request, comm=None, checkpoint=never):
+    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,);
+    ``checkpoint()`` is called between rows of pairs and between bipartitions and time
+    chunks of the entropy."""
     if real.params.flipflop:
         raise ValueError("model.flipflop > 0 breaks the factorization of Engine 1: "
                          "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
     out = {}
     if request.concurrence:
-        out["concurrence"] = average_concurrence(real, times)
+        out["concurrence"] = average_concurrence(real, times, checkpoint)
     if request.entropy:
-        out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions))
+        out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
+                                             checkpoint=checkpoint)
     return out
 
 
@@ -187,4 +196,4 @@ class ExactEngine(Engine):
         return seconds
 
     def compute(self, real, times, request, comm=None):
-        return compute(real, times, request, comm)
+        return compute(real, times, request, comm, self.checkpoint)

@@ -38,7 +38,7 @@ import sys
 import numpy as np
 
 from ..errors import ConfigError, SolverError
-from .base import Engine, register
+from .base import Engine, Interrupted, never, register
 from .readout import Readout
 
 log = logging.getLogger("tlsmpi")
@@ -351,14 +351,18 @@ class PauliReadout(Readout):
 class Evolution:
     """The PETSc/SLEPc objects of one realization on a communicator: the assembled
     generator, two state vectors and the MFN solver (configured from the options
-    database).  Use as a context manager so that everything is destroyed."""
+    database).  Use as a context manager so that everything is destroyed.
 
-    def __init__(self, real, comm=None):
+    ``checkpoint(comm)`` (`tlsmpi.engines.Engine.checkpoint`) is called on every rank
+    before each MFN solve; its `Interrupted` leaves `run`."""
+
+    def __init__(self, real, comm=None, checkpoint=never):
         from mpi4py import MPI
         from petsc4py import PETSc
         from slepc4py import SLEPc
         self.comm = MPI.COMM_SELF if comm is None else comm
         self.where = _where(real)
+        self.checkpoint = checkpoint
         self._objects = []
         self._PETSc = PETSc
         try:
@@ -403,6 +407,7 @@ class Evolution:
         n = max(1, math.ceil((t1 - t0) / self.max_step))
         self.fn.setScale((t1 - t0) / n)
         for _ in range(n):
+            self.checkpoint(self.comm)
             self.mfn.solve(self.x, self.y)
             reason = self.mfn.getConvergedReason()
             if reason < 0:
@@ -652,10 +657,11 @@ class Spectral:
     R_{mu,(a,b)} = (P_mu)_ba (c_mu = Tr rho P_mu).  The dm = 0 block is diagonalized
     as a real matrix (`_HermitianPairs`).  ``cond`` is the largest
     ||V||_1 ||V^-1||_1 (LAPACK zgecon estimate); diagonalization stops at the first
-    block above ``cond_max``, and then `run` must not be used.
+    block above ``cond_max``, and then `run` must not be used.  ``checkpoint()`` is
+    called before each block's eigendecomposition.
     """
 
-    def __init__(self, real, indices, cond_max=math.inf):
+    def __init__(self, real, indices, cond_max=math.inf, checkpoint=never):
         from scipy.linalg import eig, lu_factor, lu_solve
         from scipy.linalg.lapack import zgecon
         N = real.N
@@ -665,6 +671,7 @@ class Spectral:
         rho0 = real.initial_density_matrices()
         self.blocks, self.cond, self.sizes = [], 0.0, []
         for dm in range(m_max + 1):
+            checkpoint()
             G, codes = block_generator(real, dm)
             ket, bra = codes >> 1, codes & 1
             x0 = rho0[np.arange(N), ket, bra].prod(1)
@@ -692,10 +699,10 @@ class Spectral:
         return sum(w * ((np.exp(np.outer(t, lam)) * z) @ W.T).real for w, lam, W, z in self.blocks)
 
 
-def spectral_coefficients(real, times, indices):
+def spectral_coefficients(real, times, indices, checkpoint=never):
     """`Spectral` coefficients, or None (logged) if eig fails or cond > SPECTRAL_COND_MAX."""
     try:
-        spec = Spectral(real, indices, SPECTRAL_COND_MAX)
+        spec = Spectral(real, indices, SPECTRAL_COND_MAX, checkpoint)
     except np.linalg.LinAlgError as err:
         log.warning(f"{_where(real)}: eigendecomposition failed ({err}); MFN stepping instead")
         return None
@@ -707,7 +714,7 @@ def spectral_coefficients(real, times, indices):
     return spec.run(times)
 
 
-def compute(real, times, request, comm=None, method="auto"):
+def compute(real, times, request, comm=None, method="auto", checkpoint=never):
     """Engine 2 entry point: the observables of ``request`` for one realization.
 
     With the spectral path (`prefer_spectral`; rank 0 of ``comm`` alone) c(t) comes from
@@ -716,7 +723,10 @@ def compute(real, times, request, comm=None, method="auto"):
     with SLEPc MFN (FN exp, scale = t_k - t_{k-1}, the first interval from t = 0) on the
     ranks of ``comm`` (an mpi4py communicator; None = this process alone).  Every rank
     returns the same dict of (T,) arrays.  Raises SolverError on every rank if a solve
-    does not converge or gives non-finite numbers.
+    does not converge or gives non-finite numbers, and `Interrupted` on every rank
+    when ``checkpoint(comm)`` (`tlsmpi.engines.Engine.checkpoint`) stops: before each
+    MFN solve, collective on ``comm``; before each block of the spectral path, rank 0
+    deciding alone (the others wait for its result).
     """
     from mpi4py import MPI
     comm = MPI.COMM_SELF if comm is None else comm
@@ -724,14 +734,19 @@ def compute(real, times, request, comm=None, method="auto"):
     readout = PauliReadout(real, request)
     root = comm.Get_rank() == 0
     coeffs = None
+    spectral = False
     if prefer_spectral(real, t, request, method):
         if root:
-            coeffs = spectral_coefficients(real, t, readout.indices)
-        spectral = comm.bcast(coeffs is not None, root=0)
-    else:
-        spectral = False
+            try:
+                coeffs = spectral_coefficients(real, t, readout.indices, checkpoint)
+                spectral = coeffs is not None
+            except Interrupted:        # rank 0 decides alone: the others wait in bcast
+                spectral = None
+        spectral = comm.bcast(spectral, root=0)
+        if spectral is None:
+            raise Interrupted
     if not spectral:
-        with Evolution(real, comm) as evo:
+        with Evolution(real, comm, checkpoint) as evo:
             coeffs = evo.run(t, readout.indices)
     result = None
     if root:
@@ -911,4 +926,4 @@ class LiouvillianEngine(Engine):
                 "slepc_version": ".".join(map(str, SLEPc.Sys.getVersion()))}
 
     def compute(self, real, times, request, comm=None):
-        return compute(real, times, request, comm, self.options["method"])
+        return compute(real, times, request, comm, self.options["method"], self.checkpoint)

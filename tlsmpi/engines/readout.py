@@ -9,6 +9,7 @@ import numpy as np
 
 from ..physics.basis import reduced
 from ..physics.measures import entropy_vn, mean_pair_concurrence
+from .base import never
 
 
 class Readout:
@@ -51,15 +52,17 @@ class StateReadout(Readout):
     """Readout of state vectors: `densities` of psi (T, 2^N), whose sums over
     trajectories are the trajectory averages; `observables` reads those densities."""
 
-    def densities(self, psi):
+    def densities(self, psi, checkpoint=never):
         """{"pairs": (T, P, 4, 4), "bubbles": (T, n_bubbles, d, d)} of the states ``psi``
-        (T, 2^N)."""
+        (T, 2^N); ``checkpoint()`` is called before each density matrix."""
         d = 2 ** self.bubbles.shape[1]
         out = {"pairs": np.zeros((len(psi), len(self.pairs), 4, 4), complex),
                "bubbles": np.zeros((len(psi), len(self.bubbles), d, d), complex)}
         for p, pair in enumerate(self.pairs):
+            checkpoint()
             out["pairs"][:, p] = reduced(psi, pair, self.N)
         for b, A in enumerate(self.bubbles):
+            checkpoint()
             out["bubbles"][:, b] = reduced(psi, A, self.N)
         return out
 

@@ -27,6 +27,7 @@ import numpy as np
 from ..physics.basis import energies, product_amplitudes, subsystem_matrix
 from ..physics.measures import entropy_vn
 from ..physics.propagators import coherences, propagate_populations, trace_factor
+from .base import never
 
 #: Complex numbers per large temporary (64 MB); times are processed in chunks below it.
 BUDGET = 2**22
@@ -102,8 +103,9 @@ class _Site:
         ).swapaxes(1, 2)
 
 
-def _rdm_chunks(real, t, A):
-    """Yield (slice of t, rho_A on those times), the factorized route (docs/design.md section 4)."""
+def _rdm_chunks(real, t, A, checkpoint=never):
+    """Yield (slice of t, rho_A on those times), the factorized route (docs/design.md section 4);
+    ``checkpoint()`` is called before each chunk."""
     A = np.asarray(A, dtype=int)
     N, n = real.N, len(A)
     if n == 0 or len(set(A.tolist())) != n or A.min() < 0 or A.max() >= N:
@@ -116,6 +118,7 @@ def _rdm_chunks(real, t, A):
     site = _Site(real)
     c = coherences(real, t)[A]             # rho0[up, down] e^{(i nu - Gc) t}: d = +2
     for sl in _chunks(len(t), _factorized_per_time(n, len(B), len(P))):
+        checkpoint()
         tc = t[sl]
         outside = np.ones((len(tc), len(P)), dtype=complex)
         for j in B:
@@ -146,16 +149,16 @@ def subsystem_rdm(real, times, A):
     return np.concatenate([rho for _, rho in _rdm_chunks(real, t, A)])
 
 
-def _factorized_entropies(real, t, bubbles):
+def _factorized_entropies(real, t, bubbles, checkpoint):
     """S_E(t) of each bipartition, shape (T, n_bubbles), through rho_A."""
     S = np.empty((len(t), len(bubbles)))
     for b, A in enumerate(bubbles):
-        for sl, rho in _rdm_chunks(real, t, A):
+        for sl, rho in _rdm_chunks(real, t, A, checkpoint):
             S[sl, b] = entropy_vn(rho)
     return S
 
 
-def _pure_entropies(real, t, bubbles):
+def _pure_entropies(real, t, bubbles, checkpoint):
     """S_E(t) of each bipartition, shape (T, n_bubbles), from the Schmidt values of |psi(t)>."""
     if np.any(real.Y):
         raise ValueError("the pure-state route needs unitary dynamics (all Y = 0)")
@@ -165,6 +168,7 @@ def _pure_entropies(real, t, bubbles):
     for sl in _chunks(len(t), 2 * 2**N):
         psi = amp * np.exp(-1j * np.multiply.outer(t[sl], E))
         for b, A in enumerate(bubbles):
+            checkpoint()
             M = subsystem_matrix(psi, A, N)
             if 2 * len(A) > N:
                 M = M.swapaxes(-1, -2)
@@ -188,12 +192,14 @@ def route_costs(N, n, T, n_bubbles=1):
     return dict(factorized=factorized * n_bubbles, pure=pure * n_bubbles)
 
 
-def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=False):
+def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=False,
+                        checkpoint=never):
     """Mean of S_E(t) (Eq. 29) over the bipartitions ``bubbles`` (rows of TLS indices, e.g.
     ``real.bubbles()``), shape (T,); with ``per_bipartition`` the (T, n_bubbles) values.
 
     ``route``: "factorized" (any dynamics), "pure" (unitary only) or "auto" (the cheaper of
-    the two by `route_costs` when all Y = 0, else factorized).
+    the two by `route_costs` when all Y = 0, else factorized).  ``checkpoint()``
+    (`tlsmpi.engines.Engine.checkpoint`) is called before each bipartition and time chunk.
     """
     t = np.asarray(times, dtype=float)
     bubbles = np.atleast_2d(np.asarray(bubbles, dtype=int))
@@ -205,5 +211,5 @@ def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=Fals
     compute = {"factorized": _factorized_entropies, "pure": _pure_entropies}.get(route)
     if compute is None:
         raise ValueError(f"route = {route!r}: choose 'auto', 'factorized' or 'pure'")
-    S = compute(real, t, bubbles)
+    S = compute(real, t, bubbles, checkpoint)
     return S if per_bipartition else S.mean(axis=1)

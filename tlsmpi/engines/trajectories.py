@@ -40,6 +40,7 @@ from ..errors import SolverError
 from ..physics.basis import product_amplitudes
 from ..physics.measures import mean_pair_concurrence
 from ..physics.propagators import rates
+from .base import never
 from .readout import StateReadout
 from .sectors import Sectors
 
@@ -58,6 +59,8 @@ class NoJump:
     Parameters
     ----------
     sectors : tlsmpi.engines.sectors.Sectors
+    checkpoint : callable, optional
+        Called before each sector's eigendecomposition (`tlsmpi.engines.Engine.checkpoint`).
 
     Attributes
     ----------
@@ -65,7 +68,7 @@ class NoJump:
         Eigenvector condition number of each sector block.
     """
 
-    def __init__(self, sectors):
+    def __init__(self, sectors, checkpoint=never):
         real = sectors.real
         up_down, down_up = rates(real.Y, real.f)
         b = sectors.bits.astype(float)
@@ -73,6 +76,7 @@ class NoJump:
         self.N = real.N
         self.blocks, self.cond = [], []
         for idx in sectors.indices:
+            checkpoint()
             H = sectors.hamiltonian(idx) - 1j * np.diag(gamma[idx])
             try:
                 lam, V = scipy.linalg.eig(H)
@@ -168,13 +172,15 @@ class Setup:
     ----------
     real : tlsmpi.physics.model.Realization
     request : tlsmpi.physics.measures.Request
+    checkpoint : callable, optional
+        Passed to `NoJump`.
     """
 
-    def __init__(self, real, request):
+    def __init__(self, real, request, checkpoint=never):
         self.real = real
         self.readout = StateReadout(real, request)
         sectors = Sectors(real)
-        self.nojump, self.jumps = NoJump(sectors), Jumps(sectors)
+        self.nojump, self.jumps = NoJump(sectors, checkpoint), Jumps(sectors)
         self.psi0 = product_amplitudes(real)
 
 
@@ -183,10 +189,10 @@ def n_blocks(M):
     return -(-M // BLOCK)
 
 
-def block_sums(setup, times, block, M):
+def block_sums(setup, times, block, M, checkpoint=never):
     """Block ``block`` of the M trajectories of ``setup.real``: the sums over trajectories
     BLOCK * block ... (up to M) of the reduced density matrices of ``setup.readout``, in
-    trajectory order.
+    trajectory order; ``checkpoint()`` is called before each trajectory.
 
     Returns
     -------
@@ -197,9 +203,10 @@ def block_sums(setup, times, block, M):
     real = setup.real
     total = {"count": 0, "jumps": 0}
     for m in range(BLOCK * block, min(BLOCK * (block + 1), M)):
+        checkpoint()
         rng = np.random.default_rng([real.index, real.seed, 2, m])
         states, n = trajectory(setup.nojump, setup.jumps, setup.psi0, times, rng)
-        for key, value in setup.readout.densities(states).items():
+        for key, value in setup.readout.densities(states, checkpoint).items():
             total[key] = total[key] + value if key in total else value
         total["count"] += 1
         total["jumps"] += n

@@ -17,8 +17,13 @@ output says why.  docs/post.md describes the analysis rules.
 lock (tlsmpi.post.check).
 
 Exit status: 0 done; 1 a run file with damaged rows; 2 bad input (missing, corrupt or
-foreign file; a requested figure without data), with a one-line message.
+foreign file; a requested figure without data; --outdir a file); 4 the operating system
+refused to read a file or to write a figure (read-only filesystem, permission, disk full,
+quota, file too large), with a one-line message naming the path and the errno's meaning.
+A figure is written under a temporary name and renamed, so a failed write leaves the
+figure of an earlier call, or none, never a truncated one.
 """
+import contextlib
 import logging
 import os
 import sys
@@ -29,7 +34,7 @@ from . import analysis, figures, pooling
 from ..physics import phase_diagram
 from .. import randomstates
 from ..cli import Parser
-from ..errors import EXIT_DAMAGED, EXIT_INPUT, EXIT_OK
+from ..errors import EXIT_DAMAGED, EXIT_INPUT, EXIT_OK, os_message, os_status
 from ..physics.model import ModelParams
 from ..runfile.reader import DamagedRun, NotARunFile, Run, summary
 
@@ -42,6 +47,15 @@ class InputError(Exception):
 
 class Damaged(Exception):
     """A run file whose rows fail verification: reported in one line, exit status 1."""
+
+
+class Refused(Exception):
+    """An operating-system error: reported in one line (`tlsmpi.errors.os_message`), exit
+    status ``status`` (2 or 4, `tlsmpi.errors.os_status`)."""
+
+    def __init__(self, err, path, doing, then=""):
+        super().__init__(os_message(err, path, doing, then))
+        self.status = os_status(err)
 
 
 def load(paths):
@@ -58,6 +72,8 @@ def load(paths):
         except NotARunFile as err:
             run_error = " ".join(str(err).split())
         except (OSError, KeyError, ValueError) as err:
+            if isinstance(err, OSError) and err.errno:   # the system refused to read it
+                raise Refused(err, path, "reading") from None
             run_error = f"{path}: damaged run file ({' '.join(str(err).split())})"
         try:
             states.append(randomstates.read(path))
@@ -200,6 +216,22 @@ def selected(what):
     return chosen, True
 
 
+def save(fig, path, made):
+    """Write ``fig`` to ``path`` under a temporary name, then rename it (atomic): a failed
+    write leaves what ``path`` held before.  Refused names the path and what was made."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.partial")
+    try:
+        fig.savefig(tmp, dpi=150, format=os.path.splitext(path)[1][1:])
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        written = f"the figures before it are complete ({', '.join(made)})" if made else \
+            "no figure was written"
+        raise Refused(OSError(err.errno, err.strerror), path, "writing",  # not the temporary's
+                      f"{written}; fix the filesystem or choose another --outdir") from None
+
+
 def main(argv=None):
     """Figure notes (panels not drawn, and why) are printed with the report."""
     argv = sys.argv[1:] if argv is None else argv
@@ -221,7 +253,8 @@ def _main(argv):
     try:
         args = parse_args(argv)
         if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
-            raise InputError(f"--outdir {args.outdir} is a file: give a directory")
+            raise InputError(f"--outdir {args.outdir} is a file (Not a directory [ENOTDIR]): "
+                             "give a directory")
         names, strict = selected(args.what)
         if not args.files and names != ["fig2"]:
             raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
@@ -237,13 +270,20 @@ def _main(argv):
                     raise InputError(str(err)) from None
                 print(f"  {name}: skipped ({err})")
                 continue
-            os.makedirs(args.outdir, exist_ok=True)
+            try:
+                os.makedirs(args.outdir, exist_ok=True)
+            except OSError as err:
+                raise Refused(err, args.outdir, "--outdir: creating the directory",
+                              "no figure was written; choose another --outdir") from None
             for ext in ("png", "pdf"):
-                fig.savefig(os.path.join(args.outdir, f"{name}.{ext}"), dpi=150)
+                save(fig, os.path.join(args.outdir, f"{name}.{ext}"), made)
             figures.pyplot().close(fig)
             made.append(name)
         if made:
             print(f"figures written to {args.outdir}/: {', '.join(made)} (png, pdf)")
+    except Refused as err:
+        print(f"tlsmpi-post: error: {err}", file=sys.stderr)
+        return err.status
     except InputError as err:
         print(f"tlsmpi-post: error: {err}", file=sys.stderr)
         return EXIT_INPUT

@@ -8,15 +8,20 @@ and combined in part order on one rank, so the numbers do not depend on the rank
 count.  Work items (realizations or parts) are shared through
 `tlsmpi.parallel.WorkQueue` (largest predicted cost first, no collective per item);
 completed rows are buffered per rank and written at checkpoints by independent I/O.
-SIGUSR1/SIGTERM stop every rank at its next item boundary; the file stays resumable
-(a realization with parts not computed stays pending).
+SIGUSR1/SIGTERM stop every rank at its next item boundary, or inside an item at the
+engine's next checkpoint (`tlsmpi.engines.Engine.checkpoint`: the item is given up); the
+file stays resumable (a realization with parts not computed stays pending).
 
 Exit status (docs/reliability.md): 0 done; 1 crash (the whole job is aborted, see the
-log); 2 bad input or refused (nothing on disk touched); 3 stopped by a signal, resume
-with ``--resume``; 4 I/O error (disk full, quota, read-only filesystem: the message
-names the cause and the path).
+log); 2 bad input or refused (nothing on disk touched; also an --out whose directory
+is missing or that is a directory); 3 stopped by a signal, resume with ``--resume``; 4
+the operating system refused a file operation on --out, its directory or its lock
+(read-only filesystem, permission, disk full, quota, file too large): one line names
+the path, the errno's meaning and whether anything was written (docs/reliability.md).
 """
+import contextlib
 import datetime
+import errno
 import logging
 import os
 import shlex
@@ -37,13 +42,14 @@ from .. import engines
 from . import environment
 from ..cli import Parser, wants_help
 from ..errors import (EXIT_CRASH, EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_STOPPED, ConfigError,
-                      SolverError)
+                      SolverError, os_meaning, os_message, os_status, with_errno)
 from ..runfile.lock import LockError, RunLock, lock_path, read_holder
 from ..physics.model import sample
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
-#: unless set.  WHERE is a realization index (* = any), or "create" (rank 0 creating the file).
+#: unless set.  WHERE is a realization index (* = any), "create" (rank 0 creating the file)
+#: or "start" (right after MPI start-up, before the configuration is read).
 #: KIND: exception, keyboard, exit, memory, solver, stop (SIGUSR1 to self), or fsize (a
 #: 100 kB file-size limit from here on: writes fail with EFBIG, as a quota would).
 FAULT_VARIABLE = "TLSMPI_FAULT"
@@ -139,7 +145,7 @@ def check_resources(engine, cfg, args, comm):
     error = None
     if comm.rank == 0:
         try:
-            check_directory(args.out)
+            check_directory(args.out, args.resume)
             _check_memory(engine, cfg, on_node)
             if not args.resume:
                 need = file_size_estimate(cfg, engine.outputs(cfg.request))
@@ -151,11 +157,11 @@ def check_resources(engine, cfg, args, comm):
                                       f"its filesystem has {_bytes(free)} free; free space, choose "
                                       "another --out, or save less (observables.save_disorder = "
                                       "false)")
-        except ConfigError as err:
-            error = str(err)
+        except (ConfigError, OutputError) as err:
+            error = err
     error = comm.bcast(error, root=0)
     if error:
-        raise ConfigError(error)
+        raise error
 
 
 #: Bytes of rank 0's bookkeeping per work item (item and pending lists of tuples, predicted
@@ -222,9 +228,16 @@ def _bytes(n):
 
 def claim_output(args, cfg):
     """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
-    the damaged rows to recompute (--repair); raises ConfigError or LockError."""
+    the damaged rows to recompute (--repair); raises ConfigError, LockError or OutputError."""
     out = args.out
-    held = RunLock(out).acquire()
+    try:
+        held = RunLock(out).acquire()
+    except LockError as err:
+        cause = err.__context__              # the OSError of a lock that could not be made
+        if isinstance(cause, OSError) and not isinstance(cause, FileExistsError):
+            raise os_refusal(cause, os_message(cause, lock_path(out), "--out: making the lock",
+                                               untouched(args.resume))) from None
+        raise
     try:
         if held.taken_over:
             log.warning(f"took over the lock of {out} from {held.taken_over}")
@@ -243,18 +256,39 @@ def claim_output(args, cfg):
         raise
 
 
-def check_directory(out):
-    """--out names a file in an existing directory where this process can write."""
+def check_directory(out, resume=False):
+    """--out names a file in an existing directory where this process can write a byte
+    (ConfigError, or OutputError for what the system refuses: `os_refusal`)."""
     directory = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(out):
-        raise ConfigError(f"--out {out} is a directory: give a file name")
+        raise ConfigError(f"--out {out}: {os_meaning(OSError(errno.EISDIR, ''))}; give a file name")
     if not os.path.isdir(directory):
         raise ConfigError(f"--out {out}: directory {directory} does not exist; create it first")
-    try:                                   # the real test (os.access is blind for root)
-        tempfile.TemporaryFile(dir=directory).close()
+    try:                                   # the real test (os.access is blind for root); a
+        with tempfile.TemporaryFile(dir=directory) as probe:   # byte needs a block (ENOSPC,
+            probe.write(b"x")                                   # EDQUOT), an empty file not
+            probe.flush()
     except OSError as err:
-        raise ConfigError(f"--out {out}: cannot write in {directory} ({err.strerror}); "
-                          "choose another --out") from None
+        raise os_refusal(err, f"--out {out}: cannot write in {directory} "
+                         f"({os_meaning(err, err.filename)}); {untouched(resume)}") from None
+
+
+def untouched(resume):
+    """What to do after an error before the run file was written."""
+    return ("the file is unchanged: resume with --resume once it is fixed" if resume else
+            "nothing was written: fix it or choose another --out")
+
+
+class OutputError(RuntimeError):
+    """The system refused a file operation on --out, its directory or lock before the run
+    file was open, on every rank alike: one line and exit status 4 (no abort needed)."""
+
+
+def os_refusal(err, message):
+    """The exception for ``message`` about the OSError ``err``: ConfigError (status 2) for
+    a path that is missing or of the wrong kind, else OutputError (4)
+    (`tlsmpi.errors.os_status`)."""
+    return ConfigError(message) if os_status(err) == EXIT_INPUT else OutputError(message)
 
 
 def check_resumable(path, cfg, repair):
@@ -265,6 +299,9 @@ def check_resumable(path, cfg, repair):
     try:
         run = Run(path, verify=False)
     except (NotARunFile, OSError, KeyError) as err:
+        if isinstance(err, OSError) and err.errno:   # the system refused to read it
+            raise os_refusal(err, os_message(err, path, "--resume: reading",
+                                             untouched(True))) from None
         raise ConfigError(
             f"--resume: {err}; start a new run with --overwrite or another --out"
         ) from None
@@ -329,7 +366,9 @@ def setup_logging(rank):
 
 
 class StopFlag:
-    """Set by SIGUSR1/SIGTERM; every rank stops at its next work-item boundary."""
+    """Set by SIGUSR1/SIGTERM; every rank stops at its next work-item boundary, or
+    inside an item at the engine's next checkpoint (the flag is the engine's
+    ``should_stop``, `tlsmpi.engines.Engine.checkpoint`)."""
 
     def __init__(self):
         self.signal = 0
@@ -339,6 +378,9 @@ class StopFlag:
     def _handler(self, signum, frame):
         self.signal = signum
 
+    def __call__(self):
+        return bool(self.signal)
+
 
 def _fault(rank, where):
     """Raise the fault of TLSMPI_FAULT = "KIND:RANK:WHERE" (tests only)."""
@@ -346,7 +388,8 @@ def _fault(rank, where):
     if not spec:
         return
     kind, at_rank, at = spec.split(":")
-    if at_rank in ("*", str(rank)) and (at == str(where) or (at == "*" and where != "create")):
+    anywhere = at == "*" and where not in ("create", "start")
+    if at_rank in ("*", str(rank)) and (at == str(where) or anywhere):
         if kind == "stop":
             os.kill(os.getpid(), signal.SIGUSR1)
             return
@@ -361,11 +404,14 @@ def _fault(rank, where):
 
 
 class JobState:
-    """What the crash handler of `main` needs to know, kept up to date as the job goes:
-    the item this rank computes (``item``, a label or None) and the lock of the run
-    file (``lock_path``, ``lock_record``: released by `_abort`)."""
+    """What the job shares with the crash handler of `main` and the engine, kept up to
+    date as the job goes: the stop flag (``stop``, a `StopFlag`, set up on the first line
+    of `main`: a batch system's warning may come before the run starts), the item this
+    rank computes (``item``, a label or None) and the lock of the run file (``lock_path``,
+    ``lock_record``: released by `_abort`)."""
 
-    def __init__(self):
+    def __init__(self, stop):
+        self.stop = stop
         self.item = None
         self.lock_path = self.lock_record = None
 
@@ -375,7 +421,8 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
     a SolverError or a non-finite result makes the realization a failed one.  The item
     is named in ``state`` (`JobState`) while it runs.
 
-    Returns (real, results or partial result, error message or None, wall seconds)."""
+    Returns (real, results or partial result, error message or None, wall seconds), or
+    None if the engine gave the item up at a stop (`tlsmpi.engines.Interrupted`)."""
     state.item = (("" if part is None else f"part {part} of ") +
                   f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
     t0 = time.perf_counter()
@@ -388,6 +435,11 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
             results = engine.compute_part(real, times, cfg.request, part, group_comm)
     except SolverError as err:
         results, error = None, str(err)
+    except engines.Interrupted:
+        log.info(f"stop: gave up {state.item} after {time.perf_counter() - t0:.1f} s; "
+                 "it stays pending")
+        state.item = None
+        return None
     else:
         error = None
     state.item = None                      # left set by an exception: main names the item
@@ -444,7 +496,8 @@ def predicted_costs(engine, cfg, cases, times):
 
 def warn_stop_margin(costs, widths):
     """Warn if an item, on the group width it will run on, is predicted to outlast the
-    job script's stop margin (TLSMPI_STOP_MARGIN_SECONDS)."""
+    job script's stop margin (TLSMPI_STOP_MARGIN_SECONDS): a stop then relies on the
+    engine's checkpoints inside the item (docs/reliability.md)."""
     margin = os.environ.get("TLSMPI_STOP_MARGIN_SECONDS")
     if not margin:
         return
@@ -452,8 +505,11 @@ def warn_stop_margin(costs, widths):
     if longest > float(margin):
         log.warning(f"the longest work item (a realization or a part of one) is predicted to take "
                     f"~{longest:.0f} s, more than the stop margin TLSMPI_STOP_MARGIN_SECONDS = "
-                    f"{margin} s: a stop signal may come "
-                    "too late to stop cleanly; raise the margin (job script) or lower the cost")
+                    f"{margin} s: a stop gives it up at the engine's next checkpoint, so the "
+                    "margin must cover the longest step between checkpoints (one MFN solve, "
+                    "one eigendecomposition, one trajectory) and closing the file; an engine "
+                    "without checkpoints stops only after the item: then raise the margin or "
+                    "lower the cost")
 
 
 def execute(args, cfg, solver, comm, argv, state):
@@ -476,11 +532,13 @@ def execute(args, cfg, solver, comm, argv, state):
     if comm.rank == 0:
         try:
             held, repair = claim_output(args, cfg)
-        except (ConfigError, LockError) as err:
-            error = str(err)
+        except (ConfigError, OutputError) as err:
+            error = err
+        except LockError as err:
+            error = ConfigError(str(err))
     error, record = comm.bcast((error, held.record if held else None), root=0)
     if error:
-        raise ConfigError(error)
+        raise error
     state.lock_path, state.lock_record = args.out, record
     try:
         return Job(args, cfg, engine, comm, state).run(argv, held, repair)
@@ -503,14 +561,18 @@ class Job:
         """All steps; returns the exit status."""
         from ..runfile.writer import RunFile
         self.create_file(argv)
-        self.file = RunFile(self.args.out, self.comm)
+        try:                               # collective: every rank gets the same error
+            self.file = RunFile(self.args.out, self.comm)
+        except OSError as err:
+            raise os_refusal(err, os_message(with_errno(err), self.args.out, "opening",
+                                             RESUME)) from None
         self.plan(repair)
         self.make_groups()
         stopped = self.work()
         return self.finish(stopped, held)
 
     def create_file(self, argv):
-        """Rank 0 creates the run file (not on --resume); RunFileError on every rank if
+        """Rank 0 creates the run file (not on --resume); OutputError on every rank if
         that fails."""
         from ..runfile.writer import create
         args, failure = self.args, None
@@ -520,10 +582,12 @@ class Job:
                 create(args.out, self.cfg, provenance(self.comm, self.engine, argv),
                        self.engine.outputs(self.cfg.request), overwrite=args.overwrite)
             except OSError as err:
-                failure = io_message(err, args.out, "creating")
+                failure = os_refusal(err, os_message(
+                    err, args.out, "creating", "nothing was written (no file, no temporary, "
+                    "no lock left): fix it or choose another --out"))
         failure = self.comm.bcast(failure, root=0)
         if failure:
-            raise RunFileError(failure)
+            raise failure
 
     def plan(self, repair):
         """The pending realizations and their work items: every part of every pending
@@ -576,7 +640,9 @@ class Job:
         agreed, compute, buffer rows, write at checkpoints.  Returns True if stopped."""
         from ..parallel import Collector, WorkQueue
         items, split, group_comm = self.items, self.split, self.group_comm
-        stop = StopFlag()
+        stop = self.state.stop
+        self.engine.should_stop = stop
+        self.given_up = False              # this group gave an item up at a stop
         queue = WorkQueue(self.comm, self.item_costs, worker=self.leader, width=self.widths,
                           group_size=group_comm.size,
                           progress_seconds=self.cfg.section("output")["progress_seconds"],
@@ -591,13 +657,16 @@ class Job:
         self.last_write = time.monotonic()
         completed = []
         while True:
-            chunk = queue.take(completed, stop=bool(stop.signal)) if self.leader else None
+            chunk = (queue.take(completed, stop=bool(stop.signal) or self.given_up)
+                     if self.leader else None)
             if group_comm.size > 1:
                 chunk = group_comm.bcast(chunk, root=0)
             if not chunk:
                 break
             completed = self.compute_chunk(chunk, stop)
         stopped = queue.close()
+        # a given-up item leaves the job incomplete, also where the queue saw no stop
+        stopped = self.comm.allreduce(int(stopped or self.given_up)) > 0
         if self.collector is not None:
             done, incomplete = self.collector.finish()
             self.record_parts(done)
@@ -622,9 +691,13 @@ class Job:
             f, part = self.items[k]
             c, r = self.pending[f]
             whole = self.n_parts[c] == 1
-            real, results, error, wall = run_item(
+            outcome = run_item(
                 self.engine, self.cases[c], self.cfg, self.times, r, self.group_comm,
                 self.comm.rank, self.state, None if whole else part)
+            if outcome is None:            # the whole group gave it up: not recorded
+                self.given_up = True
+                break
+            real, results, error, wall = outcome
             completed.append((k, wall))
             if not self.leader:
                 continue
@@ -655,7 +728,8 @@ class Job:
                      f"{resume_command(args)}")
             return EXIT_STOPPED
         end = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        complete, problems = self.file.finalize(end)
+        with writing(args.out):
+            complete, problems = self.file.finalize(end)
         self.file.close()
         if problems:
             from ..runfile.reader import DamagedRun
@@ -668,22 +742,61 @@ class Job:
 
 
 class RunFileError(RuntimeError):
-    """The run file could not be written (the message names the cause and the path)."""
+    """The open run file could not be written on one rank (the message names the cause
+    and the path): that rank aborts the job at once with status 4."""
 
 
-def io_message(err, path, doing):
-    return f"{doing} {path} failed: {err.strerror or err}" + (
-        " (no data on disk was lost: resume with --resume once it is fixed)"
-        if doing == "writing"
-        else ""
-    )
+RESUME = "no data on disk was lost: resume with --resume once it is fixed"
 
 
 def write_rows(run, path):
-    try:
+    with writing(path):
         run.write_buffer()
-    except OSError as err:
-        raise RunFileError(io_message(err, path, "writing")) from None
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Around writes to the open run file ``path``: an OSError becomes RunFileError naming
+    the errno's meaning, which MPI-IO does not pass on (Open MPI's OMPIO prints it on
+    stderr: it is held and read, so that the error stays one line)."""
+    with held_stderr() as said:
+        try:
+            yield
+        except OSError as err:
+            err = with_errno(err, said())
+            raise RunFileError(os_message(err, path, "writing", RESUME)) from None
+
+
+@contextlib.contextmanager
+def held_stderr():
+    """Hold what is printed on file descriptor 2 during the block (C libraries included)
+    and yield a function that returns it; what was not read is passed on to stderr at
+    the end (nothing is held where no temporary file can be made)."""
+    try:
+        held = tempfile.TemporaryFile()
+    except OSError:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(held.fileno(), 2)
+    read = []
+
+    def said():
+        read.append(True)
+        held.seek(0)
+        return held.read().decode(errors="replace")
+
+    try:
+        yield said
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        if not read:
+            held.seek(0)
+            os.write(2, held.read())
+        held.close()
 
 
 # --------------------------------------------------------------------------- entry point
@@ -695,6 +808,7 @@ def main(argv=None):
     Before MPI starts, `tlsmpi.run.environment` answers --version and --check-install and
     refuses a launch that cannot work (no mpi4py, serial h5py under mpirun, ...)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    state = JobState(StopFlag())   # from the very start: a batch system's warning may come early
     words = split_solver_options(argv)[0]
     if wants_help(words):                  # on every rank, before MPI: only one prints
         if environment.launcher_rank(os.environ) == 0:
@@ -706,7 +820,6 @@ def main(argv=None):
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
     setup_logging(comm.rank)
-    state = JobState()
     try:
         return _main(comm, argv, state)
     except RunFileError as err:
@@ -740,6 +853,7 @@ def _abort(comm, state, code, message, now=False):
 
 
 def _main(comm, argv, state):
+    _fault(comm.rank, "start")
     error = None
     try:
         args, cfg, solver = prepare(argv)
@@ -753,8 +867,8 @@ def _main(comm, argv, state):
         return EXIT_INPUT
     try:
         return execute(args, cfg, solver, comm, argv, state)
-    except ConfigError as err:
+    except (ConfigError, OutputError) as err:  # raised on every rank alike: rank 0 says it
         if comm.rank == 0:
             print(f"tlsmpi: error: {err}", file=sys.stderr, flush=True)
-        return EXIT_INPUT
+        return EXIT_INPUT if isinstance(err, ConfigError) else EXIT_IO
 

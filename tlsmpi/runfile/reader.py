@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from . import lock
+from ..errors import EXIT_IO, os_status
 from ..physics.measures import OBSERVABLES
 from .writer import DONE, FAILED, LAYOUT_VERSION, PENDING, mean_sem, read_verified
 
@@ -110,6 +111,9 @@ class Run:
     verify : bool
         Raise DamagedRun if a row is damaged (default).  With False the damaged rows
         are listed in ``problems`` and count as pending.
+
+    Raises NotARunFile (also for a file HDF5 cannot open), DamagedRun, or OSError with
+    the errno when the system refuses to read the file (permission, device error).
     """
 
     def __init__(self, path, verify=True):
@@ -123,7 +127,10 @@ class Run:
         try:
             f = h5py.File(self.path, "r")
         except OSError as err:
-            raise NotARunFile(f"{self.path}: not a readable HDF5 file ({err})") from None
+            if os_status(err) == EXIT_IO and err.errno:      # the system refused (EACCES, EIO)
+                raise OSError(err.errno, os.strerror(err.errno), self.path) from None
+            raise NotARunFile(f"{self.path}: not a readable HDF5 file "
+                              f"({' '.join(str(err).split())})") from None
         with f:
             version = f.attrs.get("layout_version")
             if version is None or not ("time" in f or "times" in f):

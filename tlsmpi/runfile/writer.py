@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 
+from ..errors import with_errno
 from ..physics.measures import OBSERVABLES
 from ..physics.statistics import sem
 
@@ -160,8 +161,9 @@ def _create(tmp, path, config, meta, rows, overwrite):
     try:                                           # no close after a failure: it may crash
         _make_layout(f, config, meta, rows)
         f.close()
-    except RuntimeError as err:                    # h5py's close reports a failed write so
-        raise OSError(_strerror(err)) from None
+    except (RuntimeError, OSError) as err:         # h5py reports a failed write as either,
+        raise with_errno(err if isinstance(err, OSError) else OSError(_strerror(err)),  # the
+                         str(err)) from None       # errno only in words
     if overwrite:
         os.replace(tmp, path)
     else:
