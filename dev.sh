@@ -80,10 +80,12 @@ PY
 }
 
 lint() {
-    # The linters of the [dev] extra (setup.cfg), installed into the venv on first use.
+    # The linters of the [dev] extra (setup.cfg), installed into the venv on first use by
+    # name: installing the extra itself would pull tlsmpi's dependencies from PyPI into the
+    # venv (a serial h5py wheel over Debian's MPI build: every mpirun run then refused).
     if [ ! -x "$VENV/bin/ruff" ] || [ ! -x "$VENV/bin/lint-imports" ]; then
         echo "tlsmpi: installing the linters (ruff, import-linter) into $VENV"
-        "$VENV/bin/python" -m pip install -q --no-build-isolation -e '.[dev]'
+        "$VENV/bin/python" -m pip install -q 'ruff>=0.4' 'import-linter>=2.1'
     fi
     "$VENV/bin/ruff" check -q tlsmpi tests || { echo "tlsmpi: error: ruff check failed"; exit 1; }
     out=$("$VENV/bin/lint-imports" --no-logo --no-cache 2>&1) \
