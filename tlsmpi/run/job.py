@@ -232,12 +232,9 @@ def claim_output(args, cfg):
     out = args.out
     try:
         held = RunLock(out).acquire()
-    except LockError as err:
-        cause = err.__context__              # the OSError of a lock that could not be made
-        if isinstance(cause, OSError) and not isinstance(cause, FileExistsError):
-            raise os_refusal(cause, os_message(cause, lock_path(out), "--out: making the lock",
-                                               untouched(args.resume))) from None
-        raise
+    except OSError as err:
+        raise os_refusal(err, os_message(err, lock_path(out), "--out: making the lock",
+                                         untouched(args.resume))) from None
     try:
         if held.taken_over:
             log.warning(f"took over the lock of {out} from {held.taken_over}")

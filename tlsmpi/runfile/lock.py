@@ -190,7 +190,8 @@ class RunLock:
         self.taken_over = None
 
     def acquire(self):
-        """Take the lock or raise LockError naming the holder and what to do.
+        """Take the lock, or raise LockError naming the holder and what to do, or the
+        OSError (with the lock's path) of a lock the system will not let it make.
 
         A provably stale lock (`provably_stale`) and a lock with this batch job's id are
         taken over; ``taken_over`` then says whose and why."""
@@ -223,8 +224,7 @@ class RunLock:
                             f"is writing it, clear the lock with: python -m tlsmpi.post unlock "
                             f"{self.path}") from None
         except OSError as err:
-            raise LockError(f"cannot create the lock {name} ({err.strerror}): check the "
-                            "directory's permissions or choose another --out") from None
+            raise OSError(err.errno, err.strerror, name) from None
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             locked = True
@@ -239,7 +239,7 @@ class RunLock:
         except OSError as err:
             os.close(fd)
             os.unlink(name)
-            raise LockError(f"cannot write the lock {name} ({err.strerror})") from None
+            raise OSError(err.errno, err.strerror, name) from None
         self.fd, self.record = fd, record
         return self
 
