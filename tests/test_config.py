@@ -173,3 +173,11 @@ def test_huge_requests_are_refused_from_arithmetic(tmp_path, override, words):
     elapsed = time.perf_counter() - t0
     print(f"{override}: checks took {elapsed:.3f} s: {lines[0]}")
     assert elapsed < 2.0
+
+
+def test_a_key_given_at_its_default_is_never_refused():
+    """Writing a default out (also an engine's own option) changes nothing and is allowed:
+    only a value that would be ignored is refused."""
+    for raw in ({"model": {"N": 6, "T_K": 0.0}}, {"engine": {"name": "ed", "trajectories": 0}},
+                {"time": {"n_times": 1, "spacing": "log"}}):
+        config.validate(raw)

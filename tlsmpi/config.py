@@ -351,13 +351,13 @@ def validate(raw):
     return config
 
 
-def _explicit(raw, section, key):
-    """The value of ``section.key`` as given (None if not given or at its default)."""
+def _explicit(raw, section, key, schema):
+    """The value of ``section.key`` as given (None if not given or at its default in
+    ``schema``, the section's key -> (default, check, want))."""
     table = raw.get(section)
     if not isinstance(table, dict) or key not in table:
         return None
-    default = SCHEMA.get(section, {}).get(key, (None,))[0]
-    return None if table[key] == default else table[key]
+    return None if table[key] == schema[key][0] else table[key]
 
 
 def unused_keys(config, cases, raw):
@@ -388,9 +388,10 @@ def unused_keys(config, cases, raw):
 
 
 def _check_unused(config, cases, raw):
+    schemas = {**SCHEMA, "engine": {**SCHEMA["engine"], **engines.get(config.engine).option_schema}}
     for key, why in unused_keys(config, cases, raw).items():
         section, name = key.split(".")
-        value = _explicit(raw, section, name)
+        value = _explicit(raw, section, name, schemas[section])
         if value is None and section == "model":
             swept = raw.get("sweep", {}).get(name) if isinstance(raw.get("sweep"), dict) else None
             value = swept if swept and any(v != _MODEL_DEFAULTS[name] for v in swept) else None
