@@ -168,7 +168,7 @@ def test_huge_requests_are_refused_from_arithmetic(tmp_path, override, words):
     cfg = config.load(None, [override])
     engine = engines.get(cfg.engine)(cfg.engine_options)
     with pytest.raises(ConfigError, match=words):
-        job._check_memory(engine, cfg, on_node=1)
+        job.check_memory(engine, cfg, on_node=1)
     writer.file_size_estimate(cfg, engine.outputs(cfg.request))
     elapsed = time.perf_counter() - t0
     print(f"{override}: checks took {elapsed:.3f} s: {lines[0]}")

@@ -16,6 +16,7 @@ computes every combination (a "case"), with the same disorder realizations in ea
     [sweep]        <model key> = [values...]
     [output]       checkpoint_seconds, progress_seconds
 """
+import copy
 from dataclasses import dataclass, fields
 import itertools
 import logging
@@ -184,7 +185,9 @@ def parse_override(text):
 def load(path=None, overrides=()):
     """Read, merge and validate a configuration; ``path`` None gives the default job.
 
-    ``overrides`` (``--set section.key=value`` texts) replace the file's values.  A
+    ``path`` is a TOML file, or a nested dict shaped like the TOML (``{"model": {"N":
+    12}}``, used as given: the default job's values do not apply).  ``overrides`` (``--set
+    section.key=value`` texts, or a dict ``{"section.key": value}``) replace its values.  A
     model key set on the command line while the file sweeps it replaces the sweep by
     that one value, and ``--set sweep.K=[...]`` replaces the file's ``model.K``; likewise
     ``--set time.values=[...]`` replaces the file's time grid and a grid key replaces its
@@ -193,7 +196,9 @@ def load(path=None, overrides=()):
     and ``sweep.K`` given together in one layer (file or command line) are refused.
     """
     raw = {}
-    if path is not None:
+    if isinstance(path, dict):
+        raw = copy.deepcopy(path)
+    elif path is not None:
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
@@ -210,16 +215,17 @@ def load(path=None, overrides=()):
             ) from None
     else:
         raw = default_job()
-    source = f"config file {path!r}" if path is not None else "the default job"
+    source = ("the given configuration" if isinstance(path, dict) else
+              f"config file {path!r}" if path is not None else "the default job")
     _check_sweep_conflicts(raw, source)
     given = {}
-    for text in overrides:
-        section, name, value = parse_override(text)
+    for section, name, value in _override_items(overrides):
         if (section, name) in given:
             log.info("--set %s.%s is given twice: the later %r replaces %r", section, name,
                      value, given[section, name])
         given[section, name] = value
-    _check_sweep_conflicts(_nest(given), "the command line")
+    _check_sweep_conflicts(_nest(given), "the overrides" if isinstance(overrides, dict)
+                           else "the command line")
     for (section, name), value in given.items():
         table = raw.get(section)
         if section == "model" and isinstance(raw.get("sweep"), dict) and name in raw["sweep"]:
@@ -241,6 +247,19 @@ def load(path=None, overrides=()):
             raise ConfigError(f"config entry {section!r} must be a table [{section}]")
         table[name] = value
     return validate(raw)
+
+
+def _override_items(overrides):
+    """(section, key, value) of ``--set`` texts or of a dict {"section.key": value}."""
+    if not isinstance(overrides, dict):
+        return [parse_override(text) for text in overrides]
+    items = []
+    for key, value in overrides.items():
+        if not isinstance(key, str) or key.count(".") != 1:
+            raise ConfigError(f"override {key!r}: expected a key \"section.key\", e.g. "
+                              "{\"model.N\": 20}")
+        items.append((*key.split("."), value))
+    return items
 
 
 def _nest(flat):

@@ -146,7 +146,7 @@ def check_resources(engine, cfg, args, comm):
     if comm.rank == 0:
         try:
             check_directory(args.out, args.resume)
-            _check_memory(engine, cfg, on_node)
+            check_memory(engine, cfg, on_node)
             if not args.resume:
                 need = file_size_estimate(cfg, engine.outputs(cfg.request))
                 free = shutil.disk_usage(os.path.dirname(os.path.abspath(args.out))).free
@@ -169,7 +169,9 @@ def check_resources(engine, cfg, args, comm):
 ITEM_BYTES = 500.0
 
 
-def _check_memory(engine, cfg, on_node):
+def check_memory(engine, cfg, on_node):
+    """Refuse (ConfigError) a work list or a case that does not fit in the memory of a
+    node with ``on_node`` ranks; log the engine's estimate per case."""
     from ..engines.base import available_memory
     available = available_memory()
     items = cfg.realizations * sum(engine.parts(p, cfg.request) for p in cfg.cases())
@@ -319,18 +321,23 @@ def check_resumable(path, cfg, repair):
     return sorted({(names.index(c), r) for c, r, _, _ in run.problems})
 
 
-def provenance(comm, engine, argv):
-    """Root attributes: who made the file, with what, from which command."""
-    from mpi4py import MPI
-    import mpi4py
-    from ..runfile.writer import h5py_module
+def provenance(comm, engine, argv, command=None):
+    """Root attributes: who made the file, with what, from which command (``command``:
+    the text of a call that is not ``python -m tlsmpi.run argv``).  With the serial
+    communicator (`tlsmpi.runfile.writer.SERIAL`) the MPI versions are empty."""
+    from ..runfile.writer import SERIAL, h5py_module
     h5py = h5py_module()
+    mpi = {"mpi_version": "", "mpi4py_version": ""}
+    if comm is not SERIAL:
+        from mpi4py import MPI
+        import mpi4py
+        mpi = {"mpi_version": MPI.Get_library_version().replace("\0", "").splitlines()[0].strip(),
+               "mpi4py_version": mpi4py.__version__}
     return {"tlsmpi_version": __version__, "git_commit": git_commit(),
-            "command_line": shlex.join([sys.executable, "-m", "tlsmpi.run", *argv]),
+            "command_line": command or shlex.join([sys.executable, "-m", "tlsmpi.run", *argv]),
             "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "host": socket.gethostname(), "n_ranks": comm.size,
-            "mpi_version": MPI.Get_library_version().replace("\0", "").splitlines()[0].strip(),
-            "mpi4py_version": mpi4py.__version__, "h5py_version": h5py.version.version,
+            **mpi, "h5py_version": h5py.version.version,
             "hdf5_version": h5py.version.hdf5_version, "numpy_version": np.__version__,
             "python_version": sys.version.split()[0], **engine.versions()}
 
@@ -456,6 +463,18 @@ def combine_parts(engine, params, cfg, times, r, values):
                 None, wall)
     except SolverError as err:
         return real, None, str(err), wall
+
+
+def compute_realization(engine, params, cfg, times, r):
+    """Realization r of ``params`` in this process alone, every part in part order (the
+    MPI-free step of the job, for ``tlsmpi.simulate``): (real, results, error, wall) as
+    `run_item`; the same numbers as any rank of the job computes."""
+    state = JobState(None)
+    if engine.parts(params, cfg.request) == 1:
+        return run_item(engine, params, cfg, times, r, None, 0, state)
+    values = [run_item(engine, params, cfg, times, r, None, 0, state, part)[1:]
+              for part in range(engine.parts(params, cfg.request))]
+    return combine_parts(engine, params, cfg, times, r, values)
 
 
 def _finite(results):

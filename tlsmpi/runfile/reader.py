@@ -18,7 +18,7 @@ import numpy as np
 from . import lock
 from ..errors import EXIT_IO, os_status
 from ..physics.measures import OBSERVABLES
-from .writer import DONE, FAILED, LAYOUT_VERSION, PENDING, mean_sem, read_verified
+from .writer import DISORDER, DONE, FAILED, LAYOUT_VERSION, PENDING, mean_sem, read_verified
 
 #: Layouts this reader understands (1: before dimension scales and row checksums).
 READABLE_LAYOUTS = (1, LAYOUT_VERSION)
@@ -61,6 +61,10 @@ class Case:
                          if not np.all(np.isfinite(rows[r]))]
         self.problems = [] if live else [(self.name,) + p for p in problems]
         self.observables = [o for o in OBSERVABLES if o in self._rows]
+        #: CF attributes (units, long_name) of each row dataset and disorder dataset
+        self.cf = {k: {a: _text(group[k].attrs[a]) for a in ("units", "long_name")
+                       if a in group[k].attrs}
+                   for k in [*self._rows, *("disorder/" + d for d in group.get("disorder", ()))]}
         self.stored_means = {o: group[o + "_mean"][...] for o in self.observables
                              if o + "_mean" in group}
         self.errors = {int(r): group["error"][r].decode(errors="replace")
@@ -100,6 +104,10 @@ class Case:
 
     def mean_sem(self, obs):
         return mean_sem(self._rows[obs], self.done)
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class Run:
@@ -159,6 +167,100 @@ class Run:
     @property
     def n_total(self):
         return sum(len(c.status) for c in self.cases)
+
+    def to_xarray(self, disorder=True):
+        """The whole run as one `xarray.Dataset` (needs xarray and pandas).
+
+        Dimensions ``case``, ``realization``, ``time`` and, for the disorder, ``site``,
+        ``site_other`` and ``xyz``.  ``case`` is indexed by the swept parameters (a
+        pandas MultiIndex; ``N`` when nothing is swept), so ``ds.sel(epsilon=1.0)``,
+        ``ds.sel(case=(16, 1.0))`` and ``ds.where(ds.epsilon == 1)`` work; ``label``
+        names each case.  Every row dataset of the engine (``concurrence``, Eq. 28;
+        ``entropy``, Eq. 29; an engine's own rows) is (case, realization, time) and
+        holds only verified done rows, NaN elsewhere; ``status`` (0 pending, 1 done,
+        -1 failed; a damaged row counts as pending) and ``error`` say why.
+        ``<obs>_mean`` and ``<obs>_sem`` are over the verified done rows.
+
+        Parameters
+        ----------
+        disorder : bool
+            Add the saved disorder (``nu``, ``J``, ``Y``, ..., docs/output.md), NaN
+            outside verified done rows and beyond a case's N sites (cases of a sweep over
+            N share the ``site`` dimension of the largest).
+
+        Returns
+        -------
+        xarray.Dataset
+            Root attributes of the file (provenance, ``config``, ``seed``, ...) as
+            ``attrs``, with ``complete`` and ``path``.
+        """
+        import pandas as pd
+        import xarray as xr
+        cases, R = self.cases, len(self.cases[0].status)
+        sites = max(c.N for c in cases)
+        done = np.stack([c.done for c in cases])
+        cf = {k: v for c in reversed(cases) for k, v in c.cf.items()}
+        data = {
+            "status": (("case", "realization"), np.stack([c.status for c in cases]).astype("i1"),
+                       {"long_name": "state of each realization (a damaged row counts as "
+                        "pending)", "flag_values": np.array([0, 1, -1], dtype="i1"),
+                        "flag_meanings": "pending done failed"}),
+            "error": (("case", "realization"),
+                      np.array([[c.errors.get(r, "") for r in range(R)] for c in cases]),
+                      {"long_name": "failure message of a failed realization"}),
+            "wall_seconds": (("case", "realization"), np.stack([c.wall_seconds for c in cases]),
+                             {"units": "s", "long_name": "compute time of the realization"}),
+        }
+        for name in dict.fromkeys(n for c in cases for n in c._rows):
+            data[name] = (("case", "realization", "time"), np.stack([c.rows(name) for c in cases]),
+                          cf[name])
+        for obs in dict.fromkeys(o for c in cases for o in c.observables):
+            mean, sem = zip(*(c.mean_sem(obs) for c in cases))
+            data[obs + "_mean"] = (("case", "time"), np.stack(mean),
+                                   {**cf[obs], "long_name": cf[obs].get("long_name", obs)
+                                    + ", mean over the verified done realizations"})
+            data[obs + "_sem"] = (("case", "time"), np.stack(sem),
+                                  {**cf[obs], "long_name": cf[obs].get("long_name", obs)
+                                   + ", standard error of the mean"})
+        if disorder:
+            data.update(_disorder(cases, done, sites, cf))
+        swept = [k for k in str(self.attrs.get("swept", "")).split(",") if k] or ["N"]
+        index = pd.MultiIndex.from_arrays([[c.params[k] for c in cases] for k in swept],
+                                          names=swept)
+        ds = xr.Dataset(data, coords={
+            "time": ("time", self.times, {"units": "1", "long_name": "time in units of hbar/W"}),
+            "realization": np.arange(R), "site": np.arange(sites),
+            "label": ("case", [c.label for c in cases])})
+        ds = ds.assign_coords(case=index)
+        ds.attrs.update({k: _text(v) for k, v in self.attrs.items()}, complete=int(self.complete),
+                        path=self.path)
+        return ds
+
+
+def _disorder(cases, done, sites, cf):
+    """{name: (dims, array, attrs)} of the saved disorder of ``cases`` for `Run.to_xarray`,
+    padded with NaN to ``sites`` and NaN outside the ``done`` rows."""
+    out = {}
+    names = dict.fromkeys(k for c in cases for k in c.disorder)
+    for name in names:
+        trailing = DISORDER[name][0]
+        stacked = []
+        for c, ok in zip(cases, done):
+            rows = np.asarray(c.disorder[name], dtype=float)
+            pad = [(0, 0)] + [(0, sites - n if dim != "xyz" else 0)
+                              for dim, n in zip(trailing, rows.shape[1:])]
+            rows = np.pad(rows, pad, constant_values=np.nan)
+            rows[~ok] = np.nan
+            stacked.append(rows)
+        out[name] = (("case", "realization", *trailing), np.stack(stacked),
+                     cf.get("disorder/" + name, {}))
+    return out
+
+
+def open_run(path, disorder=True):
+    """The run file ``path`` read, verified and returned as one `xarray.Dataset`
+    (`Run.to_xarray`; raises as `Run` does, e.g. `DamagedRun`)."""
+    return Run(path).to_xarray(disorder)
 
 
 def summary(run):

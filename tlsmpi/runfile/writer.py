@@ -8,6 +8,7 @@ Layout (layout_version 2; docs/output.md has the full description)::
     /complete              ()  1 once no realization is pending
     /end_time              ()  when the run was finalized ("" before)
     /case_000 ...          attrs: the case's effective model parameters, label
+        time               (T,)   the times again, on /time's dimension (xarray's group=)
         site, site_other, xyz, checksum_item   dimension scales of this case
         status             (R,)   0 pending, 1 done, -1 failed (flag_values/flag_meanings)
         checksum           (R, K) CRC32 of each of the K rows of a written realization
@@ -234,6 +235,9 @@ def _make_layout(f, config, meta, rows):
         g = f.create_group(case_name(k))
         g.attrs.update({key: getattr(params, key) for key in params.__dataclass_fields__})
         g.attrs["label"] = case_label(params, swept)
+        # the case's own time coordinate (on the root's dimension), for xarray's group=
+        _attach(g.create_dataset("time", data=times), time)
+        g["time"].attrs.update(units="1", long_name="time in units of hbar/W")
         status = g.create_dataset(
             "status", shape=(R,), dtype="i1", fillvalue=PENDING, dcpl=_early()
         )
@@ -277,8 +281,23 @@ def _make_layout(f, config, meta, rows):
 
 # --------------------------------------------------------------------------- writing
 
+class SerialComm:
+    """The communicator of one process without MPI (`SERIAL`): what `RunFile` uses of an
+    mpi4py communicator, for writing a run file in a process that never starts MPI."""
+    rank, size = 0, 1
+
+    def bcast(self, obj, root=0):
+        return obj
+
+
+#: The one-process communicator of `RunFile` without MPI (``tlsmpi.simulate``).
+SERIAL = SerialComm()
+
+
 def _open_parallel(path, comm):
     h5py = h5py_module()
+    if comm is SERIAL:
+        return h5py.File(path, "r+")
     if h5py.get_config().mpi:
         return h5py.File(path, "r+", driver="mpio", comm=comm)
     if comm.size > 1:
@@ -289,7 +308,8 @@ def _open_parallel(path, comm):
 
 
 class RunFile:
-    """Writer side of the run file, opened on all ranks of ``comm`` (collective).
+    """Writer side of the run file, opened on all ranks of ``comm`` (collective; `SERIAL`:
+    one process without MPI).
 
     Completed realizations are buffered with `add`/`add_failure` and written by
     `write_buffer` (independent I/O: no other rank takes part)."""
