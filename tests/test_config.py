@@ -181,3 +181,47 @@ def test_a_key_given_at_its_default_is_never_refused():
     for raw in ({"model": {"N": 6, "T_K": 0.0}}, {"engine": {"name": "ed", "trajectories": 0}},
                 {"time": {"n_times": 1, "spacing": "log"}}):
         config.validate(raw)
+
+
+def test_every_key_has_a_one_line_description():
+    """tlsmpi config prints a description of every key: the schema's, every model key,
+    every registered engine's own options (the toy engine of docs/extending.md included)."""
+    import toy_engine  # noqa: F401  (registers "toy")
+    keys = [(s, k, "exact") for s, table in config.SCHEMA.items() for k in table]
+    keys += [("sweep", k, "exact") for k in config.MODEL_KEYS]
+    keys += [("engine", k, name) for name in engines.names()
+             for k in engines.get(name).option_schema]
+    missing, bad = [], []
+    for section, key, engine in keys:
+        try:
+            text = config.description(section, key, engine)
+        except KeyError:
+            missing.append(f"{section}.{key} ({engine})")
+            continue
+        if not text or "\n" in text or len(text) > 100:
+            bad.append(f"{section}.{key}")
+    assert not missing and not bad, (missing, bad)
+    assert "toy" in engines.names() and len(keys) > 30
+    assert not set(config.DESCRIPTIONS["model"]) ^ set(config.SCHEMA["model"])
+
+
+def test_config_command_prints_every_key_value_default_and_description():
+    from conftest import run_tlsmpi
+    res = run_tlsmpi(["config", "--set", 'engine.name="ed"', "--set", "engine.trajectories=40",
+                      "--set", "model.N=8"], module="tlsmpi.command")
+    assert res.returncode == 0, res.stderr
+    printed, section = {}, None
+    for line in res.stdout.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif line:
+            printed[section, line.split(" = ")[0]] = line
+    cfg = config.load(None, ['engine.name="ed"', "engine.trajectories=40", "model.N=8"])
+    assert set(printed) == {(s, k) for s, table in cfg.data.items() for k in table}
+    for (section, key), line in printed.items():
+        assert config.description(section, key, "ed") in line, line
+    assert printed["model", "N"].startswith("N = 8 ") and "(default 16)" in printed["model", "N"]
+    assert "(default 0)" in printed["engine", "trajectories"]
+    assert "values of model.epsilon" in printed["sweep", "epsilon"]
+    bad = run_tlsmpi(["config", "--set", "model.N=1"], module="tlsmpi.command")
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "model.N" in bad.stderr

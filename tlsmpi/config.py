@@ -61,6 +61,83 @@ SCHEMA = {
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
 
+#: section -> key -> one line for ``tlsmpi config`` and docs/configuration.md; an engine's
+#: own keys are described by its ``option_docs`` (`tlsmpi.engines.Engine`).
+DESCRIPTIONS = {
+    "model": {
+        "material": 'Table I preset of the keys not given: "SiO2", "BK7", "PMMA", or "" (the '
+                    "paper's numerics)",
+        "N": "number of TLSs per realization (>= 2)",
+        "W_eV": "physical value of the energy unit W, in eV",
+        "Dbar": "typical tunnelling amplitude Delta-bar, in units of W (Eq. 6)",
+        "nD": "decades spanned by the tunnelling amplitudes Delta (Eq. 6)",
+        "gamma": "TLS-phonon coupling gamma, in units of W",
+        "rho_g_cm3": "mass density of the glass, in g/cm^3",
+        "vL_km_s": "longitudinal sound velocity, in km/s",
+        "vT_km_s": "transverse sound velocity, in km/s (Debye average, Eq. A9)",
+        "L0_nm": "length scale of the periodic cube, L = L0 N^(1/3), in nm",
+        "eta": "scale factor of the couplings, J -> eta J (Eq. 25)",
+        "epsilon": "scale factor of the phonon rates, Y -> epsilon Y (Eq. 25); 0: unitary",
+        "T_K": "bath temperature in K (Bose factors f_T); needs epsilon > 0",
+        "flipflop": "flip-flop coupling K_ij = flipflop * J_ij (footnote 67; liouvillian, ed)",
+        "flipflop_form": '"exchange": K_ij (S+_i S-_j + h.c.); "xx": 2 K_ij S^x_i S^x_j per pair',
+    },
+    "time": {
+        "t_min": "first output time, in units of hbar/W",
+        "t_max": "last output time, in units of hbar/W",
+        "n_times": "number of output times",
+        "spacing": 'spacing of the output times: "log" or "linear"',
+        "values": "explicit output times (non-empty, increasing), instead of the grid keys",
+    },
+    "ensemble": {
+        "realizations": "disorder realizations per case",
+        "seed": "realization r draws from numpy.random.default_rng([r, seed])",
+    },
+    "engine": {
+        "name": 'the engine: "exact", "liouvillian", "ed" or a registered one',
+        "ranks_per_realization": "ranks sharing one realization (parallel engines only)",
+    },
+    "observables": {
+        "concurrence": "compute the mean pair concurrence C(t) (Eq. 28)",
+        "entropy": "compute the bubble entanglement entropy S_E(t) (Eq. 29)",
+        "bipartitions": "bubbles S_E is averaged over: 0 all N, n a reproducible subset of n",
+        "save_disorder": "store the disorder (nu, J, Y, ...) of every realization",
+    },
+    "sweep": {},
+    "output": {
+        "checkpoint_seconds": "interval of each rank's writes (a kill loses at most this)",
+        "progress_seconds": "interval of the progress log line (tlsmpi.simulate: of its bar)",
+    },
+}
+
+
+def description(section, key, engine="exact"):
+    """The one-line description of ``section.key``; an engine's own keys from its
+    ``option_docs``, a swept key from its model key."""
+    if section == "engine" and key not in SCHEMA["engine"]:
+        return engines.get(engine).option_docs[key]
+    if section == "sweep" and key in DESCRIPTIONS["model"]:
+        return f"values of model.{key} to scan, one case each"
+    return DESCRIPTIONS[section][key]
+
+
+def describe(config):
+    """``tlsmpi config``: the resolved configuration as TOML with, after every key, its
+    default (where it differs) and its description."""
+    lines = []
+    schema = {**SCHEMA, "engine": {**SCHEMA["engine"], **engines.get(config.engine).option_schema}}
+    for section, table in config.data.items():
+        lines.append(f"[{section}]")
+        for key, value in table.items():
+            text = f"{key} = {_toml_value(value)}"
+            default = schema[section][key][0] if key in schema[section] else None
+            note = ("" if section == "sweep" or default == value else
+                    f"(default {_toml_value(default)}) ")
+            lines.append(f"{text:<28} # {note}{description(section, key, config.engine)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def _type_ok(value, default):
     if isinstance(default, bool):
         return isinstance(value, bool)

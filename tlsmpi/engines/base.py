@@ -10,6 +10,7 @@ configuration find it here by name (``engine.name`` of the run configuration)::
     class Toy(engines.Engine):
         name = "toy"
         option_schema = {"scale": (1.0, lambda v: v > 0, "a number > 0")}
+        option_docs = {"scale": "factor of the constant concurrence"}
 
         def compute(self, real, times, request, comm=None):
             return {"concurrence": self.options["scale"] * np.ones(len(times))}
@@ -56,6 +57,8 @@ class Engine:
     name = None
     #: Engine-specific keys of the ``[engine]`` table: key -> (default, check, want).
     option_schema = {}
+    #: One line per key of `option_schema` (``tlsmpi config``, docs/configuration.md).
+    option_docs = {}
     #: Observables the engine can compute (fields of `tlsmpi.physics.measures.Request`).
     observables = ("concurrence",)
     #: True if one realization can run on a group of several ranks (``comm`` in `compute`).

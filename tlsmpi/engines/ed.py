@@ -169,6 +169,7 @@ class EDEngine(Engine):
     name = "ed"
     observables = ("concurrence", "entropy")
     option_schema = {"trajectories": (0, lambda v: v >= 0, "an integer >= 0 (0: epsilon = 0 only)")}
+    option_docs = {"trajectories": "quantum-jump trajectories per realization (epsilon > 0)"}
 
     def __init__(self, options=None):
         super().__init__(options)

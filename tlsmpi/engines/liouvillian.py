@@ -834,6 +834,7 @@ class LiouvillianEngine(Engine):
     option_schema = {"method": ("auto", lambda v: v in METHODS,
                           "one of \"auto\" (eigendecomposition of the Delta m blocks where "
                           "possible, else MFN), \"mfn\", \"spectral\"")}
+    option_docs = {"method": '"auto", "mfn" or "spectral" (docs/liouvillian.md, "Long windows")'}
 
     def check(self, cases, request):
         """Refuse method = "spectral" where it cannot run; log the path of every N."""
