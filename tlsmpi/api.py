@@ -72,6 +72,9 @@ def simulate(config=None, overrides=None, *, out=None, progress=None):
         path = os.path.join(tmp, "simulate.h5") if out is None else os.fspath(out)
         args = SimpleNamespace(out=path, resume=False, overwrite=False, repair=False)
         job.check_directory(path)
+        if os.path.exists(path):
+            raise ConfigError(f"out = {path!r} exists: choose another out, or remove the file "
+                              "first (tlsmpi.simulate never replaces a run file)")
         held, _ = job.claim_output(args, cfg)
         try:
             create(path, cfg, job.provenance(SERIAL, engine, [], _call(config, overrides)),
