@@ -4,8 +4,10 @@
 #                         (no ARGS: the small default job, written to default.h5)
 #   ./dev.sh test [ARGS]  install what is missing, run the linters (ruff, lint-imports: the
 #                         layers of docs/architecture.md), then the test suite (pytest ARGS)
-#   ./dev.sh test-nompi [ARGS]  a login node: pip venv from python3 (no MPI, numpy >= 2),
-#                         the tests that need neither MPI nor PETSc (the rest skip, with the reason)
+#   ./dev.sh test-nompi [ARGS]  a login node: pip venv from python3 (no MPI, numpy >= 2) with
+#                         the test, notebook and docs extras: the tests that need neither MPI
+#                         nor PETSc (the rest skip, with the reason; tests/test_docs.py builds
+#                         the documentation with -W), then the tlsmpi command on a run file
 #   ./dev.sh bench WHAT   install what is missing, then run a benchmark (pairs, liouvillian, entropy,
 #                         schedule, ed)
 #   ./dev.sh python ...   the project's interpreter, with the environment set up
@@ -47,7 +49,7 @@ pip_leg() {
         echo "tlsmpi: creating $pvenv from $(command -v python3) (plain venv, packages from PyPI)"
         python3 -m venv "$pvenv"
     fi
-    "$pvenv/bin/python" -m pip install -q --upgrade '.[test]'
+    "$pvenv/bin/python" -m pip install -q --upgrade '.[test,notebook,docs]'
     "$pvenv/bin/python" - <<'PY'
 import importlib.util, sys
 import numpy
@@ -67,14 +69,17 @@ PY
         work=$(mktemp -d)
         mpi_env
         "$VENV/bin/python" -m tlsmpi.run run/quick.toml --out "$work/quick.h5" >/dev/null
-        "$pvenv/bin/python" -m tlsmpi.post all "$work/quick.h5" --outdir "$work/figs" --boot 20 >/dev/null
+        "$pvenv/bin/tlsmpi" post all "$work/quick.h5" --outdir "$work/figs" --boot 20 >/dev/null
+        "$pvenv/bin/tlsmpi" check "$work/quick.h5" >/dev/null
+        "$pvenv/bin/tlsmpi" config run/quick.toml | grep -q '^N = 16 ' \
+            || { echo "tlsmpi: error: tlsmpi config run/quick.toml does not print N = 16"; exit 1; }
         status=0
         "$pvenv/bin/python" -m tlsmpi.run --out "$work/refused.h5" 2>"$work/err" || status=$?
         if [ "$status" != 2 ] || [ "$(wc -l < "$work/err")" != 1 ] || [ -e "$work/refused.h5" ]; then
             echo "tlsmpi: error: without mpi4py, python -m tlsmpi.run should exit 2 with one line"
             cat "$work/err"; exit 1
         fi
-        echo "tlsmpi: pip venv: tlsmpi.post all made $(ls "$work/figs" | wc -l) figure files; tlsmpi.run without mpi4py: $(cat "$work/err")"
+        echo "tlsmpi: pip venv: tlsmpi post all made $(ls "$work/figs" | wc -l) figure files; tlsmpi.run without mpi4py: $(cat "$work/err")"
         rm -rf "$work"
     fi
 }
@@ -119,5 +124,5 @@ case "$cmd" in
         setup; mpi_env
         exec "$VENV/bin/python" "$@" ;;
     *)
-        sed -n '2,11p' "$0"; exit 2 ;;
+        sed -n '2,13p' "$0"; exit 2 ;;
 esac

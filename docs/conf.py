@@ -16,7 +16,7 @@ author = "the tlsmpi authors"
 copyright = "2026, " + author
 release = version = __version__
 extensions = ["myst_parser", "sphinx.ext.autodoc", "numpydoc", "tutorial"]
-source_suffix = {".md": "markdown"}
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
 exclude_patterns = ["_build", "_generated", "_ext"]
 default_role = "py:obj"

@@ -37,3 +37,18 @@ def test_help_lists_the_commands():
     assert res.returncode == 0
     for word in ("run", "post", "check", "bench", "config"):
         assert f"tlsmpi {word}" in res.stdout
+
+
+def test_the_installed_tlsmpi_script(tmp_path):
+    """The console script of the pip install (setup.cfg entry point), next to this Python."""
+    import os
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(sys.executable), "tlsmpi")
+    if not os.path.exists(script):
+        pytest.skip(f"no {script}: tlsmpi is not pip-installed here (pip install .)")
+    res = subprocess.run([script, "config", "--set", "model.N=6"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0 and "\nN = 6 " in res.stdout, res.stderr
+    res = subprocess.run([script, "frobnicate"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "run, post, check, bench, config" in res.stderr

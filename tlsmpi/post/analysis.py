@@ -408,8 +408,8 @@ def eta_collapse(curves, n_grid=60):
 
 
 def coupling_scales(J):
-    """Typical couplings from stored disorder J (R, N, N): the geometric mean of |J_ij|
-    over all pairs and the median over TLSs of each one's strongest |J_ij| (units of W)."""
+    """Typical couplings from stored disorder J (R, N, N): the geometric mean of ``|J_ij|``
+    over all pairs and the median over TLSs of each one's strongest ``|J_ij|`` (units of W)."""
     J = np.abs(np.asarray(J))
     R, N, _ = J.shape
     iu = np.triu_indices(N, 1)

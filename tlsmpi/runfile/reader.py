@@ -231,7 +231,10 @@ class Run:
             "time": ("time", self.times, {"units": "1", "long_name": "time in units of hbar/W"}),
             "realization": np.arange(R), "site": np.arange(sites),
             "label": ("case", [c.label for c in cases])})
-        ds = ds.assign_coords(case=index)
+        if hasattr(xr, "Coordinates"):         # xarray >= 2023.08: the explicit form
+            ds = ds.assign_coords(xr.Coordinates.from_pandas_multiindex(index, "case"))
+        else:
+            ds = ds.assign_coords(case=index)
         ds.attrs.update({k: _text(v) for k, v in self.attrs.items()}, complete=int(self.complete),
                         path=self.path)
         return ds
