@@ -60,4 +60,4 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path):
     assert "tlsmpi.simulate" in api and "to_xarray" in api and "register" in api
     assert "max C(t) of the closed system:" in (tmp_path / "html" / "tutorial.html").read_text()
     print(f"docs built in {elapsed:.1f} s")
-    assert elapsed < 60
+    assert elapsed < 90       # ~20 s on 2 free cores, 43 s at a load of 17 on 2 cores
