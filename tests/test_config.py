@@ -198,7 +198,7 @@ def test_every_key_has_a_one_line_description():
         except KeyError:
             missing.append(f"{section}.{key} ({engine})")
             continue
-        if not text or "\n" in text or len(text) > 100:
+        if not text or "\n" in text or len(text) > 160:
             bad.append(f"{section}.{key}")
     assert not missing and not bad, (missing, bad)
     assert "toy" in engines.names() and len(keys) > 30

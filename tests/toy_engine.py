@@ -16,6 +16,7 @@ from tlsmpi.errors import ConfigError
 class ToyEngine(engines.Engine):
     """C(t) of N/2 dephasing Bell pairs."""
     name = "toy"
+    observables = ("concurrence",)
     option_schema = {"tau": (1.0, lambda v: v > 0, "a dephasing time > 0 (units of hbar/W)")}
     option_docs = {"tau": "dephasing time of the Bell pairs, in units of hbar/W"}
 
