@@ -137,3 +137,14 @@ def test_simulate_refuses_what_the_runner_refuses(tmp_path):
     with pytest.raises(ConfigError, match="exists"):
         tlsmpi.simulate(overrides={"model.N": 4}, out=out, progress=False)
     assert out.read_bytes() == b""
+
+
+def test_resolved_rows_are_padded_per_pair_and_site():
+    ds = tlsmpi.simulate(overrides={"sweep.N": [4, 5], "ensemble.realizations": 2,
+                                    "time.n_times": 3, "observables.resolved": True},
+                         progress=False)
+    rows = ds.concurrence_resolved
+    assert rows.dims == ("case", "realization", "time", "pair") and rows.sizes["pair"] == 10
+    assert np.isnan(rows.sel(N=4).values[..., 6:]).all()
+    assert np.isfinite(rows.sel(N=4).values[..., :6]).all()
+    assert np.isfinite(rows.sel(N=5).values).all()

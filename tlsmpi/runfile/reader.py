@@ -213,8 +213,10 @@ class Run:
                              {"units": "s", "long_name": "compute time of the realization"}),
         }
         for name in dict.fromkeys(n for c in cases for n in c._rows):
-            data[name] = (("case", "realization", "time"), np.stack([c.rows(name) for c in cases]),
-                          cf[name])
+            per_item = (registry.get(name[:-len("_resolved")]).kind,) \
+                if name.endswith("_resolved") else ()
+            data[name] = (("case", "realization", "time", *per_item),
+                          _stacked([c.rows(name) for c in cases], done), cf[name])
         for obs in dict.fromkeys(o for c in cases for o in c.observables):
             mean, sem = zip(*(c.mean_sem(obs) for c in cases))
             data[obs + "_mean"] = (("case", "time"), np.stack(mean),
@@ -224,7 +226,7 @@ class Run:
                                   {**cf[obs], "long_name": cf[obs].get("long_name", obs)
                                    + ", standard error of the mean"})
         if disorder:
-            data.update(_disorder(cases, done, sites, cf))
+            data.update(_disorder(cases, done, cf))
         swept = [k for k in str(self.attrs.get("swept", "")).split(",") if k] or ["N"]
         index = pd.MultiIndex.from_arrays([[c.params[k] for c in cases] for k in swept],
                                           names=swept)
@@ -241,23 +243,22 @@ class Run:
         return ds
 
 
-def _disorder(cases, done, sites, cf):
-    """{name: (dims, array, attrs)} of the saved disorder of ``cases`` for `Run.to_xarray`,
-    padded with NaN to ``sites`` and NaN outside the ``done`` rows."""
-    out = {}
-    names = dict.fromkeys(k for c in cases for k in c.disorder)
-    for name in names:
-        trailing = DISORDER[name][0]
-        stacked = []
-        for c, ok in zip(cases, done):
-            rows = np.asarray(c.disorder[name], dtype=float)
-            pad = [(0, 0)] + [(0, sites - n if dim != "xyz" else 0)
-                              for dim, n in zip(trailing, rows.shape[1:])]
-            rows = np.pad(rows, pad, constant_values=np.nan)
-            rows[~ok] = np.nan
-            stacked.append(rows)
-        out[name] = (("case", "realization", *trailing), np.stack(stacked),
-                     cf.get("disorder/" + name, {}))
+def _disorder(cases, done, cf):
+    """{name: (dims, array, attrs)} of the saved disorder of ``cases`` for `Run.to_xarray`
+    (`_stacked`)."""
+    return {name: (("case", "realization", *DISORDER[name][0]),
+                   _stacked([c.disorder[name] for c in cases], done),
+                   cf.get("disorder/" + name, {}))
+            for name in dict.fromkeys(k for c in cases for k in c.disorder)}
+
+
+def _stacked(arrays, done):
+    """The per-case arrays (R, ...) stacked along a first axis, NaN-padded to the largest
+    of every axis (cases of a sweep over N) and NaN outside the ``done`` rows."""
+    out = np.full((len(arrays), *np.max([np.shape(a) for a in arrays], axis=0)), np.nan)
+    for k, (a, ok) in enumerate(zip(arrays, done)):
+        out[(k, *map(slice, np.shape(a)))] = a
+        out[k, ~ok] = np.nan
     return out
 
 
