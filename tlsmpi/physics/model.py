@@ -36,10 +36,9 @@ FLIPFLOP_FORMS = ("exchange", "xx")
 GEOMETRIES = ("periodic", "open", "film")
 #: Laws of the dipole contraction D_ij (see ModelParams and `tensor_couplings`).
 COUPLINGS = ("gaussian", "tensor")
-#: Largest volume fraction (pi/6) d_min^3 rho_TLS a minimum separation may fill; random
-#: sequential addition jams at 0.38 in 3D (0.55 in 2D, the bound of a film thinner than d_min).
+#: Largest volume fraction (pi/6) d_min^3 / L0^3 a minimum separation may fill; random
+#: sequential addition jams at 0.38 in 3D.
 PACKING_LIMIT = 0.3
-PACKING_LIMIT_2D = 0.4
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ class ModelParams:
 
     def _check_variants(self):
         """Refuse an unknown geometry or coupling law, a film without thickness and a
-        minimum separation that random sequential addition cannot pack."""
+        minimum separation that random sequential addition cannot pack (`PACKING_LIMIT`)."""
         for key, allowed in (("geometry", GEOMETRIES), ("couplings", COUPLINGS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"model.{key} = {getattr(self, key)!r}: choose one of "
@@ -118,18 +117,12 @@ class ModelParams:
         if self.geometry == "film" and self.film_nm == 0:
             raise ValueError("model.geometry = \"film\" needs model.film_nm > 0 (the film "
                              "thickness in nm)")
-        d, h = self.d_min_nm, self.film_nm
+        d = self.d_min_nm
         fill = math.pi / 6 * d**3 / self.L0_nm**3
         if fill > PACKING_LIMIT:
             raise ValueError(f"model.d_min_nm = {d!r}: spheres of that diameter fill {fill:.2f}"
                              f" > {PACKING_LIMIT} of the volume at L0 = {self.L0_nm!r} nm; use "
                              f"d_min_nm <= {self.L0_nm * (6 * PACKING_LIMIT / math.pi)**(1/3):.3g}")
-        if self.geometry == "film" and h < d:
-            area = math.pi / 4 * d**2 * h / self.L0_nm**3
-            if area > PACKING_LIMIT_2D:
-                raise ValueError(f"model.d_min_nm = {d!r}: in a film of {h!r} nm the discs "
-                                 f"fill {area:.2f} > {PACKING_LIMIT_2D} of its area; use a "
-                                 "smaller d_min_nm or a thicker film")
 
     @classmethod
     def from_material(cls, name, **overrides):
@@ -279,8 +272,8 @@ def tensor_couplings(dipoles, positions, params):
     out = (-2 * v2 / vT2 * (trDD - 3 * nDDn)
            + v2 * (1 / vL2 - 1 / vT2) * (-np.outer(tr, tr) - 2 * trDD + 3 * tr[:, None] * nDn.T
                                          + 3 * tr[None, :] * nDn + 12 * nDDn - 15 * nDn * nDn.T))
-    np.fill_diagonal(out, 0.0)
-    return out
+    out = np.triu(out, 1)
+    return out + out.T
 
 
 def random_dipoles(g, seed, index):
