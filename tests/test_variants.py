@@ -2,6 +2,7 @@
 Eq. (A27), each against an independent computation."""
 import itertools
 import math
+import tomllib
 
 import numpy as np
 import pytest
@@ -218,3 +219,13 @@ def test_tensor_couplings_have_zero_mean():
     vals = np.concatenate([sample(p, 1, k).D[np.triu_indices(40, 1)] for k in range(50)])
     assert abs(vals.mean()) < 5 * vals.std() / math.sqrt(len(vals))
     assert 0.3 < vals.std() < 3
+
+
+def test_a_file_written_before_the_variants_resumes():
+    """The resolved TOML of a default run is the text of the code before the variant keys
+    (so --resume of such a file compares equal); a variant shows and reads back."""
+    text = config.load(None).to_toml()
+    assert not any(k in text for k in config.LATER_KEYS["model"])
+    cfg = config.load(None, ["model.geometry=\"film\"", "model.film_nm=2.0"])
+    assert 'geometry = "film"' in cfg.to_toml() and "film_nm = 2.0" in cfg.to_toml()
+    assert config.validate(tomllib.loads(cfg.to_toml())).data == cfg.data

@@ -63,6 +63,9 @@ SCHEMA = {
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
 
+#: Keys added after run files of layout 2 were written (see `Config.to_toml`).
+LATER_KEYS = {"model": ("geometry", "film_nm", "d_min_nm", "couplings")}
+
 #: section -> key -> one line on what the key sets (docs/configuration.md says more).
 DESCRIPTIONS = {
     "model": {
@@ -164,12 +167,15 @@ class Config:
         return out
 
     def to_toml(self):
-        """The resolved configuration as TOML text (stored in every output file)."""
+        """The resolved configuration as TOML text (stored in every output file).  The
+        `LATER_KEYS` at their defaults are left out: a file written before they existed
+        then resumes, and the text still reads back to the same configuration."""
         lines = []
         for name, table in self.data.items():
             lines.append(f"[{name}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
-                      if not (name == "time" and k == "values" and v == [])]
+                      if not (name == "time" and k == "values" and v == [])
+                      and not (k in LATER_KEYS.get(name, ()) and v == SCHEMA[name][k][0])]
             lines.append("")
         return "\n".join(lines)
 
