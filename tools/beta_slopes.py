@@ -1,6 +1,7 @@
 """Local slopes d ln C / d ln t of the concurrence after its peak (docs/beta.md).
 
-    python tools/beta_slopes.py RUN.h5 [RUN.h5 ...] [--csv OUT.csv] [--boot 300]
+    python tools/beta_slopes.py RUN.h5 [RUN.h5 ...] [--csv OUT.csv] [--boot 300] [--N N ...]
+    python tools/beta_slopes.py --markdown READING TABLE.csv [TABLE.csv ...]
 
 For every case of every run file: t_peak of the mean curve (tlsmpi.post.analysis.peak),
 then at t = x t_peak for x in `POINTS` the least-squares slope of ln(reading) against
@@ -10,7 +11,8 @@ tlsmpi.post.analysis.plateau_value), the median, and the typical value exp<ln C>
 realizations with C > 0.  The standard error of each slope is the standard deviation over
 ``--boot`` bootstrap resamples of the realizations (windows fixed).  ``n_pos`` is the
 number of realizations with C > 0 at the window's centre: where it is small, the mean
-rests on those few.
+rests on those few.  ``--markdown`` prints one reading of written tables as a Markdown
+table (a row per file and case, a column per x: slope +- SEM, n_pos).
 """
 import argparse
 import csv
@@ -76,13 +78,33 @@ def case_slopes(t, rows, n_boot=300, seed=0):
     return out
 
 
+def markdown(reading, paths):
+    """Markdown table of ``reading`` from tables written with --csv."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as fh:
+            rows += [r for r in csv.DictReader(fh) if r["reading"] == reading]
+    xs = sorted({float(r["x"]) for r in rows})
+    keys = list(dict.fromkeys((r["file"], r["label"], r["R"]) for r in rows))
+    print("| run | case | R | " + " | ".join(f"{x:g} t_peak" for x in xs) + " |")
+    print("| --- " * (3 + len(xs)) + "|")
+    for key in keys:
+        cell = {float(r["x"]): r for r in rows if (r["file"], r["label"], r["R"]) == key}
+        print(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(
+            (f"{float(cell[x]['slope']):.2f} +- {float(cell[x]['sem']):.2f} ({cell[x]['n_pos']})"
+             if x in cell and cell[x]["slope"] != "nan" else "-") for x in xs) + " |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
+    parser.add_argument("--markdown", metavar="READING", choices=READINGS)
     parser.add_argument("--csv", help="write the table here (else to stdout)")
     parser.add_argument("--boot", type=int, default=300)
     parser.add_argument("--N", type=int, nargs="*", help="only these N")
     args = parser.parse_args(argv)
+    if args.markdown:
+        return markdown(args.markdown, args.files)
     table = []
     for path in args.files:
         run = Run(path)
