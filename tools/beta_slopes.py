@@ -2,6 +2,7 @@
 
     python tools/beta_slopes.py RUN.h5 [RUN.h5 ...] [--csv OUT.csv] [--boot 300] [--N N ...]
     python tools/beta_slopes.py --markdown READING TABLE.csv [TABLE.csv ...]
+    python tools/beta_slopes.py --fits RUN.h5 [--N N ...]
 
 For every case of every run file: t_peak of the mean curve (tlsmpi.post.analysis.peak),
 then at t = x t_peak for x in `POINTS` the least-squares slope of ln(reading) against
@@ -12,7 +13,9 @@ realizations with C > 0.  The standard error of each slope is the standard devia
 ``--boot`` bootstrap resamples of the realizations (windows fixed).  ``n_pos`` is the
 number of realizations with C > 0 at the window's centre: where it is small, the mean
 rests on those few.  ``--markdown`` prints one reading of written tables as a Markdown
-table (a row per file and case, a column per x: slope +- SEM, n_pos).
+table (a row per file and case, a column per x: slope +- SEM, n_pos).  ``--fits`` prints
+beta of a straight line through ln C(mean) against ln t over each of `FIT_WINDOWS` (in
+units of t_peak): how a fixed-window power-law fit reads the same curve.
 """
 import argparse
 import csv
@@ -26,6 +29,7 @@ from tlsmpi.results import Run
 
 POINTS = (1.8, 3.2, 5.6, 10.0, 18.0, 32.0, 56.0, 100.0)
 HALF_WIDTH = 0.15
+FIT_WINDOWS = ((1.2, 5.0), (1.8, 10.0), (1.0, 30.0))
 READINGS = ("mean", "mean-Cinf", "median", "typical")
 FIELDS = ("file", "label", "N", "R", "t_peak", "reading", "x", "t_lo", "t_hi", "slope", "sem",
           "n_pos")
@@ -95,10 +99,22 @@ def markdown(reading, paths):
              if x in cell and cell[x]["slope"] != "nan" else "-") for x in xs) + " |")
 
 
+def window_fits(t, rows):
+    """-slope of ln C(mean) on ln t over each of `FIT_WINDOWS` x t_peak."""
+    mean = rows.mean(0)
+    t_peak = peak(t, mean)[0]
+    out = []
+    for lo, hi in FIT_WINDOWS:
+        k = (t >= lo * t_peak) & (t <= hi * t_peak)
+        out.append(-slope(t[k], mean[k]))
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="+")
     parser.add_argument("--markdown", metavar="READING", choices=READINGS)
+    parser.add_argument("--fits", action="store_true")
     parser.add_argument("--csv", help="write the table here (else to stdout)")
     parser.add_argument("--boot", type=int, default=300)
     parser.add_argument("--N", type=int, nargs="*", help="only these N")
@@ -113,9 +129,16 @@ def main(argv=None):
             if args.N and case.params["N"] not in args.N:
                 continue
             rows = case.values("concurrence")
+            if args.fits:
+                print(f"{path} {case.label}: beta over " + ", ".join(
+                    f"[{lo:g}, {hi:g}] t_peak = {b:.2f}"
+                    for (lo, hi), b in zip(FIT_WINDOWS, window_fits(t, rows))))
+                continue
             for r in case_slopes(t, rows, args.boot):
                 table.append(dict(file=path.rsplit("/", 1)[-1], label=case.label,
                                   N=case.params["N"], R=len(rows), **r))
+    if args.fits:
+        return
     fh = open(args.csv, "w", newline="") if args.csv else sys.stdout
     writer = csv.DictWriter(fh, FIELDS)
     writer.writeheader()
