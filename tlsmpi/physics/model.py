@@ -324,7 +324,7 @@ class Realization:
 
     def bubbles(self, count=0):
         """Bubble bipartitions (Sec. IV B): A_i = TLS i and its floor(N/2) - 1 nearest
-        TLSs (minimum image), sorted, shape (n, floor(N/2)).  ``count`` = 0 gives all N;
+        TLSs (`distances` in the cell), sorted, shape (n, floor(N/2)).  ``count`` = 0 gives all N;
         otherwise a random subset of ``count`` centres, reproducible from (seed, index)
         and drawn from a stream separate from the disorder."""
         N = self.N
