@@ -30,7 +30,8 @@ def other_value(section, key, current):
                ("time", "spacing"): "linear", ("time", "values"): [0.5, 1.0, 2.0],
                ("engine", "name"): "ed" if current != "ed" else "exact",
                ("engine", "method"): "mfn" if current != "mfn" else "auto",
-               ("engine", "ranks_per_realization"): 2}
+               ("engine", "ranks_per_realization"): 2, ("model", "geometry"): "open",
+               ("model", "couplings"): "tensor", ("model", "d_min_nm"): 0.8}
     if (section, key) in special:
         return special[section, key]
     if isinstance(current, bool):

@@ -5,7 +5,8 @@ paper's numerics (Sec. IV A).  ``[sweep]`` lists model parameters to scan: the r
 computes every combination (a "case"), with the same disorder realizations in each.
 
     [model]        N, material, W_eV, Dbar, nD, gamma, rho_g_cm3, vL_km_s, vT_km_s,
-                   L0_nm, eta, epsilon, T_K, flipflop, flipflop_form
+                   L0_nm, eta, epsilon, T_K, flipflop, flipflop_form, geometry, film_nm,
+                   d_min_nm, couplings
                    (tlsmpi.physics.model.ModelParams); with material = "SiO2" | "BK7" | "PMMA"
                    the keys not given take the Table I values, given ones override
     [time]         t_min, t_max, n_times, spacing = "log" | "linear"; or values = [...]
@@ -28,7 +29,7 @@ import numpy as np
 
 from . import engines
 from .errors import ConfigError
-from .physics.model import MATERIALS, ModelParams, material_values
+from .physics.model import COUPLINGS, GEOMETRIES, MATERIALS, ModelParams, material_values
 from .physics import observables as registry
 
 if sys.version_info >= (3, 11):
@@ -44,7 +45,9 @@ log = logging.getLogger("tlsmpi")
 SCHEMA = {
     "model": {"material": ("", lambda v: v == "" or v in MATERIALS,
                            f"one of {sorted(MATERIALS)} (or \"\" for the paper's numerics)"),
-              **{k: (v, None, None) for k, v in _MODEL_DEFAULTS.items()}},
+              **{k: (v, None, None) for k, v in _MODEL_DEFAULTS.items()},
+              "geometry": ("periodic", lambda v: v in GEOMETRIES, f"one of {list(GEOMETRIES)}"),
+              "couplings": ("gaussian", lambda v: v in COUPLINGS, f"one of {list(COUPLINGS)}")},
     "time": {"t_min": (1e-2, lambda v: v > 0, "a number > 0"),
              "t_max": (1e4, lambda v: v > 0, "a number > 0"),
              "n_times": (100, lambda v: v >= 1, "an integer >= 1"),
@@ -61,6 +64,10 @@ SCHEMA = {
     "output": {"checkpoint_seconds": (60.0, lambda v: v > 0, "a number > 0"),
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
+
+#: Keys added after run files of layout 2 were written (see `Config.to_toml`).
+LATER_KEYS = {"model": ("geometry", "film_nm", "d_min_nm", "couplings")}
+
 
 def _observable_description(name):
     """The one line of the registered observable ``name`` (also one registered later)."""
@@ -87,6 +94,14 @@ DESCRIPTIONS = {
         "epsilon": "scale factor of the phonon rates, Y -> epsilon Y (Eq. 25); 0: unitary",
         "T_K": "bath temperature in K (Bose factors f_T); needs epsilon > 0",
         "flipflop": "flip-flop coupling K_ij = flipflop * J_ij (footnote 67; liouvillian, ed)",
+        "geometry": 'cell of the TLSs: "periodic" cube (Sec. IV A), "open" cube, or "film" '
+                    "(periodic in x, y; thickness film_nm)",
+        "film_nm": 'thickness of the film in nm (only with geometry = "film"; its side in x, y '
+                   "keeps the density 1/L0^3)",
+        "d_min_nm": "minimum TLS separation in nm (0 = none: independent uniform positions); "
+                    "random sequential addition",
+        "couplings": '"gaussian": D_ij standard normal (Sec. IV A); "tensor": Eq. (A27) from '
+                     "random elastic-dipole tensors with v_L, v_T",
         "flipflop_form": '"exchange": K_ij (S+_i S-_j + h.c.); "xx": 2 K_ij S^x_i S^x_j per pair',
     },
     "time": {
@@ -247,12 +262,15 @@ class Config:
         return out
 
     def to_toml(self):
-        """The resolved configuration as TOML text (stored in every output file)."""
+        """The resolved configuration as TOML text (stored in every output file).  The
+        `LATER_KEYS` at their defaults are left out: a file written before they existed
+        then resumes, and the text still reads back to the same configuration."""
         lines = []
         for name, table in self.data.items():
             lines.append(f"[{name}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
-                      if not (name == "time" and k == "values" and v == [])]
+                      if not (name == "time" and k == "values" and v == [])
+                      and not (k in LATER_KEYS.get(name, ()) and v == SCHEMA[name][k][0])]
             lines.append("")
         return "\n".join(lines)
 
@@ -506,6 +524,8 @@ def unused_keys(config, cases, raw):
                             "temperature enters nothing")
     if not any(p.flipflop > 0 for p in cases):
         out["model.flipflop_form"] = "every case has flipflop = 0 (no flip-flop term)"
+    if not any(p.geometry == "film" for p in cases):
+        out["model.film_nm"] = 'no case has geometry = "film" (film_nm is its thickness)'
     engine = engines.get(config.engine)(config.engine_options)
     out.update(
         {f"engine.{k}": why for k, why in engine.ignored_options(cases, config.request).items()}

@@ -32,6 +32,13 @@ MATERIALS = {
 
 #: Operator forms of the flip-flop term (see ModelParams).
 FLIPFLOP_FORMS = ("exchange", "xx")
+#: Cells the TLSs fill (see ModelParams and `cell`).
+GEOMETRIES = ("periodic", "open", "film")
+#: Laws of the dipole contraction D_ij (see ModelParams and `tensor_couplings`).
+COUPLINGS = ("gaussian", "tensor")
+#: Largest volume fraction (pi/6) d_min^3 / L0^3 a minimum separation may fill; random
+#: sequential addition jams at 0.38 in 3D.
+PACKING_LIMIT = 0.3
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,13 @@ class ModelParams:
       + S^y_i S^y_j); conserves the number of down spins.
     * ``"xx"``: sum_{i != j} K_ij S^x_i S^x_j = sum_{i<j} 2 K_ij S^x_i S^x_j, the paper's
       term (footnote 67); conserves only the parity of the number of down spins.
+
+    Variants of the paper's choices (docs/beta.md), each at the paper's by default:
+    ``geometry`` is the cell (`cell`): ``"periodic"`` cube (Sec. IV A), ``"open"`` cube, or
+    ``"film"`` of thickness ``film_nm``, periodic in x and y only; ``d_min_nm`` > 0 is a
+    minimum TLS separation (`place`); ``couplings = "tensor"`` contracts random
+    elastic-dipole tensors by Eq. (A27) (`tensor_couplings`) instead of drawing D_ij
+    Gaussian.
     """
     N: int = 16
     W_eV: float = 0.1
@@ -65,6 +79,10 @@ class ModelParams:
     flipflop: float = 0.0
     flipflop_form: str = "exchange"
     material: str = ""
+    geometry: str = "periodic"
+    film_nm: float = 0.0
+    d_min_nm: float = 0.0
+    couplings: str = "gaussian"
 
     def __post_init__(self):
         if self.material and self.material not in MATERIALS:
@@ -77,7 +95,7 @@ class ModelParams:
         if isinstance(self.N, bool) or not isinstance(self.N, (int, np.integer)) or self.N < 2:
             raise ValueError(f"model.N = {self.N!r}: the number of TLSs must be an integer >= 2")
         for f in fields(self):
-            if f.name in ("N", "flipflop_form", "material"):
+            if f.name in ("N", "flipflop_form", "material", "geometry", "couplings"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
@@ -87,6 +105,24 @@ class ModelParams:
         for name in ("W_eV", "Dbar", "gamma", "rho_g_cm3", "vL_km_s", "vT_km_s", "L0_nm"):
             if getattr(self, name) == 0:
                 raise ValueError(f"model.{name} = 0: must be > 0")
+        self._check_variants()
+
+    def _check_variants(self):
+        """Refuse an unknown geometry or coupling law, a film without thickness and a
+        minimum separation that random sequential addition cannot pack (`PACKING_LIMIT`)."""
+        for key, allowed in (("geometry", GEOMETRIES), ("couplings", COUPLINGS)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"model.{key} = {getattr(self, key)!r}: choose one of "
+                                 f"{list(allowed)}")
+        if self.geometry == "film" and self.film_nm == 0:
+            raise ValueError("model.geometry = \"film\" needs model.film_nm > 0 (the film "
+                             "thickness in nm)")
+        d = self.d_min_nm
+        fill = math.pi / 6 * d**3 / self.L0_nm**3
+        if fill > PACKING_LIMIT:
+            raise ValueError(f"model.d_min_nm = {d!r}: spheres of that diameter fill {fill:.2f}"
+                             f" > {PACKING_LIMIT} of the volume at L0 = {self.L0_nm!r} nm; use "
+                             f"d_min_nm <= {self.L0_nm * (6 * PACKING_LIMIT / math.pi)**(1/3):.3g}")
 
     @classmethod
     def from_material(cls, name, **overrides):
@@ -127,6 +163,16 @@ class ModelParams:
         """Side of the periodic cube, L = L0 N^(1/3) (nm)."""
         return self.L0_nm * self.N ** (1 / 3)
 
+    @property
+    def cell(self):
+        """(sides, periodic): the cell's three sides (nm) and which are periodic.  A cube
+        of side `box` (periodic or open), or a film of thickness film_nm and side
+        sqrt(N L0^3 / film_nm) in x and y: every geometry keeps the density 1 / L0^3."""
+        if self.geometry == "film":
+            side = math.sqrt(self.N * self.L0_nm**3 / self.film_nm)
+            return np.array([side, side, self.film_nm]), np.array([True, True, False])
+        return np.full(3, self.box), np.full(3, self.geometry == "periodic")
+
 
 def material_values(name):
     """The ModelParams values a Table I glass sets: W, Dbar/W, n_Delta =
@@ -157,6 +203,87 @@ def minimum_image_distances(positions, box):
     d = positions[:, None, :] - positions[None, :, :]
     d -= box * np.round(d / box)
     return np.sqrt((d**2).sum(-1))
+
+
+def displacements(positions, sides, periodic):
+    """r_i - r_j, shape (N, N, 3), by the minimum image along the periodic sides."""
+    d = positions[:, None, :] - positions[None, :, :]
+    d -= np.where(periodic, sides, 0.0) * np.round(d / sides)
+    return d
+
+
+def distances(positions, params):
+    """r_ij in the cell of ``params`` (`ModelParams.cell`)."""
+    if params.geometry == "periodic":
+        return minimum_image_distances(positions, params.box)
+    return np.sqrt((displacements(positions, *params.cell)**2).sum(-1))
+
+
+def place(params, rng, seed, index):
+    """TLS positions (N, 3) in nm, uniform in the cell (`ModelParams.cell`).
+
+    With d_min_nm = 0 the N positions are independent (a Poisson process at fixed N; the
+    paper's draw).  With d_min_nm > 0 they are placed by random sequential addition: the
+    same first draw from ``rng``, then each TLS closer than d_min to an earlier one is
+    redrawn from the stream ``default_rng([index, seed, 2])`` until it is not, so the
+    density is unchanged and the other draws of the realization stay the same.
+    """
+    if params.geometry == "periodic":
+        positions = rng.uniform(0.0, params.box, size=(params.N, 3))
+    else:
+        positions = rng.uniform(0.0, params.cell[0], size=(params.N, 3))
+    if params.d_min_nm == 0:
+        return positions
+    sides, periodic = params.cell
+    extra = np.random.default_rng([index, seed, 2])
+    for i in range(1, params.N):
+        for _ in range(100_000):
+            d = displacements(positions[: i + 1], sides, periodic)[i, :i]
+            if not len(d) or np.sqrt((d**2).sum(-1)).min() >= params.d_min_nm:
+                break
+            positions[i] = extra.uniform(0.0, sides)
+        else:                                            # pragma: no cover
+            raise ValueError(f"model.d_min_nm = {params.d_min_nm}: TLS {i} found no place "
+                             "in 100000 draws; use a smaller d_min_nm")
+    return positions
+
+
+def tensor_couplings(dipoles, positions, params):
+    """Dimensionless contractions D_ij of elastic-dipole tensors, Eq. (A27), (N, N).
+
+    ``dipoles`` (N, 3, 3) are symmetric.  In real space, with n the unit vector of
+    r_i - r_j (minimum image) and v the Debye velocity (Eq. A9),
+    D_ij = -2 (v/v_T)^2 [Tr(D_i D_j) - 3 n.D_i D_j.n] + v^2 (1/v_L^2 - 1/v_T^2)
+    [-Tr D_i Tr D_j - 2 Tr(D_i D_j) + 3 Tr D_i n.D_j.n + 3 Tr D_j n.D_i.n
+    + 12 n.D_i D_j.n - 15 (n.D_i.n)(n.D_j.n)],
+    which is Eq. (A27) with C_0^ac = delta^ac - 3 n^a n^c and C_0^abcd + 2 C_2^abcd read off
+    Eq. (A18) (tests/test_variants.py checks both against the static strain field).
+    """
+    d = displacements(positions, *params.cell)
+    r = np.sqrt((d**2).sum(-1))
+    np.fill_diagonal(r, 1.0)
+    n = d / r[:, :, None]
+    tr = np.trace(dipoles, axis1=1, axis2=2)
+    nDn = np.einsum("ija,iab,ijb->ij", n, dipoles, n)             # n.D_i.n
+    nDDn = np.einsum("ija,iab,jbc,ijc->ij", n, dipoles, dipoles, n)
+    trDD = np.einsum("iab,jba->ij", dipoles, dipoles)
+    v2 = params.v_m_s**2
+    vL2, vT2 = (1e3 * params.vL_km_s)**2, (1e3 * params.vT_km_s)**2
+    out = (-2 * v2 / vT2 * (trDD - 3 * nDDn)
+           + v2 * (1 / vL2 - 1 / vT2) * (-np.outer(tr, tr) - 2 * trDD + 3 * tr[:, None] * nDn.T
+                                         + 3 * tr[None, :] * nDn + 12 * nDDn - 15 * nDn * nDn.T))
+    out = np.triu(out, 1)
+    return out + out.T
+
+
+def random_dipoles(g, seed, index):
+    """Elastic-dipole tensors D_i = g_i M_i / |M_i|_F, (N, 3, 3): M_i symmetric with
+    independent Gaussian entries (the Gaussian orthogonal ensemble: isotropic in
+    orientation), drawn from the stream ``default_rng([index, seed, 3])``; Tr(D_i^2) = g_i^2
+    as in the Gaussian model of Sec. IV A, so Eq. (21) keeps its rates."""
+    m = np.random.default_rng([index, seed, 3]).standard_normal((len(g), 3, 3))
+    m = m + m.transpose(0, 2, 1)
+    return g[:, None, None] * m / np.sqrt((m**2).sum(axis=(1, 2)))[:, None, None]
 
 
 @dataclass(frozen=True)
@@ -193,11 +320,11 @@ class Realization:
         return self.params.flipflop * self.J
 
     def distances(self):
-        return minimum_image_distances(self.positions, self.params.box)
+        return distances(self.positions, self.params)
 
     def bubbles(self, count=0):
         """Bubble bipartitions (Sec. IV B): A_i = TLS i and its floor(N/2) - 1 nearest
-        TLSs (minimum image), sorted, shape (n, floor(N/2)).  ``count`` = 0 gives all N;
+        TLSs (`distances` in the cell), sorted, shape (n, floor(N/2)).  ``count`` = 0 gives all N;
         otherwise a random subset of ``count`` centres, reproducible from (seed, index)
         and drawn from a stream separate from the disorder."""
         N = self.N
@@ -226,7 +353,7 @@ def sample(params, seed, index):
     22, 26)."""
     N = params.N
     rng = np.random.default_rng([index, seed])
-    positions = rng.uniform(0.0, params.box, size=(N, 3))
+    positions = place(params, rng, seed, index)
     eps = rng.uniform(0.0, 1.0, size=N)
     log_span = params.nD / 2 * np.log(10.0)
     Delta = params.Dbar * np.exp(rng.uniform(-log_span, log_span, size=N))
@@ -238,8 +365,10 @@ def sample(params, seed, index):
     theta = np.arccos(rng.uniform(-1.0, 1.0, size=N))
     phi = rng.uniform(0.0, 2 * np.pi, size=N)
 
+    if params.couplings == "tensor":
+        D = tensor_couplings(random_dipoles(g, seed, index), positions, params)
     hnu = 2 * np.sqrt(eps**2 + Delta**2)
-    r = minimum_image_distances(positions, params.box)
+    r = distances(positions, params)
     np.fill_diagonal(r, np.inf)
     a = params.gamma * eps / hnu
     J = params.eta * params.J_scale * np.outer(a, a) * D / r**3

@@ -56,7 +56,7 @@ DISORDER = {
     "eps": (("site",), "1", "asymmetry epsilon_i in units of W"),
     "Delta": (("site",), "1", "tunnelling amplitude Delta_i in units of W"),
     "g": (("site",), "1", "dipole trace factor g_i, Tr(D_i^2) = g_i^2"),
-    "positions": (("site", "xyz"), "nm", "TLS position in the periodic cube"),
+    "positions": (("site", "xyz"), "nm", "TLS position in the cell (model.geometry)"),
 }
 #: CF attributes (units, long name) of the runner's own row; an engine's rows come with
 #: theirs (`tlsmpi.engines.Engine.outputs`).
