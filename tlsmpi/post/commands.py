@@ -87,15 +87,16 @@ def _fmt(est, spec=".3g"):
 
 
 def _fit(est, window, unit=""):
-    """' over lo..hi, chi2/dof x' of a fit."""
+    """' over lo..hi, chi2/dof x (limit y)' of a fit (analysis.chi2_limit)."""
     lo, hi = window
-    return f" over {unit}{lo:.3g}..{hi:.3g}, chi2/dof {est.info.get('chi2_dof', np.nan):.2g}"
+    return (f" over {unit}{lo:.3g}..{hi:.3g}, chi2/dof {est.info.get('chi2_dof', np.nan):.2g} "
+            f"(limit {est.info.get('chi2_max', np.nan):.2g})")
 
 
 def case_table(pool):
     """One line per case: peak, t_peak J_nn, beta and its window, plateau, S_E(inf)/N."""
     lines = [f"  {'file':<16} {'case':<22} {'N':>3} {'eps':>7} {'R':>5}  {'C_max':>24} "
-             f"{'t_max':>24} {'t_max*J_nn':>10}  {'beta':>22} {'window':>17} {'chi2/dof':>8}  "
+             f"{'t_max':>24} {'t_max*J_nn':>10}  {'beta':>44} {'window':>17} {'chi2/dof':>8}  "
              f"{'C(inf)':>31} {'drift':>6}  {'S_E(inf)/N':>24}"]
     for e in pool.entries:
         p, name = e.params, os.path.basename(e.group)[:16]
@@ -108,11 +109,12 @@ def case_table(pool):
             win = (
                 "—" if b.info["t_window"] is None else "{:.2g}..{:.2g}".format(*b.info["t_window"])
             )
-            line += (f"  {_fmt(pk.info['C_max'], '.4f'):>24} {_fmt(pk):>24} {tj}  {_fmt(b):>22} "
+            bt = f"{b.value:.3g} (model does not describe the data)" if b.fails else _fmt(b)
+            line += (f"  {_fmt(pk.info['C_max'], '.4f'):>24} {_fmt(pk):>24} {tj}  {bt:>44} "
                      f"{win:>17} {b.info['chi2_dof']:8.2g}  {_fmt(pl, '.3e'):>31} "
                      f"{pl.info['drift']:6.2f}")
         else:
-            line += " " * 173
+            line += " " * 195
         if e.has("entropy"):
             s = e.entropy_plateau
             per_n = analysis.Estimate(s.value / p["N"], s.err / p["N"],
@@ -131,8 +133,12 @@ def analysis_lines(pool):
         out.append(f"  alpha (C(inf) ~ exp(-alpha N), Fig. 6a): {_fmt(alpha)} over N = "
                    f"{alpha.info['N_used']}, chi2/dof {alpha.info['chi2_dof']:.2g}")
     for eps, (group, ext) in pooling.open_betas(pool).items():
-        if ext is not None and np.isfinite(ext.value):
-            name = "beta_i" if eps == 0 else "beta_o"
+        name = "beta_i" if eps == 0 else "beta_o"
+        if ext is not None and not np.isfinite(ext.value):
+            tried = "; ".join(f"N={n[0]}..{n[-1]}: chi2/dof {c:.2g}" for n, c in ext.info["N_tried"])
+            out.append(f"  {name} (eps={eps:g}): no extrapolation to 1/N -> 0, {ext.info['why']}"
+                       + (f" (tried {tried})" if tried else ""))
+        elif ext is not None:
             per = ", ".join(f"N={e.params['N']}: {_fmt(e.beta)}" for e in group
                             if e.params["N"] in ext.info["N_used"])
             out.append(f"  {name} (eps={eps:g}) extrapolated to 1/N -> 0: {_fmt(ext)}"
