@@ -8,7 +8,8 @@ figure the files can feed) or one or more figure names (fig2, fig4, fig5, fig6a,
 fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated.  FILEs are run files of
 ``tlsmpi.run`` and random-state files of ``tlsmpi.randomstates``, in any mix; each
 figure takes the cases it needs from all of them (tlsmpi.post.figures).  Figures go to
-DIR/<name>.png and .pdf.  Uncertainties are bootstrap 68 % percentile intervals over
+DIR/<name>.png and .pdf, their captions to DIR/<name>.txt, the PNG/PDF metadata and the
+output.  Uncertainties are bootstrap 68 % percentile intervals over
 realizations, ``value [lo, hi]`` (``--boot`` replicas, seeded with ``--seed``); every fit
 gives its window and reduced chi^2.  A figure panel without data is not drawn and the
 output says why.  docs/post.md describes the analysis rules.
@@ -135,7 +136,8 @@ def analysis_lines(pool):
     for eps, (group, ext) in pooling.open_betas(pool).items():
         name = "beta_i" if eps == 0 else "beta_o"
         if ext is not None and not np.isfinite(ext.value):
-            tried = "; ".join(f"N={n[0]}..{n[-1]}: chi2/dof {c:.2g}" for n, c in ext.info["N_tried"])
+            tried = "; ".join(f"N={n[0]}..{n[-1]}: chi2/dof {c:.2g}"
+                              for n, c in ext.info["N_tried"])
             out.append(f"  {name} (eps={eps:g}): no extrapolation to 1/N -> 0, {ext.info['why']}"
                        + (f" (tried {tried})" if tried else ""))
         elif ext is not None:
@@ -222,12 +224,22 @@ def selected(what):
     return chosen, True
 
 
+METADATA = {"png": "Description", "pdf": "Subject"}    # where the caption goes in the file
+
+
 def save(fig, path, made):
-    """Write ``fig`` to ``path`` under a temporary name, then rename it (atomic): a failed
-    write leaves what ``path`` held before.  Refused names the path and what was made."""
+    """Write ``fig`` to ``path`` (.png, .pdf with the caption in its metadata, .txt the
+    caption) under a temporary name, then rename it (atomic): a failed write leaves what
+    ``path`` held before.  Refused names the path and what was made."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.partial")
+    ext = os.path.splitext(path)[1][1:]
     try:
-        fig.savefig(tmp, dpi=150, format=os.path.splitext(path)[1][1:])
+        if ext == "txt":
+            with open(tmp, "w") as f:
+                f.write(figures.caption(fig) + "\n")
+        else:
+            fig.savefig(tmp, dpi=300, format=ext,
+                        metadata={METADATA[ext]: figures.caption(fig)})
         os.replace(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
@@ -281,12 +293,13 @@ def _main(argv):
             except OSError as err:
                 raise Refused(err, args.outdir, "--outdir: creating the directory",
                               "no figure was written; choose another --outdir") from None
-            for ext in ("png", "pdf"):
+            for ext in ("png", "pdf", "txt"):
                 save(fig, os.path.join(args.outdir, f"{name}.{ext}"), made)
+            print(f"  {name}: {figures.caption(fig)}")
             figures.pyplot().close(fig)
             made.append(name)
         if made:
-            print(f"figures written to {args.outdir}/: {', '.join(made)} (png, pdf)")
+            print(f"figures written to {args.outdir}/: {', '.join(made)} (png, pdf; caption txt)")
     except Refused as err:
         print(f"tlsmpi-post: error: {err}", file=sys.stderr)
         return err.status
