@@ -154,9 +154,9 @@ def points(ax, x, estimates, color="k", **kw):
         hi = np.array([b[1] for b in bars if b is not None])
         ax.errorbar(x[ok], v[ok], [np.maximum(v[ok] - lo, 0), np.maximum(hi - v[ok], 0)],
                     fmt="o", color=color, **kw)
-    if (~ok).any():
+    if (~ok).any():                       # the label once, on the filled points if any
         ax.plot(x[~ok], v[~ok], "o", mfc="none", color=color,
-                **{k: a for k, a in kw.items() if k != "label"})
+                **{k: a for k, a in kw.items() if k != "label" or not ok.any()})
 
 
 def subset(fam, most=6):
@@ -364,8 +364,10 @@ def fig5(pool):
     ok = [e for e in fam if np.isfinite(e.beta.value)]
 
     def draw_inset(sub):
+        from matplotlib.ticker import NullFormatter
         points(sub, [e.params["Dbar"] for e in ok], [e.beta for e in ok])
         sub.set_xscale("log")
+        sub.xaxis.set_minor_formatter(NullFormatter())     # no 2x10^-1 crowding a short axis
         sub.set_xlabel(r"$\bar\Delta/W$", labelpad=0)
         sub.set_ylabel(r"$\beta_i$", labelpad=1)
         return "Inset: beta_i against Dbar (error bars: bootstrap 68 % percentile intervals)."
@@ -439,9 +441,10 @@ def fig7(pool):
     s1 = np.interp(0.0, np.log(t), fam[-1].mean_sem("entropy")[0] / fam[-1].params["N"])
     guide = s1 * (1 + np.log(t) / np.log(100))
     top = max(np.nanmax(e.mean_sem("entropy")[0] / e.params["N"]) for e in fam)
+    c_top = max([np.nanmax(e.mean_sem()[0]) for e in with_c] + [top])
     late = (t >= 1e-2) & (guide <= top)              # while S_E/N grows
     ax.plot(t[late], guide[late], ":", color="0.3")
-    ax.set(ylabel=r"$S_E(t)/N$, $C(t)$", ylim=(0, 2.3 * top))     # room for the inset
+    ax.set(ylabel=r"$S_E(t)/N$, $C(t)$", ylim=(0, 2.3 * c_top))     # room for the inset
     fit_to_data(ax)
     legend_above(ax, ncol=min(len(fam), 4))
     head = (f"Fig. 7. Half-system entanglement entropy per TLS S_E(t)/N (solid) and average "
@@ -584,6 +587,7 @@ def fig12(pool):
     x = np.linspace(data["N"].min(), data["N"].max(), 10)
     ax.plot(x, np.log2(fit["a"]) + fit["b"] * x, "k--")
     ax.set(xlabel="$N$", ylabel=r"$\log_2(-\ln\langle C\rangle)$")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     return captioned(
         fig, f"Fig. 12. Average concurrence of Haar-random states, {data['states']} states per N: "
              "log2(-ln <C>) against N (error bars: standard errors; open: fewer than "
