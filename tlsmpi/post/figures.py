@@ -270,7 +270,7 @@ def rise_guide(ax, e):
 
 #: inset rectangles (axes fraction: x0, y0, width, height) tried in this order, with room
 #: left and below for the inset's tick labels
-CORNERS = [(0.17, 0.14, 0.34, 0.34), (0.62, 0.14, 0.36, 0.34), (0.62, 0.38, 0.36, 0.3),
+CORNERS = [(0.17, 0.14, 0.34, 0.34), (0.62, 0.14, 0.36, 0.34), (0.62, 0.42, 0.36, 0.24),
            (0.17, 0.62, 0.34, 0.32), (0.62, 0.62, 0.36, 0.32)]
 
 
@@ -289,11 +289,12 @@ def inset(ax, corners=CORNERS):
     xy = np.concatenate(xy)
 
     def inside(r):
-        x0, y0, w, h = r[0] - 0.13, r[1] - 0.12, r[2] + 0.13, r[3] + 0.12
+        x0, y0, w, h = r[0] - 0.12, r[1] - 0.11, r[2] + 0.12, r[3] + 0.11
         return int(np.sum((xy[:, 0] >= x0) & (xy[:, 0] <= x0 + w) & (xy[:, 1] >= y0)
                           & (xy[:, 1] <= y0 + h)))
     sub = ax.inset_axes(min(corners, key=inside))
     sub.tick_params(labelsize=MIN_FONT, length=2, pad=1)
+    sub.margins(0.08, 0.15)                  # markers clear of the frame
     return sub
 
 
@@ -320,7 +321,7 @@ def _beta_vs_inverse_n(ax, fam, ext, name, color="k"):
 def _decay_figure(fam, name, head, draw_inset=None, note=""):
     """Figs. 4 and 5: C(t) of ``fam`` with fits, the C ~ t guide and, with ``draw_inset``
     (inset axes -> caption sentence), an inset in the lower left corner."""
-    fig, ax = new_figure(height=3.0)
+    fig, ax = new_figure(height=3.2)
     shown = subset(fam)
     fits = decay_panel(ax, fam, name, shown)
     rise_guide(ax, shown[-1])
