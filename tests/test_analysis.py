@@ -159,3 +159,83 @@ def test_phase_ratio_table_one():
     assert np.std(x) == pytest.approx(got["spread_decades"], rel=0.01)
     for v in phase_diagram.materials().values():
         assert v["ratio"] < 1e-4                              # Fig. 2: deep in the MBL region
+
+
+# ---------------------------------------------------------------- fits that say when they fail
+
+def test_chi2_limit_is_the_quantile():
+    """nu = 2: chi^2_2 is exponential with mean 2, so the p quantile is -2 ln(1 - p)."""
+    assert A.chi2_limit(2) == pytest.approx(-math.log(1 - A.P_FAIL), rel=1e-9)
+    assert np.isnan(A.chi2_limit(0))
+    # a correct line with exact Gaussian errors fails about 1 fit in 1000, not more
+    rng = np.random.default_rng(8)
+    x = np.arange(7.0)
+    fails = sum(A.fit_quality(r - np.polyval(np.polyfit(x, r, 1), x), np.ones(7), 2)["fails"]
+                for r in rng.standard_normal((3000, 7)))
+    assert fails <= 12                     # mean 3; P(>= 12) ~ 1e-4 (Poisson)
+
+
+def test_power_law_fit_passes_and_a_curved_decay_fails():
+    good = A.beta_estimate(T, decay_rows(0.6, 2e-4), seed=2)
+    assert not good.fails and good.info["dof"] >= 2 and good.error_bar is not None
+    assert "[" in format(good, ".3g")
+    rng = np.random.default_rng(9)
+    c = 0.2 * np.exp(-T / 3) * np.minimum(T / 0.05, 1) + 2e-6     # exponential: no power law
+    bad = A.beta_estimate(T, c * (1 + 0.05 * rng.standard_normal((400, len(T)))), seed=2)
+    assert bad.fails and bad.info["chi2_dof"] > bad.info["chi2_max"] > 1
+    assert bad.error_bar is None
+    assert "model does not describe the data" in format(bad, ".3g")
+
+
+def jump_rows(N, seed=10):
+    """beta(N) = 0.9 up to N = 8, then 4 - 10/N: a jump between N = 8 and 12."""
+    betas = [0.9 if n <= 8 else 4 - 10 / n for n in N]
+    return betas, [decay_rows(b, 1e-9, R=300, noise=0.1, seed=seed + n) for b, n in zip(betas, N)]
+
+
+def test_extrapolation_is_not_drawn_through_a_jump():
+    N = [4, 6, 8, 12, 16, 24, 32, 48]
+    betas, rows = jump_rows(N)
+    est = A.beta_extrapolation(N, [T] * len(N), rows, n_boot=40)
+    assert est.info["N_used"] == [12, 16, 24, 32, 48], est.info["N_tried"]
+    assert not est.fails and est.info["chi2_dof"] <= est.info["chi2_max"]
+    assert abs(est.value - 4) < 4 * est.err and est.err < 0.1
+    assert abs(est.info["slope"].value + 10) < 4 * est.info["slope"].err
+    # the tested ranges start with all sizes, which fail: the jump is seen, not averaged
+    assert est.info["N_tried"][0][0] == N and est.info["N_tried"][0][1] > A.chi2_limit(6)
+
+
+def test_no_extrapolation_without_a_consistent_range():
+    N = [6, 8, 12]                                     # the jump inside the only range of 3
+    _, rows = jump_rows(N)
+    est = A.beta_extrapolation(N, [T] * len(N), rows, n_boot=20)
+    assert np.isnan(est.value) and est.info["N_used"] == []
+    assert "consistent with a line" in est.info["why"]
+    two = A.beta_extrapolation(N[1:], [T] * 2, rows[1:], n_boot=20)
+    assert two.info["N_used"] == [] and "fewer than 3" in two.info["why"]
+
+
+def test_a_parameter_at_its_bound_is_reported_as_a_bound():
+    lo_b, hi_b = A.DELTA_BOUNDS
+    est = A.Estimate(0.30, 2.4, {"bounds": A.DELTA_BOUNDS}, interval=(0.27, hi_b * (1 - 1e-9)))
+    assert est.at_bound == "upper" and est.error_bar is None
+    assert format(est, ".2g") == f"0.3 (> 0.27; < {hi_b:.2g}, at the bound)"
+    at = A.Estimate(hi_b, 0.0, {"bounds": A.DELTA_BOUNDS}, interval=(hi_b, hi_b))
+    assert at.at_bound == "value" and "at the fit bound: not measured" in format(at)
+    free = A.Estimate(0.30, 0.02, {"bounds": A.DELTA_BOUNDS}, interval=(0.28, 0.32))
+    assert free.at_bound is None and free.error_bar == (0.28, 0.32)
+
+
+def test_stretched_fit_of_a_steep_drop_hits_the_delta_bound():
+    """exp(-(t/tau)^8), steeper than any stretched exponential with delta <= 5: the fit
+    sits at the bound and says so, and that it does not describe the data."""
+    rng = np.random.default_rng(11)
+    t = np.linspace(0.01, 2000, 400)
+    base = np.minimum(t / 0.05, 1) * (0.1 * np.exp(-np.log1p(t)) + 0.02)
+    rows_0 = base * (1 + 0.2 * rng.standard_normal((200, 1)))
+    rows_e = rows_0 / base * 0.02 * np.exp(-(t / 1e3) ** 8) * (
+        1 + 0.02 * rng.standard_normal((200, len(t))))
+    est = A.stretched_estimate(t, rows_e, rows_0, n_boot=20, seed=3)
+    assert est.at_bound == "value" and est.fails and est.error_bar is None
+    note = f"{A.DELTA_BOUNDS[1]:.2g} (at the fit bound: not measured;"
+    assert format(est, ".2g").startswith(note)

@@ -68,7 +68,7 @@ def test_one_figure_written_to_outdir(files, tmp_path):
     assert (
         post.main(["fig6b", str(files / "tiny.h5"), "--outdir", str(tmp_path), "--boot", "5"]) == 0
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig6b.pdf", "fig6b.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig6b.pdf", "fig6b.png", "fig6b.txt"]
 
 
 def _error(capsys, argv):

@@ -9,10 +9,17 @@ not; when more than ``MAX_FAILED`` of the replicas give no value at all the inte
 not reported (NaN).  Cases of one run share their disorder (same realization indices),
 so samples that belong to one group are resampled with the same indices.
 
-Every fit also reports its window and its reduced chi^2 (``info['chi2_dof']``), with the
-standard errors of the mean curves as the point errors.  The points of one curve are
-correlated in time (the same realizations at every t), so chi^2/dof of a time window
-is a consistency indicator rather than a goodness-of-fit probability.
+Every fit also reports its window and its reduced chi^2 (``info['chi2_dof']``, with
+``info['dof']`` = nu), with the standard errors of the mean curves as the point errors
+(`fit_quality`).  A fit whose chi^2/nu exceeds ``chi2_limit(nu)``, the ``P_FAIL`` (99.9 %)
+point of the chi^2_nu / nu distribution, fails: the model does not describe the data
+(``Estimate.fails``), and its interval is not an error bar (``format`` and the figures
+say so instead).  For nu = 1, 5, 20, 100 the limit is 10.8, 4.1, 2.3, 1.45: a correct model
+fails one fit in 1000.  The points of one curve are correlated in time (the same
+realizations at every t); positive correlations make the residuals about a smooth fit
+smaller than independent ones, so the test errs towards accepting, never towards a false
+"does not describe".  A parameter whose value or interval reaches a bound of its fit is
+reported as a bound (``info['bounds']``, `Estimate.at_bound`), not as a measurement.
 
 Rules chosen here (the paper does not state its own; docs/post.md repeats them):
 
@@ -25,6 +32,10 @@ Rules chosen here (the paper does not state its own; docs/post.md repeats them):
   squares of ln(C - C(inf)) against ln t there (subtracting the plateau removes its
   bias on the slope at the end of the window).  The window is fixed from the full sample and
   reused in every bootstrap replica.
+* beta(N -> inf) (Fig. 4 inset, Fig. 10b): a line beta_inf + c/N through the largest-N
+  contiguous range of sizes whose own power laws pass the chi^2 test and whose line passes
+  it too, widest first, at least 3 sizes (nu >= 1: a line through 2 points cannot be tested);
+  without such a range there is no extrapolation (``info['why']``).
 * Stretched exponential (Fig. 9): y(t) = C(t; eps) / C(inf; eps = 0) fitted with
   A exp(-((t + t0)/tau)^delta) in log space, t0 = 0 (see `stretched_exp_fit`), from the first time
   at which the eps = 0
@@ -42,7 +53,10 @@ MIN_POINTS = 4
 N_BOOT = 200
 CONFIDENCE = 0.68      # central bootstrap percentile interval reported as the error
 MAX_FAILED = 0.1       # fraction of replicas without a value above which no interval is given
-CHI2_MAX = 2.0         # largest reduced chi^2 of an accepted fit window (alpha, Fig. 6a)
+CHI2_MAX = 2.0         # largest reduced chi^2 of a preferred fit window (alpha, Fig. 6a)
+P_FAIL = 0.999         # a fit with chi^2/nu above this quantile of chi^2_nu/nu fails
+DELTA_BOUNDS = (0.01, 5.0)    # stretched-exponential exponent delta (Fig. 9)
+EXTRAPOLATE_MIN = 3    # sizes of a beta(1/N) line: nu >= 1
 ETA_REF = 1e5          # Fig. 6b normalizes the time to eta = 1e5
 
 
@@ -56,9 +70,48 @@ class Estimate:
     info: dict = field(default_factory=dict)
     interval: tuple = (np.nan, np.nan)
 
+    @property
+    def fails(self):
+        """The fit fails its chi^2 test: the model does not describe the data."""
+        return bool(self.info.get("fails", False))
+
+    @property
+    def at_bound(self):
+        """'value', 'lower' or 'upper' when the value or that end of the interval reaches a
+        bound of the fit (``info['bounds']``), else None."""
+        lo_b, hi_b = self.info.get("bounds", (np.nan, np.nan))
+
+        def near(x, b):              # trf iterates stay strictly inside: 1e-6 relative
+            return bool(np.isfinite(x) and np.isfinite(b) and abs(x - b) <= 1e-6 * abs(b))
+        if near(self.value, lo_b) or near(self.value, hi_b):
+            return "value"
+        lo, hi = self.interval
+        return "upper" if near(hi, hi_b) else "lower" if near(lo, lo_b) else None
+
+    @property
+    def error_bar(self):
+        """(lo, hi) to draw as an error bar, or None: a failed fit, a bounded parameter or
+        no interval has none."""
+        lo, hi = self.interval
+        if self.fails or self.at_bound or not (np.isfinite(lo) and np.isfinite(hi)):
+            return None
+        return lo, hi
+
     def __format__(self, spec):
         spec = spec or ".3g"
         lo, hi = self.interval
+        (lo_b, hi_b), bound = self.info.get("bounds", (np.nan, np.nan)), self.at_bound
+        notes = [f"model does not describe the data: chi2/nu {self.info['chi2_dof']:.3g} > "
+                 f"{self.info['chi2_max']:.3g}"] if self.fails else []
+        if bound == "value":
+            v = lo_b if abs(self.value - lo_b) < abs(self.value - hi_b) else hi_b
+            return f"{v:{spec}} ({'; '.join(['at the fit bound: not measured'] + notes)})"
+        if bound:
+            lim = (f"> {lo:{spec}}; < {hi_b:{spec}}" if bound == "upper" else
+                   f"< {hi:{spec}}; > {lo_b:{spec}}")
+            notes.insert(0, f"{lim}, at the bound")
+        if notes:
+            return f"{self.value:{spec}} ({'; '.join(notes)})"
         if np.isfinite(lo) and np.isfinite(hi):
             return f"{self.value:{spec}} [{lo:{spec}}, {hi:{spec}}]"
         return f"{self.value:{spec}} ± {self.err:.2g}"
@@ -96,6 +149,20 @@ def chi2_dof(residuals, sigma, n_params):
     if dof <= 0 or not np.all(sigma > 0):
         return np.nan
     return float(np.sum((r / sigma) ** 2) / dof)
+
+
+def chi2_limit(dof, p=P_FAIL):
+    """Largest accepted chi^2/nu: the ``p`` quantile of chi^2_nu / nu (NaN for nu < 1)."""
+    from scipy.stats import chi2
+    return float(chi2.ppf(p, dof) / dof) if dof >= 1 else np.nan
+
+
+def fit_quality(residuals, sigma, n_params):
+    """info of a fit: chi2_dof, dof (nu), chi2_max = `chi2_limit` (nu) and ``fails``
+    (chi^2/nu above it; a fit without a dof or errors cannot fail, nor pass: NaN)."""
+    dof = np.size(residuals) - n_params
+    c, limit = chi2_dof(residuals, sigma, n_params), chi2_limit(dof)
+    return {"chi2_dof": c, "dof": int(dof), "chi2_max": limit, "fails": bool(c > limit)}
 
 
 # ---------------------------------------------------------------- bootstrap
@@ -192,7 +259,7 @@ def stretched_exp_fit(t, y, p0=None, t0=0.0):
     """Fit y = A exp(-((t + t0)/tau)^delta) (Fig. 9) to the positive y, in log space.
 
     t0 is held fixed (default 0): with a free t0 the amplitude A and t0 are degenerate
-    at the statistics of our runs.  Returns (A, tau, delta); delta is bounded to [0.01, 5].
+    at the statistics of our runs.  Returns (A, tau, delta); delta is bounded to ``DELTA_BOUNDS``.
     """
     from scipy.optimize import least_squares
     ok = y > 0
@@ -202,7 +269,7 @@ def stretched_exp_fit(t, y, p0=None, t0=0.0):
     if p0 is None:
         drop = np.flatnonzero(ly <= ly[0] - 1.0)  # first fall by a factor e
         p0 = (np.exp(ly[0]), t[drop[0]] if len(drop) else t[-1], 0.3)
-    lo, hi = [-np.inf, -np.inf, 0.01], [np.inf, np.inf, 5.0]
+    lo, hi = [-np.inf, -np.inf, DELTA_BOUNDS[0]], [np.inf, np.inf, DELTA_BOUNDS[1]]
     x0 = np.clip([np.log(p0[0]), np.log(p0[1]), p0[2]], lo, hi)
 
     def resid(p):
@@ -239,12 +306,10 @@ def beta_estimate(t, rows, n_boot=N_BOOT, seed=0):
     v, _, reps = bootstrap([rows], lambda m: power_law_exponent(t, m, window), n_boot, seed)
     est = estimates(v, reps)
     c = m[window] - plateau_value(m)
-    chi2 = np.nan
-    if np.all(c > 0):
-        x, y = np.log(t[window]), np.log(c)
-        chi2 = chi2_dof(y - np.polyval(np.polyfit(x, y, 1), x), sem(rows)[window] / c, 2)
+    x, y = np.log(t[window]), np.log(np.where(c > 0, c, np.nan))
+    resid = y - np.polyval(np.polyfit(x, y, 1), x) if np.all(c > 0) else np.full(len(x), np.nan)
     est.info.update(t_window=(float(t[window][0]), float(t[window][-1])), window=window,
-                    chi2_dof=chi2)
+                    **fit_quality(resid, sem(rows)[window] / c, 2))
     return est
 
 
@@ -271,10 +336,10 @@ def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
         y = np.log([plats[k].value for k in use])
         sig = np.array([plats[k].err / plats[k].value for k in use])
         p0, p1 = linear_fit(x, y, sig)
-        return chi2_dof(y - (p0 + p1 * x), sig, 2)
+        return fit_quality(y - (p0 + p1 * x), sig, 2)
     shortest = min(3, len(cand))
     windows = [cand[i:] for i in range(len(cand) - shortest + 1)]     # widest first
-    chi2s = [line(w) for w in windows]
+    chi2s = [line(w)["chi2_dof"] for w in windows]
     good = [w for w, c in zip(windows, chi2s) if c <= CHI2_MAX]
     use = good[0] if good else windows[int(np.nanargmin(chi2s))] if np.any(np.isfinite(chi2s)) \
         else windows[-1]
@@ -290,22 +355,44 @@ def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
     g = None if groups is None else [groups[k] for k in use]
     v, _, reps = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
     est, _ = estimates(v, reps)
-    est.info.update(N_used=[int(n) for n in x], ln_prefactor=v[1], plateaus=plats,
-                    chi2_dof=line(use))
+    est.info.update(N_used=[int(n) for n in x], ln_prefactor=v[1], plateaus=plats, **line(use))
     return est
 
 
 def beta_extrapolation(N, times, rows_list, groups=None, n_boot=N_BOOT, seed=0):
     """beta(N) = beta_inf + c/N (Fig. 4 inset, Fig. 10b): per-size exponents and the
-    weighted linear extrapolation in 1/N; sizes without a decay window are left out.
-    ``times``: the time grid of each size (they may differ)."""
+    weighted linear extrapolation in 1/N over the range of the module rule.
+
+    ``times``: the time grid of each size (they may differ).  ``info``: betas (every
+    size), N_used (the range of the line, [] without one), N_tried (the ranges tested,
+    widest first, with their chi^2/nu), why (the reason when there is no line), slope,
+    and the line's fit_quality.
+    """
     betas = [beta_estimate(t, r, n_boot, seed) for t, r in zip(times, rows_list)]
-    use = [k for k, b in enumerate(betas) if np.isfinite(b.value) and b.err > 0]
-    info = {"betas": betas, "N_used": [N[k] for k in use]}
-    if len(use) < 2:
+    cand = [k for k, b in enumerate(betas) if np.isfinite(b.value) and b.err > 0]
+    info = {"betas": betas, "N_used": [], "N_tried": []}
+
+    def line(use):
+        x = 1 / np.array([N[k] for k in use], dtype=float)
+        b, sig = np.array([betas[k].value for k in use]), np.array([betas[k].err for k in use])
+        p0, p1 = linear_fit(x, b, sig)
+        return x, sig, fit_quality(b - (p0 + p1 * x), sig, 2)
+    use = None
+    for i in range(len(cand) - EXTRAPOLATE_MIN + 1):                # widest first
+        rng = cand[i:]
+        if any(betas[k].fails for k in rng):
+            continue
+        q = line(rng)[2]
+        info["N_tried"].append(([N[k] for k in rng], q["chi2_dof"]))
+        if not q["fails"]:
+            use = rng
+            break
+    if use is None:
+        info["why"] = (f"fewer than {EXTRAPOLATE_MIN} sizes with a power law that passes its "
+                       "chi^2 test" if not info["N_tried"] else
+                       "no range of sizes is consistent with a line in 1/N")
         return Estimate(np.nan, np.nan, info)
-    x = 1 / np.array([N[k] for k in use], dtype=float)
-    sig = np.array([betas[k].err for k in use])
+    x, sig, quality = line(use)
     grids = [(times[k], betas[k].info["window"]) for k in use]
 
     def fit(*means):
@@ -314,8 +401,8 @@ def beta_extrapolation(N, times, rows_list, groups=None, n_boot=N_BOOT, seed=0):
     g = None if groups is None else [groups[k] for k in use]
     v, _, reps = bootstrap([rows_list[k] for k in use], fit, n_boot, seed, g)
     est, info["slope"] = estimates(v, reps)
-    info["chi2_dof"] = chi2_dof([betas[k].value for k in use] - (v[0] + v[1] * x), sig, 2)
-    est.info.update(info)
+    info["N_used"] = [N[k] for k in use]
+    est.info.update(info, **quality)
     return est
 
 
@@ -354,11 +441,9 @@ def stretched_estimate(t, rows_eps, rows_0, paired=True, n_boot=N_BOOT, seed=0):
     A, tau, delta = estimates(v, reps)
     y = np.mean(rows_eps, 0)[window] / plateau_value(np.mean(rows_0, 0))
     sigma = sem(rows_eps)[window] / plateau_value(np.mean(rows_0, 0)) / y
-    chi2 = np.nan
-    if np.all(y > 0):
-        chi2 = chi2_dof(np.log(y) - (np.log(v[0]) - (tw / v[1]) ** v[2]), sigma, 3)
+    resid = np.log(np.where(y > 0, y, np.nan)) - (np.log(v[0]) - (tw / v[1]) ** v[2])
     delta.info.update(A=A, tau=tau, t_window=(float(tw[0]), float(tw[-1])), window=window,
-                      chi2_dof=chi2)
+                      bounds=DELTA_BOUNDS, **fit_quality(resid, sigma, 3))
     return delta
 
 
@@ -377,7 +462,7 @@ def entropy_volume_law(N, rows_list, groups=None, n_boot=N_BOOT, seed=0):
              for p, n in zip(plats, N)]
     resid = [p.value for p in plats] - (v[1] + v[0] * N)
     slope.info.update(intercept=intercept, per_N=per_N, N_used=[int(n) for n in N],
-                      chi2_dof=chi2_dof(resid, [p.err for p in plats], 2))
+                      **fit_quality(resid, [p.err for p in plats], 2))
     return slope
 
 

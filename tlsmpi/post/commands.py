@@ -8,7 +8,8 @@ figure the files can feed) or one or more figure names (fig2, fig4, fig5, fig6a,
 fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated.  FILEs are run files of
 ``tlsmpi.run`` and random-state files of ``tlsmpi.randomstates``, in any mix; each
 figure takes the cases it needs from all of them (tlsmpi.post.figures).  Figures go to
-DIR/<name>.png and .pdf.  Uncertainties are bootstrap 68 % percentile intervals over
+DIR/<name>.png and .pdf, their captions to DIR/<name>.txt, the PNG/PDF metadata and the
+output.  Uncertainties are bootstrap 68 % percentile intervals over
 realizations, ``value [lo, hi]`` (``--boot`` replicas, seeded with ``--seed``); every fit
 gives its window and reduced chi^2.  A figure panel without data is not drawn and the
 output says why.  docs/post.md describes the analysis rules.
@@ -87,15 +88,16 @@ def _fmt(est, spec=".3g"):
 
 
 def _fit(est, window, unit=""):
-    """' over lo..hi, chi2/dof x' of a fit."""
+    """' over lo..hi, chi2/dof x (limit y)' of a fit (analysis.chi2_limit)."""
     lo, hi = window
-    return f" over {unit}{lo:.3g}..{hi:.3g}, chi2/dof {est.info.get('chi2_dof', np.nan):.2g}"
+    return (f" over {unit}{lo:.3g}..{hi:.3g}, chi2/dof {est.info.get('chi2_dof', np.nan):.2g} "
+            f"(limit {est.info.get('chi2_max', np.nan):.2g})")
 
 
 def case_table(pool):
     """One line per case: peak, t_peak J_nn, beta and its window, plateau, S_E(inf)/N."""
     lines = [f"  {'file':<16} {'case':<22} {'N':>3} {'eps':>7} {'R':>5}  {'C_max':>24} "
-             f"{'t_max':>24} {'t_max*J_nn':>10}  {'beta':>22} {'window':>17} {'chi2/dof':>8}  "
+             f"{'t_max':>24} {'t_max*J_nn':>10}  {'beta':>44} {'window':>17} {'chi2/dof':>8}  "
              f"{'C(inf)':>31} {'drift':>6}  {'S_E(inf)/N':>24}"]
     for e in pool.entries:
         p, name = e.params, os.path.basename(e.group)[:16]
@@ -108,11 +110,12 @@ def case_table(pool):
             win = (
                 "—" if b.info["t_window"] is None else "{:.2g}..{:.2g}".format(*b.info["t_window"])
             )
-            line += (f"  {_fmt(pk.info['C_max'], '.4f'):>24} {_fmt(pk):>24} {tj}  {_fmt(b):>22} "
+            bt = f"{b.value:.3g} (model does not describe the data)" if b.fails else _fmt(b)
+            line += (f"  {_fmt(pk.info['C_max'], '.4f'):>24} {_fmt(pk):>24} {tj}  {bt:>44} "
                      f"{win:>17} {b.info['chi2_dof']:8.2g}  {_fmt(pl, '.3e'):>31} "
                      f"{pl.info['drift']:6.2f}")
         else:
-            line += " " * 173
+            line += " " * 195
         if e.has("entropy"):
             s = e.entropy_plateau
             per_n = analysis.Estimate(s.value / p["N"], s.err / p["N"],
@@ -131,8 +134,13 @@ def analysis_lines(pool):
         out.append(f"  alpha (C(inf) ~ exp(-alpha N), Fig. 6a): {_fmt(alpha)} over N = "
                    f"{alpha.info['N_used']}, chi2/dof {alpha.info['chi2_dof']:.2g}")
     for eps, (group, ext) in pooling.open_betas(pool).items():
-        if ext is not None and np.isfinite(ext.value):
-            name = "beta_i" if eps == 0 else "beta_o"
+        name = "beta_i" if eps == 0 else "beta_o"
+        if ext is not None and not np.isfinite(ext.value):
+            tried = "; ".join(f"N={n[0]}..{n[-1]}: chi2/dof {c:.2g}"
+                              for n, c in ext.info["N_tried"])
+            out.append(f"  {name} (eps={eps:g}): no extrapolation to 1/N -> 0, {ext.info['why']}"
+                       + (f" (tried {tried})" if tried else ""))
+        elif ext is not None:
             per = ", ".join(f"N={e.params['N']}: {_fmt(e.beta)}" for e in group
                             if e.params["N"] in ext.info["N_used"])
             out.append(f"  {name} (eps={eps:g}) extrapolated to 1/N -> 0: {_fmt(ext)}"
@@ -216,12 +224,22 @@ def selected(what):
     return chosen, True
 
 
+METADATA = {"png": "Description", "pdf": "Subject"}    # where the caption goes in the file
+
+
 def save(fig, path, made):
-    """Write ``fig`` to ``path`` under a temporary name, then rename it (atomic): a failed
-    write leaves what ``path`` held before.  Refused names the path and what was made."""
+    """Write ``fig`` to ``path`` (.png, .pdf with the caption in its metadata, .txt the
+    caption) under a temporary name, then rename it (atomic): a failed write leaves what
+    ``path`` held before.  Refused names the path and what was made."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.partial")
+    ext = os.path.splitext(path)[1][1:]
     try:
-        fig.savefig(tmp, dpi=150, format=os.path.splitext(path)[1][1:])
+        if ext == "txt":
+            with open(tmp, "w") as f:
+                f.write(figures.caption(fig) + "\n")
+        else:
+            fig.savefig(tmp, dpi=300, format=ext,
+                        metadata={METADATA[ext]: figures.caption(fig)})
         os.replace(tmp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
@@ -275,12 +293,13 @@ def _main(argv):
             except OSError as err:
                 raise Refused(err, args.outdir, "--outdir: creating the directory",
                               "no figure was written; choose another --outdir") from None
-            for ext in ("png", "pdf"):
+            for ext in ("png", "pdf", "txt"):
                 save(fig, os.path.join(args.outdir, f"{name}.{ext}"), made)
+            print(f"  {name}: {figures.caption(fig)}")
             figures.pyplot().close(fig)
             made.append(name)
         if made:
-            print(f"figures written to {args.outdir}/: {', '.join(made)} (png, pdf)")
+            print(f"figures written to {args.outdir}/: {', '.join(made)} (png, pdf; caption txt)")
     except Refused as err:
         print(f"tlsmpi-post: error: {err}", file=sys.stderr)
         return err.status
