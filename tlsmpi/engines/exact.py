@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics.measures import mean_pair_concurrence
-from ..physics.propagators import coherences, propagate_populations, trace_factor
+from ..physics.propagators import (coherence_decay, coherences, propagate_populations,
+                                   propagate_sequence, trace_factor)
 from .base import Engine, never, register
 from .subsystems import half_system_entropy, route_costs
 
@@ -122,10 +123,96 @@ class PairTables:
         return rho
 
 
-def pair_rdms(real, times):
+class PulsedPairTables(PairTables):
+    """`PairTables` under pi pulses (docs/echo.md): the output times of one segment of a
+    `tlsmpi.physics.pulses.Protocol`, ``durations`` (T, m + 1) of the intervals between
+    its m pulses.
+
+    Every element keeps its factorized form with the coherence pattern of each interval:
+    a pulsed coherent site i has d_i^(k) = s_i^(k) d_i, s_i^(k) = (-1)^(m - k) in interval
+    k = 0..m (d_i the pattern read at t), so a site j outside it sees omega_j^(k) =
+    2 sum_i J_ij d_i^(k) and is propagated interval by interval with its populations
+    swapped at its own pulses (`propagate_sequence`).  A coherent factor is
+    rho0_i[pattern of interval 0] exp(i nu_i sum_k s_i^(k) dt_k - Gc_i t), times (-1)^m
+    for pulses about y.  Without dissipation the trace factor of site k is cos Phi - i m_k
+    sin Phi with Phi = 4 sum_i J_ik d_i/2 c_ik(t), c_ik = sum_q s_i^(q) u_k^(q) dt_q and
+    u_k^(q) = +-1 the flips of site k itself, so the angle-addition tables of
+    `PairTables` apply with the effective times c_ik(t).
+    """
+
+    def __init__(self, real, durations, protocol):
+        self.real = real
+        D = np.asarray(durations, dtype=float)
+        self.t = t = D.sum(1)
+        m = D.shape[1] - 1
+        N = real.N
+        self.unitary = not np.any(real.Y)
+        rho0 = real.initial_density_matrices()
+        self.p_up = rho0[:, 0, 0].real
+        pulsed = protocol.select.mask(real)
+        k = np.arange(m + 1)
+        sign = np.where(pulsed[:, None], (-1.0) ** (m - k), 1.0)           # s_i^(k), (N, m+1)
+        flips = np.where(pulsed[:, None], (-1.0) ** k, 1.0)                # u_k^(q)
+        first = np.where(sign[:, 0] > 0, rho0[:, 0, 1], rho0[:, 1, 0])
+        phase = np.where(pulsed & (protocol.axis == "y") & (m % 2 == 1), -1.0, 1.0)
+        gc = coherence_decay(real.Y, real.f)
+        self.c = (phase * first)[:, None] * np.exp(1j * real.nu[:, None] * (sign @ D.T)
+                                                   - np.outer(gc, t))
+        Y, f = real.Y, real.f
+        self.sequence = lambda omegas: propagate_sequence(omegas, D, self.p_up, Y, f, pulsed)
+        self.pop = np.stack(self.sequence([0.0] * (m + 1)), 1)                # (N, 2, T)
+        self.sign = sign
+        v = np.stack(self.sequence([4 * real.J * sign[:, None, q] for q in k]), 2)
+        self.v = v
+        F = v.sum(2)
+        F[np.arange(N), np.arange(N)] = 1.0
+        self.excl = exclusive_products(F)
+        self.tables = self.unitary
+        if self.tables:
+            ceff = np.einsum("iq,kq,tq->ikt", sign, flips, D)
+            self.E = np.exp(-4j * real.J[:, :, None] * ceff)
+            self.Ec = self.E.conj()
+            self.m = 2 * self.p_up - 1
+
+    def _double(self, i, sign):
+        if self.tables:
+            return super()._double(i, sign)
+        J, s = self.real.J, self.sign
+        omegas = [4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None])
+                  for q in range(s.shape[1])]
+        up, down = self.sequence(omegas)
+        G = up + down
+        N = self.real.N
+        G[:, i] = 1.0
+        G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
+        return G.prod(axis=1)
+
+
+def pair_tables(real, times, protocol=None):
+    """(index array into ``times``, tables) per segment of ``protocol`` (`PairTables`
+    once for free evolution)."""
+    if protocol is None or protocol.free:
+        return [(np.arange(len(times)), PairTables(real, times))]
+    return [(idx, PulsedPairTables(real, D, protocol)) for idx, D in protocol.segments(times)]
+
+
+def pair_rdms(real, times, protocol=None):
     """All rho_ij(t), i < j, stacked in row-major pair order: shape (N(N-1)/2, T, 4, 4)."""
-    engine = PairTables(real, times)
-    return np.concatenate([engine.rows(i) for i in range(real.N - 1)])
+    out = np.empty((real.N * (real.N - 1) // 2, len(times), 4, 4), dtype=complex)
+    for idx, tables in pair_tables(real, times, protocol):
+        out[:, idx] = np.concatenate([tables.rows(i) for i in range(real.N - 1)])
+    return out
+
+
+def site_coherences(real, times, protocol=None):
+    """rho_i[up, down](t) of every TLS, shape (N, T): c_i times prod_{j != i} of the trace
+    factors with omega_j = 4 J_ij (the single-site case of docs/design.md section 4)."""
+    out = np.empty((real.N, len(times)), dtype=complex)
+    for idx, tables in pair_tables(real, times, protocol):
+        F = tables.v.sum(2)
+        F[np.arange(real.N), np.arange(real.N)] = 1.0
+        out[:, idx] = tables.c * F.prod(1)
+    return out
 
 
 def average_concurrence(real, times, checkpoint=never):
