@@ -9,7 +9,6 @@ import pytest
 
 from tlsmpi import config, engines
 from tlsmpi.errors import ConfigError
-from tlsmpi.physics.model import sample
 
 #: Base configurations the walk starts from: closed and open Engine 1, Engine 3 open, and
 #: Engine 2 (its options need no PETSc to validate).
@@ -30,7 +29,12 @@ def other_value(section, key, current):
                ("time", "spacing"): "linear", ("time", "values"): [0.5, 1.0, 2.0],
                ("engine", "name"): "ed" if current != "ed" else "exact",
                ("engine", "method"): "mfn" if current != "mfn" else "auto",
-               ("engine", "ranks_per_realization"): 2}
+               ("engine", "ranks_per_realization"): 2,
+               ("initial", "state"): "ground", ("initial", "axis"): "y",
+               ("initial", "select"): "sites", ("initial", "sites"): [1],
+               ("protocol", "kind"): "hahn", ("protocol", "axis"): "y",
+               ("protocol", "select"): "sites", ("protocol", "sites"): [1],
+               ("protocol", "pulse_times"): [1.0, 2.0]}
     if (section, key) in special:
         return special[section, key]
     if isinstance(current, bool):
@@ -47,10 +51,11 @@ def seen(cfg):
     case's first realization, the times, the request, the engine's options and the
     runner's settings."""
     cases = cfg.cases()
-    draws = [sample(p, cfg.seed, 0) for p in cases]
+    draws = [cfg.realization(p, 0) for p in cases]
     return {"params": cases,
             "realizations": [{k: getattr(d, k) for k in ("positions", "eps", "Delta", "g", "D",
-                                                          "theta", "phi", "nu", "J", "Y", "f")}
+                                                          "theta", "phi", "nu", "J", "Y", "f",
+                                                          "radius")}
                              for d in draws],
             "times": cfg.times, "request": cfg.request, "engine": cfg.engine,
             "options": cfg.engine_options, "ranks": cfg.ranks_per_realization,

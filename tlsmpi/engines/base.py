@@ -58,6 +58,10 @@ class Engine:
     option_schema = {}
     #: Observables the engine can compute (fields of `tlsmpi.physics.measures.Request`).
     observables = ("concurrence",)
+    #: True if the engine applies the pi pulses of a protocol (`Request.protocol`).
+    pulses = False
+    #: True if the engine evolves mixed initial states (a thermal `Request.initial`).
+    mixed_states = True
     #: True if one realization can run on a group of several ranks (``comm`` in `compute`).
     parallel = False
     #: True if the engine reads solver options (``-name value`` words of the command line).

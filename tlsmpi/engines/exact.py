@@ -215,16 +215,19 @@ def site_coherences(real, times, protocol=None):
     return out
 
 
-def average_concurrence(real, times, checkpoint=never):
-    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T));
-    ``checkpoint()`` is called before each row (`tlsmpi.engines.Engine.checkpoint`)."""
-    engine = PairTables(real, times)
+def average_concurrence(real, times, checkpoint=never, protocol=None):
+    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T))
+    under the pulses of ``protocol`` (None: free evolution); ``checkpoint()`` is called
+    before each row (`tlsmpi.engines.Engine.checkpoint`)."""
+    out = np.empty(len(times))
 
-    def rows():
+    def rows(tables):
         for i in range(real.N - 1):
             checkpoint()
-            yield engine.rows(i)
-    return mean_pair_concurrence(rows(), real.N)
+            yield tables.rows(i)
+    for idx, tables in pair_tables(real, times, protocol):
+        out[idx] = mean_pair_concurrence(rows(tables), real.N)
+    return out
 
 
 def compute(real, times, request, comm=None, checkpoint=never):
@@ -236,7 +239,7 @@ def compute(real, times, request, comm=None, checkpoint=never):
                          "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
     out = {}
     if request.concurrence:
-        out["concurrence"] = average_concurrence(real, times, checkpoint)
+        out["concurrence"] = average_concurrence(real, times, checkpoint, request.protocol)
     if request.entropy:
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
                                              checkpoint=checkpoint)
@@ -252,6 +255,7 @@ class ExactEngine(Engine):
     """Engine 1 in the registry: one realization per rank, any N, open or closed."""
     name = "exact"
     observables = ("concurrence", "entropy")
+    pulses = True
 
     def check(self, cases, request):
         for p in cases:
@@ -259,6 +263,11 @@ class ExactEngine(Engine):
                 raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
                                   "exact factorization; set engine.name = \"liouvillian\" or "
                                   "flipflop = 0")
+            if request.entropy and not request.protocol.free:
+                raise ConfigError(f'protocol.kind = "{request.protocol.kind}" with '
+                                  "observables.entropy: Engine 1 computes S_E for free "
+                                  'evolution only; set protocol.kind = "free" or disable the '
+                                  "entropy")
             if request.entropy and p.N > MAX_N_ENTROPY:
                 raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
                                   f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .pulses import InitialState, Protocol
+
 _SIGMA_YY_SIGN = np.array([-1.0, 1.0, 1.0, -1.0])   # sigma_y (x) sigma_y = antidiag(-1, 1, 1, -1)
 
 
@@ -119,7 +121,11 @@ def entropy_vn(rho):
 @dataclass(frozen=True)
 class Request:
     """What an engine computes per realization.  ``bipartitions`` = 0 averages S_E over
-    all N bubble bipartitions, n > 0 over a reproducible random subset of n."""
+    all N bubble bipartitions, n > 0 over a reproducible random subset of n; ``initial``
+    (applied to the realization by `tlsmpi.config.Config.realization`) and ``protocol``
+    are the experiment (`tlsmpi.physics.pulses`)."""
     concurrence: bool = True
     entropy: bool = False
     bipartitions: int = 0
+    initial: InitialState = InitialState()
+    protocol: Protocol = Protocol()
