@@ -162,7 +162,7 @@ class PulsedPairTables(PairTables):
         self.sequence = lambda omegas: propagate_sequence(omegas, D, self.p_up, Y, f, pulsed)
         self.pop = np.stack(self.sequence([0.0] * (m + 1)), 1)                # (N, 2, T)
         self.sign = sign
-        v = np.stack(self.sequence([4 * real.J * sign[:, None, q] for q in k]), 2)
+        v = np.stack(self.sequence(self._alternating(lambda q: 4 * real.J * sign[:, None, q])), 2)
         self.v = v
         F = v.sum(2)
         F[np.arange(N), np.arange(N)] = 1.0
@@ -174,13 +174,20 @@ class PulsedPairTables(PairTables):
             self.Ec = self.E.conj()
             self.m = 2 * self.p_up - 1
 
+    def _alternating(self, omega):
+        """[omega(q) for each interval q]: the signs s^(q) alternate, so two arrays, each
+        passed as the same object wherever it repeats (`propagate_sequence` then builds
+        its exponentials once per distinct interval)."""
+        m = self.sign.shape[1] - 1
+        last = [omega(m), omega(m - 1)] if m else [omega(m)]
+        return [last[(m - q) % 2] for q in range(m + 1)]
+
     def _double(self, i, sign):
         if self.tables:
             return super()._double(i, sign)
         J, s = self.real.J, self.sign
-        omegas = [4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None])
-                  for q in range(s.shape[1])]
-        up, down = self.sequence(omegas)
+        up, down = self.sequence(self._alternating(
+            lambda q: 4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None])))
         G = up + down
         N = self.real.N
         G[:, i] = 1.0

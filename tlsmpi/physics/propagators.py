@@ -103,11 +103,18 @@ def propagate_sequence(omegas, durations, p_up, Y, f, swap):
     durations = np.asarray(durations, dtype=float)
     v_up, v_down = propagate_populations(omegas[0], durations[:, 0], p_up, Y, f)
     swap = np.asarray(swap)[..., None]
+    generators, exponentials = {}, {}      # the same omega object or interval: computed once
     for k in range(1, durations.shape[1]):
         v_up, v_down = np.where(swap, v_down, v_up), np.where(swap, v_up, v_down)
-        g = _Generator(*np.broadcast_arrays(*(np.asarray(v, dtype=float)
-                                              for v in (omegas[k], Y, f))))
-        e_plus, e_minus = g.exponentials(durations[:, k])
+        key = id(omegas[k])
+        if key not in generators:
+            generators[key] = _Generator(*np.broadcast_arrays(
+                *(np.asarray(v, dtype=float) for v in (omegas[k], Y, f))))
+        g = generators[key]
+        step = (key, durations[:, k].tobytes())
+        if step not in exponentials:
+            exponentials[step] = g.exponentials(durations[:, k])
+        e_plus, e_minus = exponentials[step]
         x_up, x_down = g.apply(v_up, v_down, times=True)
         v_up = 0.5 * ((v_up + x_up) * e_plus + (v_up - x_up) * e_minus)
         v_down = 0.5 * ((v_down + x_down) * e_plus + (v_down - x_down) * e_minus)
