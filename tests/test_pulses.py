@@ -13,6 +13,7 @@ from tlsmpi.errors import ConfigError
 from tlsmpi.physics.model import ModelParams, sample
 from tlsmpi.physics.propagators import coherence_decay, rates
 from tlsmpi.physics.pulses import InitialState, Protocol, Selection
+from conftest import run_tlsmpi
 from tolerances import pair_rate, phase, summed
 
 TIMES = np.array([0.0, 0.03, 0.3, 1.0, 4.0, 20.0])
@@ -169,3 +170,26 @@ def test_thermal_state_makes_the_temperature_count_without_a_bath():
     up = (1 + real.f) / (1 + 2 * real.f)
     assert np.abs(rho[:, 0, 0].real - up).max() < summed(4)
     assert np.abs(rho[:, 0, 1]).max() == 0
+
+
+def test_a_hahn_run_records_its_experiment_and_post_shows_it(tmp_path):
+    """A Hahn echo through the runner on 2 ranks equals Engine 1 called directly, and the
+    summary of post names the initial state, the protocol and the selections."""
+    out = tmp_path / "hahn.h5"
+    sets = ["model.N=6", "model.epsilon=1.0", "time.n_times=4", "ensemble.realizations=3",
+            'initial.state="ground"', "initial.angle=90.0", 'initial.select="sites"',
+            "initial.sites=[0, 1]", 'protocol.kind="hahn"', 'protocol.axis="y"']
+    proc = run_tlsmpi([a for s in sets for a in ("--set", s)] + ["--out", out], ranks=2)
+    assert proc.returncode == 0, proc.stderr
+    cfg = config.load(None, ["model.N=6", "model.epsilon=1.0"] + sets[2:])
+    from tlsmpi.results import Run
+    run = Run(str(out))
+    rows = run.cases[0].values("concurrence")
+    for r in range(3):
+        real = cfg.realization(cfg.cases()[0], r)
+        want = exact.average_concurrence(real, cfg.times, protocol=cfg.protocol)
+        assert np.array_equal(rows[r], want)
+    post = run_tlsmpi([out], module="tlsmpi.post")
+    assert post.returncode == 0, post.stderr
+    assert ("initial state: ground, rotated 90 deg about x on TLSs [0, 1]; protocol: hahn "
+            "about y on all TLSs") in post.stdout
