@@ -193,3 +193,23 @@ def test_a_hahn_run_records_its_experiment_and_post_shows_it(tmp_path):
     assert post.returncode == 0, post.stderr
     assert ("initial state: ground, rotated 90 deg about x on TLSs [0, 1]; protocol: hahn "
             "about y on all TLSs") in post.stdout
+
+
+def test_echo_fit_recovers_a_stretched_decay_and_refuses_what_it_does_not_describe():
+    """Synthetic echoes exp(-(t/T_M)^x) with random phases and noise: T_M and x within
+    three half-widths of their percentile intervals, chi^2/nu near 1; an oscillating
+    decay is "not described", without an interval."""
+    from tlsmpi.post import analysis
+    rng = np.random.default_rng(1)
+    t = np.linspace(0, 10, 40)
+    R, T_M, x = 400, 3.0, 1.6
+    turn = rng.uniform(-0.3, 0.3, R)[:, None]
+    amp = np.exp(-(t / T_M) ** x)
+    noise = 0.02 * rng.standard_normal((2, R, len(t)))
+    est = analysis.echo_estimate(t, amp * np.cos(turn) + noise[0], amp * np.sin(turn) + noise[1])
+    assert abs(est.value - T_M) < 3 * est.err and abs(est.info["x"].value - x) < 3 * est.info[
+        "x"].err
+    assert 0.5 < est.info["chi2_dof"] < 2 and est.info["verdict"] == ""
+    wavy = np.cos(2 * t) ** 2 * np.exp(-t / 5) + noise[0] / 2
+    bad = analysis.echo_estimate(t, wavy, noise[1] / 2)
+    assert bad.info["verdict"] == "model does not describe the data" and np.isnan(bad.err)
