@@ -11,6 +11,7 @@ from tlsmpi import config
 from tlsmpi.engines import exact
 from tlsmpi.errors import ConfigError
 from tlsmpi.physics.model import ModelParams, sample
+from tlsmpi.physics.observables import Request
 from tlsmpi.physics.propagators import coherence_decay, rates
 from tlsmpi.physics.pulses import InitialState, Protocol, Selection
 from conftest import run_tlsmpi
@@ -50,6 +51,13 @@ def test_pulsed_pairs_and_sites_match_dense_lindblad(kw, protocol):
             assert np.abs(pairs[p] - dense.reduced(rho, [i, j], real.N)).max() < tol
         for i in range(real.N):
             assert np.abs(sites[i] - dense.reduced(rho, [i], real.N)[:, 0, 1]).max() < tol
+        # the echo signal (1/N) sum_{i in A} <S^-_i>, <S^-> = Tr(rho S^-), A rotated at t = 0
+        request = Request(("echo",), initial=initial, protocol=protocol)
+        echo = exact.compute(real, TIMES, request)
+        A = np.flatnonzero(initial.select.mask(real))
+        want = sum(np.trace(dense.reduced(rho, [i], real.N) @ dense.SM, axis1=1, axis2=2)
+                   for i in A) / real.N
+        assert np.abs(echo["echo"] + 1j * echo["echo_imag"] - want).max() < tol
 
 
 def test_free_protocol_is_the_free_code_path():
@@ -178,19 +186,25 @@ def test_a_hahn_run_records_its_experiment_and_post_shows_it(tmp_path):
     out = tmp_path / "hahn.h5"
     sets = ["model.N=6", "model.epsilon=1.0", "time.n_times=4", "ensemble.realizations=3",
             'initial.state="ground"', "initial.angle=90.0", 'initial.select="sites"',
-            "initial.sites=[0, 1]", 'protocol.kind="hahn"', 'protocol.axis="y"']
+            "initial.sites=[0, 1]", 'protocol.kind="hahn"', 'protocol.axis="y"',
+            "observables.echo=true"]
     proc = run_tlsmpi([a for s in sets for a in ("--set", s)] + ["--out", out], ranks=2)
     assert proc.returncode == 0, proc.stderr
     cfg = config.load(None, ["model.N=6", "model.epsilon=1.0"] + sets[2:])
     from tlsmpi.results import Run
     run = Run(str(out))
-    rows = run.cases[0].values("concurrence")
     for r in range(3):
         real = cfg.realization(cfg.cases()[0], r)
-        want = exact.average_concurrence(real, cfg.times, protocol=cfg.protocol)
-        assert np.array_equal(rows[r], want)
+        want = exact.compute(real, cfg.times, cfg.request)
+        assert sorted(want) == ["concurrence", "echo", "echo_imag"]
+        for name, v in want.items():
+            assert np.array_equal(run.cases[0].values(name)[r], v)
+    # the echo right after the pi/2 pulse about x of sites 0, 1 (y-polarized, <S^-> = i)
+    # and a pi pulse about y (-y -> ... stays +-y): |E(0)| = 2/N
+    assert abs(abs(want["echo"][0] + 1j * want["echo_imag"][0]) - 2 / 6) < 0.05
     post = run_tlsmpi([out], module="tlsmpi.post")
     assert post.returncode == 0, post.stderr
+    assert "Echo decay |E(t)|/|E(t_0)|" in post.stdout
     assert ("initial state: ground, rotated 90 deg about x on TLSs [0, 1]; protocol: hahn "
             "about y on all TLSs") in post.stdout
 

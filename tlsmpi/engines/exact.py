@@ -22,7 +22,7 @@ inner loop; at T > 0 the closed form is evaluated directly.
 import numpy as np
 
 from ..errors import ConfigError
-from ..physics.measures import mean_pair_concurrence
+from ..physics import observables as registry
 from ..physics.propagators import (coherence_decay, coherences, propagate_populations,
                                    propagate_sequence, trace_factor)
 from .base import Engine, never, register
@@ -211,46 +211,91 @@ def pair_rdms(real, times, protocol=None):
     return out
 
 
+def site_rdms(tables):
+    """rho_i(t) of every site from the tables of `PairTables`, shape (T, N, 2, 2): the
+    populations, and <up|rho_i|down> = c_i prod_{k != i} 1^T exp(M_k t) p_k (the
+    coherence of site i seen by every other site, omega_k = 4 J_ik; docs/design.md
+    section 4 with A = {i}; under pulses docs/echo.md)."""
+    N = tables.real.N
+    F = tables.v.sum(2)                                            # (i, k, T)
+    F[np.arange(N), np.arange(N)] = 1.0
+    coherence = tables.c * F.prod(axis=1)
+    rho = np.empty((len(tables.t), N, 2, 2), dtype=complex)
+    rho[:, :, 0, 0] = tables.pop[:, 0].T
+    rho[:, :, 1, 1] = tables.pop[:, 1].T
+    rho[:, :, 0, 1] = coherence.T
+    rho[:, :, 1, 0] = coherence.conj().T
+    return rho
+
+
 def site_coherences(real, times, protocol=None):
-    """rho_i[up, down](t) of every TLS, shape (N, T): c_i times prod_{j != i} of the trace
-    factors with omega_j = 4 J_ij (the single-site case of docs/design.md section 4)."""
+    """rho_i[up, down](t) of every TLS under the pulses of ``protocol``, shape (N, T)."""
     out = np.empty((real.N, len(times)), dtype=complex)
     for idx, tables in pair_tables(real, times, protocol):
-        F = tables.v.sum(2)
-        F[np.arange(real.N), np.arange(real.N)] = 1.0
-        out[:, idx] = tables.c * F.prod(1)
+        out[:, idx] = site_rdms(tables)[:, :, 0, 1].T
     return out
 
 
-def average_concurrence(real, times, checkpoint=never, protocol=None):
-    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T))
-    under the pulses of ``protocol`` (None: free evolution); ``checkpoint()`` is called
-    before each row (`tlsmpi.engines.Engine.checkpoint`)."""
-    out = np.empty(len(times))
+def pair_observables(real, times, request, checkpoint=never, tables=None):
+    """The pair observables of ``request`` (`tlsmpi.physics.observables`), e.g. C(t) =
+    (1/N) sum_{i<j} C_ij(t) of Eq. (28), accumulated row by row of `PairTables` (memory
+    O(N T)); ``checkpoint()`` is called before each row."""
+    tables = tables or PairTables(real, times)
 
-    def rows(tables):
+    def rows():
         for i in range(real.N - 1):
             checkpoint()
             yield tables.rows(i)
-    for idx, tables in pair_tables(real, times, protocol):
-        out[idx] = mean_pair_concurrence(rows(tables), real.N)
+    return registry.reduce(request, "pair", real.N, rows(), axis=0)
+
+
+def average_concurrence(real, times, checkpoint=never, protocol=None):
+    """C(t) of Eq. (28) alone (`compute`), under the pulses of ``protocol`` (None: free)."""
+    request = registry.Request() if protocol is None else registry.Request(protocol=protocol)
+    return compute(real, times, request, checkpoint=checkpoint)["concurrence"]
+
+
+def echo_rows(real, request, tables):
+    """{"echo", "echo_imag"}: the real and imaginary parts of the echo signal (1/N)
+    sum_{i in A} <S^-_i>(t), A the TLSs of [initial]'s selection (docs/echo.md)."""
+    A = request.initial.select.mask(real)
+    values = registry.echo_site_values(site_rdms(tables)[:, A])
+    signal = values.sum(1) / real.N
+    return {"echo": signal.real, "echo_imag": signal.imag}
+
+
+def _site_and_pair(real, times, request, checkpoint, tables):
+    out = {}
+    if "echo" in request.observables:
+        out.update(echo_rows(real, request, tables))
+    if request.wants("site"):
+        out.update(registry.reduce(request, "site", real.N, [site_rdms(tables)], axis=1))
+    if request.wants("pair"):
+        out.update(pair_observables(real, times, request, checkpoint, tables))
     return out
 
 
 def compute(real, times, request, comm=None, checkpoint=never):
-    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,);
-    ``checkpoint()`` is called between rows of pairs and between bipartitions and time
-    chunks of the entropy."""
+    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,)
+    (and the ``_resolved`` rows), under the pulses of ``request.protocol`` (each segment
+    of output times with its own tables); ``checkpoint()`` is called between rows of
+    pairs and between bipartitions and time chunks of the entropy."""
     if real.params.flipflop:
         raise ValueError("model.flipflop > 0 breaks the factorization of Engine 1: "
                          "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
     out = {}
-    if request.concurrence:
-        out["concurrence"] = average_concurrence(real, times, checkpoint, request.protocol)
-    if request.entropy:
+    if request.wants("site") or request.wants("pair") or "echo" in request.observables:
+        segments = pair_tables(real, times, request.protocol)
+        if len(segments) == 1:
+            out = _site_and_pair(real, times, request, checkpoint, segments[0][1])
+        for idx, tables in segments if len(segments) > 1 else ():
+            for name, v in _site_and_pair(real, np.asarray(times)[idx], request, checkpoint,
+                                          tables).items():
+                out.setdefault(name, np.empty((len(times),) + v.shape[1:], v.dtype))[idx] = v
+    if "entropy" in request.observables:
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
                                              checkpoint=checkpoint)
-    return out
+    return {name: out[name] for name in ExactEngine().outputs(request)}
 
 
 #: Largest N for the entropy (rho_A of N/2 sites: 2^(N/2) x 2^(N/2) per time).
@@ -261,8 +306,16 @@ MAX_N_ENTROPY = 24
 class ExactEngine(Engine):
     """Engine 1 in the registry: one realization per rank, any N, open or closed."""
     name = "exact"
-    observables = ("concurrence", "entropy")
+    kinds = ("site", "pair")
+    observables = ("entropy", "echo")
     pulses = True
+
+    def outputs(self, request):
+        """The requested observables and, with the echo, its imaginary part ``echo_imag``."""
+        out = super().outputs(request)
+        if "echo" in out:
+            out = {**out, "echo_imag": registry.ECHO_IMAG}
+        return out
 
     def check(self, cases, request):
         for p in cases:
@@ -270,12 +323,12 @@ class ExactEngine(Engine):
                 raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
                                   "exact factorization; set engine.name = \"liouvillian\" or "
                                   "flipflop = 0")
-            if request.entropy and not request.protocol.free:
+            if "entropy" in request.observables and not request.protocol.free:
                 raise ConfigError(f'protocol.kind = "{request.protocol.kind}" with '
                                   "observables.entropy: Engine 1 computes S_E for free "
                                   'evolution only; set protocol.kind = "free" or disable the '
                                   "entropy")
-            if request.entropy and p.N > MAX_N_ENTROPY:
+            if "entropy" in request.observables and p.N > MAX_N_ENTROPY:
                 raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
                                   f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "
                                   "or disable the entropy")
@@ -292,7 +345,7 @@ class ExactEngine(Engine):
         the entropy's own cost model (`tlsmpi.engines.subsystems.route_costs`)."""
         N, T = params.N, len(times)
         seconds = T * (1.5e-6 * N**2 + 1.1e-8 * N**3) * (2.0 if params.epsilon else 1.0) + 1e-3
-        if request.entropy:
+        if "entropy" in request.observables:
             n_bubbles = request.bipartitions or N
             routes = route_costs(N, N // 2, T, n_bubbles)
             seconds += routes["factorized"] if params.epsilon else min(routes.values())
