@@ -160,19 +160,29 @@ class PulsedPairTables(PairTables):
                                                    - np.outer(gc, t))
         Y, f = real.Y, real.f
         self.sequence = lambda omegas: propagate_sequence(omegas, D, self.p_up, Y, f, pulsed)
-        self.pop = np.stack(self.sequence([0.0] * (m + 1)), 1)                # (N, 2, T)
         self.sign = sign
-        v = np.stack(self.sequence(self._alternating(lambda q: 4 * real.J * sign[:, None, q])), 2)
-        self.v = v
-        F = v.sum(2)
-        F[np.arange(N), np.arange(N)] = 1.0
-        self.excl = exclusive_products(F)
         self.tables = self.unitary
         if self.tables:
+            # populations constant between pulses: v_j = p_j[s0] e^{-i s0 4 J_ij c_ij(t)}
+            # at s = s0 u_j^(m) (swapped if j was pulsed an odd number of times)
             ceff = np.einsum("iq,kq,tq->ikt", sign, flips, D)
             self.E = np.exp(-4j * real.J[:, :, None] * ceff)
             self.Ec = self.E.conj()
             self.m = 2 * self.p_up - 1
+            p = np.stack([self.p_up, 1 - self.p_up])[:, :, None]          # (2, N, 1)
+            odd = flips[:, -1] < 0
+            self.pop = np.broadcast_to(np.where(odd[:, None], p[::-1], p).swapaxes(0, 1),
+                                       (N, 2, len(t)))
+            v = np.stack([p[0] * self.E, p[1] * self.Ec], 2)               # (i, j, s0, T)
+            v = np.where(odd[None, :, None, None], v[:, :, ::-1], v)
+        else:
+            self.pop = np.stack(self.sequence([0.0] * (m + 1)), 1)            # (N, 2, T)
+            v = np.stack(self.sequence(self._alternating(
+                lambda q: 4 * real.J * sign[:, None, q])), 2)
+        self.v = v
+        F = v.sum(2)
+        F[np.arange(N), np.arange(N)] = 1.0
+        self.excl = exclusive_products(F)
 
     def _alternating(self, omega):
         """[omega(q) for each interval q]: the signs s^(q) alternate, so two arrays, each
