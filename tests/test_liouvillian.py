@@ -491,3 +491,21 @@ def test_pulses_match_engine1(N, petsc_options):
         # each output time is its own run of up to 5 intervals from t = 0
         tol_C, _ = observable_error(real, np.repeat(times, 5), 2)
         np.testing.assert_allclose(out["concurrence"], ref["concurrence"], rtol=0, atol=tol_C)
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_pulse_signs_are_the_conjugation_by_the_pulse(axis):
+    """S^a_P P_mu S^a_P = +-P_mu for every Pauli string of N = 3 (explicit matrices),
+    pulses on sites 0 and 2: the signs of liouvillian.pulse_signs."""
+    from tlsmpi.physics.pulses import Protocol
+    real = sample(ModelParams(N=3), 1, 0)
+    gen = liouvillian.Generator(real)
+    pulsed = np.array([True, False, True])
+    signs = liouvillian.pulse_signs(gen, Protocol("hahn", axis=axis), pulsed, 0, 64)
+    S = liouvillian.PAULI[1 if axis == "x" else 2]
+    U = np.kron(np.kron(S, np.eye(2)), S)
+    for mu in range(64):
+        P = np.ones((1, 1))
+        for d in gen.digits(np.array([mu]))[0]:
+            P = np.kron(P, liouvillian.PAULI[d])
+        assert np.array_equal(U @ P @ U.conj().T, signs[mu] * P)
