@@ -7,7 +7,7 @@
 #   ./dev.sh test-nompi [ARGS]  a login node: pip venv from python3 (no MPI, numpy >= 2),
 #                         the tests that need neither MPI nor PETSc (the rest skip, with the reason)
 #   ./dev.sh bench WHAT   install what is missing, then run a benchmark (pairs, liouvillian, entropy,
-#                         schedule, ed)
+#                         schedule, ed, echo)
 #   ./dev.sh python ...   the project's interpreter, with the environment set up
 set -eu
 cd "$(dirname "$0")"
