@@ -9,7 +9,7 @@
 #                         nor PETSc (the rest skip, with the reason; tests/test_docs.py builds
 #                         the documentation with -W), then the tlsmpi command on a run file
 #   ./dev.sh bench WHAT   install what is missing, then run a benchmark (pairs, liouvillian, entropy,
-#                         schedule, ed)
+#                         schedule, ed, echo)
 #   ./dev.sh python ...   the project's interpreter, with the environment set up
 set -eu
 cd "$(dirname "$0")"

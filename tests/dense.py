@@ -107,3 +107,30 @@ def reduced(rho, keep, N):
     res = np.einsum(lead_s + "".join(ket) + "".join(bra) + "->" + out, r)
     dk = 2 ** len(keep)
     return res.reshape(lead + (dk, dk))
+
+
+def evolve_pulsed(real, times, protocol):
+    """rho(t) for each t, shape (T, 2^N, 2^N), with the pi pulses of ``protocol``
+    (`tlsmpi.physics.pulses.Protocol`) applied as explicit unitaries prod_{i in P} S^axis_i
+    between exact exponentials of the generator (pulse times from its own schedule)."""
+    N, d = real.N, 2**real.N
+    L = generator(real)
+    sel = protocol.select.mask(real)
+    U = np.eye(d, dtype=complex)
+    for i in np.flatnonzero(sel):
+        U = U @ embed(SX if protocol.axis == "x" else SY, i, N)
+    out = []
+    for t in times:
+        if protocol.kind == "free":
+            taus = []
+        elif protocol.kind == "pulses":
+            taus = [tau for tau in protocol.pulse_times if tau <= t]
+        else:
+            n = protocol.count
+            taus = [(2 * k - 1) * t / (2 * n) for k in range(1, n + 1)]
+        rho, now = initial_state(real), 0.0
+        for tau in taus:
+            rho = (expm(L * (tau - now)) @ rho.reshape(-1)).reshape(d, d)
+            rho, now = U @ rho @ U.conj().T, tau
+        out.append((expm(L * (t - now)) @ rho.reshape(-1)).reshape(d, d))
+    return np.array(out)

@@ -9,7 +9,6 @@ import pytest
 
 from tlsmpi import config, engines
 from tlsmpi.errors import ConfigError
-from tlsmpi.physics.model import sample
 
 #: Base configurations the walk starts from: closed and open Engine 1, Engine 3 open, and
 #: Engine 2 (its options need no PETSc to validate).
@@ -31,7 +30,12 @@ def other_value(section, key, current):
                ("engine", "name"): "ed" if current != "ed" else "exact",
                ("engine", "method"): "mfn" if current != "mfn" else "auto",
                ("engine", "ranks_per_realization"): 2, ("model", "geometry"): "open",
-               ("model", "couplings"): "tensor", ("model", "d_min_nm"): 0.8}
+               ("model", "couplings"): "tensor", ("model", "d_min_nm"): 0.8,
+               ("initial", "state"): "ground", ("initial", "axis"): "y",
+               ("initial", "select"): "sites", ("initial", "sites"): [1],
+               ("protocol", "kind"): "hahn", ("protocol", "axis"): "y",
+               ("protocol", "select"): "sites", ("protocol", "sites"): [1],
+               ("protocol", "pulse_times"): [1.0, 2.0]}
     if (section, key) in special:
         return special[section, key]
     if isinstance(current, bool):
@@ -48,10 +52,11 @@ def seen(cfg):
     case's first realization, the times, the request, the engine's options and the
     runner's settings."""
     cases = cfg.cases()
-    draws = [sample(p, cfg.seed, 0) for p in cases]
+    draws = [cfg.realization(p, 0) for p in cases]
     return {"params": cases,
             "realizations": [{k: getattr(d, k) for k in ("positions", "eps", "Delta", "g", "D",
-                                                          "theta", "phi", "nu", "J", "Y", "f")}
+                                                          "theta", "phi", "nu", "J", "Y", "f",
+                                                          "radius")}
                              for d in draws],
             "times": cfg.times, "request": cfg.request, "engine": cfg.engine,
             "options": cfg.engine_options, "ranks": cfg.ranks_per_realization,

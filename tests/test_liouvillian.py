@@ -470,3 +470,42 @@ def test_mpi_solver_error_on_every_rank():
     records = mpirun(2, "--method", "mfn", "-mfn_type", "krylov", "-mfn_ncv", "3", "-mfn_max_it",
                      "1", "-mfn_tol", "1e-14", "--times", "50")
     assert all("realization 0" in rec.get("error", "") for rec in records), records
+
+
+@pytest.mark.parametrize("N", [5, 6])
+def test_pulses_match_engine1(N, petsc_options):
+    """Hahn, CPMG-4 about y on a subset, pulses at fixed times: the Pauli sign maps between
+    MFN solves (Engine 2) against the pulsed factorization (Engine 1)."""
+    from tlsmpi.physics.pulses import InitialState, Protocol, Selection
+    petsc_options(**TIGHT)
+    some = Selection("sites", sites=(0, 2, 3))
+    real = InitialState("random", angle=60.0, axis="y", select=some).apply(
+        sample(ModelParams(N=N, epsilon=1.0, T_K=500.0, eta=1e4), 5, 2))
+    times = np.logspace(-1, 1.5, 5)
+    for protocol in (Protocol("hahn"), Protocol("cpmg", n_pulses=4, axis="y", select=some),
+                     Protocol("pulses", pulse_times=(0.3, 2.0), select=some)):
+        request = Request(protocol=protocol)
+        out = liouvillian.compute(real, times, request, method="mfn")
+        ref = exact.compute(real, times, request)
+        assert ref["concurrence"].max() > 1e-3
+        # each output time is its own run of up to 5 intervals from t = 0
+        tol_C, _ = observable_error(real, np.repeat(times, 5), 2)
+        np.testing.assert_allclose(out["concurrence"], ref["concurrence"], rtol=0, atol=tol_C)
+
+
+@pytest.mark.parametrize("axis", ["x", "y"])
+def test_pulse_signs_are_the_conjugation_by_the_pulse(axis):
+    """S^a_P P_mu S^a_P = +-P_mu for every Pauli string of N = 3 (explicit matrices),
+    pulses on sites 0 and 2: the signs of liouvillian.pulse_signs."""
+    from tlsmpi.physics.pulses import Protocol
+    real = sample(ModelParams(N=3), 1, 0)
+    gen = liouvillian.Generator(real)
+    pulsed = np.array([True, False, True])
+    signs = liouvillian.pulse_signs(gen, Protocol("hahn", axis=axis), pulsed, 0, 64)
+    S = liouvillian.PAULI[1 if axis == "x" else 2]
+    U = np.kron(np.kron(S, np.eye(2)), S)
+    for mu in range(64):
+        P = np.ones((1, 1))
+        for d in gen.digits(np.array([mu]))[0]:
+            P = np.kron(P, liouvillian.PAULI[d])
+        assert np.array_equal(U @ P @ U.conj().T, signs[mu] * P)

@@ -15,6 +15,10 @@ computes every combination (a "case"), with the same disorder realizations in ea
                    and the engine's own options (its ``options`` table)
     [observables]  one boolean per registered observable (tlsmpi.physics.observables:
                    concurrence, entropy, ...), bipartitions, resolved, save_disorder
+    [initial]      state, theta, phi, angle, axis and the selection of the rotated TLSs
+                   (select, nu_min, nu_max, sites): tlsmpi.physics.pulses.InitialState
+    [protocol]     kind, n_pulses, pulse_times, axis and the selection of the pulsed TLSs
+                   (select, nu_min, nu_max, sites): tlsmpi.physics.pulses.Protocol
     [sweep]        <model key> = [values...]
     [output]       checkpoint_seconds, progress_seconds
 """
@@ -29,8 +33,10 @@ import numpy as np
 
 from . import engines
 from .errors import ConfigError
-from .physics.model import COUPLINGS, GEOMETRIES, MATERIALS, ModelParams, material_values
+from .physics.model import (COUPLINGS, GEOMETRIES, MATERIALS, ModelParams, material_values,
+                            sample)
 from .physics import observables as registry
+from .physics.pulses import AXES, KINDS, SELECTIONS, STATES, InitialState, Protocol, Selection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,6 +46,16 @@ else:                                   # pragma: no cover
 MODEL_KEYS = {f.name: f.type for f in fields(ModelParams) if f.name != "material"}
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ModelParams) if f.name != "material"}
 log = logging.getLogger("tlsmpi")
+
+#: The keys of a site selection (`tlsmpi.physics.pulses.Selection`), in [initial] and [protocol].
+SELECTION_SCHEMA = {
+    "select": ("all", lambda v: v in SELECTIONS, f"one of {list(SELECTIONS)}"),
+    "nu_min": (0.0, lambda v: v >= 0, "a number >= 0 (hbar nu in units of W)"),
+    "nu_max": (0.0, lambda v: v >= 0, "a number >= 0 (hbar nu in units of W)"),
+    "sites": ([], lambda v: all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
+                                for i in v) and len(set(v)) == len(v),
+              "a list of distinct TLS indices >= 0"),
+}
 
 #: section -> key -> (default, check, what the check wants)
 SCHEMA = {
@@ -60,6 +76,16 @@ SCHEMA = {
     "observables": {**{name: (name == "concurrence", None, None) for name in registry.names()},
                     "bipartitions": (0, lambda v: v >= 0, "an integer >= 0 (0 = all N bubbles)"),
                     "save_disorder": (True, None, None), "resolved": (False, None, None)},
+    "initial": {"state": ("random", lambda v: v in STATES, f"one of {list(STATES)}"),
+                "theta": (0.0, None, None), "phi": (0.0, None, None),
+                "angle": (0.0, None, None),
+                "axis": ("x", lambda v: v in AXES, f"one of {list(AXES)}"),
+                **SELECTION_SCHEMA},
+    "protocol": {"kind": ("free", lambda v: v in KINDS, f"one of {list(KINDS)}"),
+                 "n_pulses": (1, lambda v: v >= 1, "an integer >= 1"),
+                 "pulse_times": ([], None, None),
+                 "axis": ("x", lambda v: v in AXES, f"one of {list(AXES)}"),
+                 **SELECTION_SCHEMA},
     "sweep": {},
     "output": {"checkpoint_seconds": (60.0, lambda v: v > 0, "a number > 0"),
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
@@ -67,6 +93,17 @@ SCHEMA = {
 
 #: Keys added after run files of layout 2 were written (see `Config.to_toml`).
 LATER_KEYS = {"model": ("geometry", "film_nm", "d_min_nm", "couplings")}
+
+
+_SELECTION_LINES = {
+    "select": 'which TLSs: "all", "band" (nu_min <= hbar nu_i <= nu_max) or "sites" (by index)',
+    "nu_min": 'lower edge of the band of hbar nu_i (Eq. 11) in units of W (select = "band")',
+    "nu_max": 'upper edge of the band of hbar nu_i (Eq. 11) in units of W (select = "band")',
+    "sites": 'indices of the selected TLSs, 0 .. N-1 (select = "sites")',
+}
+
+#: Sections left out of the resolved TOML text when every key is at its default.
+EXPERIMENT = ("initial", "protocol")
 
 
 def _observable_description(name):
@@ -130,6 +167,24 @@ DESCRIPTIONS = {
     "output": {
         "checkpoint_seconds": "interval of each rank's writes (a kill loses at most this)",
         "progress_seconds": "interval of the progress log line (tlsmpi.simulate: of its bar)",
+    },
+    "initial": {
+        "state": 'state at t = 0 before the rotation: "random" (Eq. 26), "thermal" (populations '
+                 'at model.T_K), "ground" or "bloch" (theta, phi)',
+        "theta": 'polar angle of every Bloch vector in degrees, 0 = ground (state = "bloch")',
+        "phi": 'azimuth of every Bloch vector in degrees (state = "bloch")',
+        "angle": "rotation at t = 0 in degrees of the selected TLSs (90: the pi/2 pulse of an "
+                 "echo; 0: none)",
+        "axis": 'axis of the rotation at t = 0: "x" or "y"',
+        **{k: f"{line}; the rotated TLSs" for k, line in _SELECTION_LINES.items()},
+    },
+    "protocol": {
+        "kind": 'pi pulses: "free" (none), "hahn" (at t/2), "cpmg" (n_pulses at (2k-1)t/2n) or '
+                '"pulses" (at pulse_times)',
+        "n_pulses": 'number of pi pulses of a CPMG echo (kind = "cpmg")',
+        "pulse_times": 'times of the pi pulses in hbar/W, increasing, > 0 (kind = "pulses")',
+        "axis": 'axis of the pi pulses: "x" or "y"',
+        **{k: f"{line}; the pulsed TLSs" for k, line in _SELECTION_LINES.items()},
     },
 }
 
@@ -247,7 +302,26 @@ class Config:
     def request(self):
         o = self.data["observables"]
         return registry.Request(tuple(n for n in registry.names() if o.get(n)),
-                                bipartitions=o["bipartitions"], resolved=o["resolved"])
+                                bipartitions=o["bipartitions"], resolved=o["resolved"],
+                                initial=self.initial, protocol=self.protocol)
+
+    @property
+    def initial(self):
+        """The initial state of [initial] (`tlsmpi.physics.pulses.InitialState`)."""
+        i = self.data["initial"]
+        return InitialState(i["state"], i["theta"], i["phi"], i["angle"], i["axis"],
+                            _selection(i))
+
+    @property
+    def protocol(self):
+        """The pulse protocol of [protocol] (`tlsmpi.physics.pulses.Protocol`)."""
+        p = self.data["protocol"]
+        return Protocol(p["kind"], p["n_pulses"], tuple(p["pulse_times"]), p["axis"],
+                        _selection(p))
+
+    def realization(self, params, r):
+        """Realization r of the case ``params`` with the initial state of [initial]."""
+        return self.initial.apply(sample(params, self.seed, r))
 
     def cases(self):
         """ModelParams of every sweep combination, in the order of the output groups."""
@@ -267,12 +341,18 @@ class Config:
         then resumes, and the text still reads back to the same configuration."""
         lines = []
         for name, table in self.data.items():
+            if name in EXPERIMENT and all(v == SCHEMA[name][k][0] for k, v in table.items()):
+                continue                    # the paper's experiment: the text of before
             lines.append(f"[{name}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
                       if not (name == "time" and k == "values" and v == [])
                       and not (k in LATER_KEYS.get(name, ()) and v == SCHEMA[name][k][0])]
             lines.append("")
         return "\n".join(lines)
+
+
+def _selection(table):
+    return Selection(table["select"], table["nu_min"], table["nu_max"], tuple(table["sites"]))
 
 
 def _toml_value(v):
@@ -485,6 +565,7 @@ def validate(raw):
         cases = config.cases()
     except ValueError as err:
         raise ConfigError(f"{err}: fix the [model] or [sweep] value") from None
+    _check_experiment(config, cases)
     _check_engine(config, cases)
     _check_unused(config, cases, raw)
     return config
@@ -519,7 +600,9 @@ def unused_keys(config, cases, raw):
     if not any(request.wants(kind) for kind in registry.RESOLVABLE):
         out["observables.resolved"] = ("no site or pair observable is requested (only those "
                                        "are resolved)")
-    if not any(p.epsilon > 0 for p in cases):
+    out.update(_unused_experiment(config))
+    thermal = config.data["initial"]["state"] == "thermal"
+    if not thermal and not any(p.epsilon > 0 for p in cases):
         out["model.T_K"] = ("every case has epsilon = 0: no phonon bath (Eq. 15), so the "
                             "temperature enters nothing")
     if not any(p.flipflop > 0 for p in cases):
@@ -531,6 +614,70 @@ def unused_keys(config, cases, raw):
         {f"engine.{k}": why for k, why in engine.ignored_options(cases, config.request).items()}
     )
     return out
+
+
+def _unused_selection(section, table, why):
+    """The selection keys of ``section`` without effect: all of them (``why``) or those of
+    the other kinds of selection."""
+    keys = {"select": why, "nu_min": why, "nu_max": why, "sites": why}
+    if why is None:
+        band = f'{section}.select = "{table["select"]}" (the band is of select = "band")'
+        keys = {"nu_min": band, "nu_max": band,
+                "sites": f'{section}.select = "{table["select"]}" (sites are of select = '
+                         '"sites")'}
+        keep = {"band": ("nu_min", "nu_max"), "sites": ("sites",)}.get(table["select"], ())
+        keys = {k: v for k, v in keys.items() if k not in keep}
+    return {f"{section}.{k}": v for k, v in keys.items()}
+
+
+def _unused_experiment(config):
+    """The [initial] and [protocol] keys without effect (see `unused_keys`)."""
+    i, p = config.data["initial"], config.data["protocol"]
+    out = {}
+    if i["state"] != "bloch":
+        for key in ("theta", "phi"):
+            out[f"initial.{key}"] = f'initial.state = "{i["state"]}" (angles are of "bloch")'
+    rotated = None if i["angle"] else "initial.angle = 0 (no rotation at t = 0)"
+    if rotated:
+        out["initial.axis"] = rotated
+    signal = "echo" in config.request.observables     # read on [initial]'s selection
+    out.update(_unused_selection("initial", i, None if signal else rotated))
+    pulsed = None if p["kind"] != "free" else 'protocol.kind = "free" (no pulses)'
+    if pulsed:
+        out["protocol.axis"] = pulsed
+    if p["kind"] != "cpmg":
+        out["protocol.n_pulses"] = f'protocol.kind = "{p["kind"]}" (n_pulses is of "cpmg")'
+    if p["kind"] != "pulses":
+        out["protocol.pulse_times"] = f'protocol.kind = "{p["kind"]}" (pulse_times is of "pulses")'
+    out.update(_unused_selection("protocol", p, pulsed))
+    return out
+
+
+def _check_experiment(config, cases):
+    """Refuse selections and pulse times that cannot be carried out."""
+    for section in ("initial", "protocol"):
+        table = config.data[section]
+        if table["select"] == "band" and not table["nu_max"] > table["nu_min"]:
+            raise ConfigError(f'{section}.select = "band" with {section}.nu_max = '
+                              f"{table['nu_max']!r} <= nu_min = {table['nu_min']!r}: set "
+                              "nu_max > nu_min (hbar nu in units of W)")
+        if table["select"] == "sites":
+            if not table["sites"]:
+                raise ConfigError(f'{section}.select = "sites" with {section}.sites = []: '
+                                  "give at least one TLS index")
+            N = min(p.N for p in cases)
+            if max(table["sites"]) >= N:
+                raise ConfigError(f"{section}.sites = {table['sites']!r}: indices must be < N "
+                                  f"= {N}")
+    p = config.data["protocol"]
+    v = p["pulse_times"]
+    if p["kind"] == "pulses":
+        if not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                            and math.isfinite(x) for x in v) or v[0] <= 0 or any(
+                b <= a for a, b in zip(v, v[1:])):
+            raise ConfigError(f"protocol.pulse_times = {v!r}: give the pi pulses' times, "
+                              "finite, > 0 and strictly increasing")
+        p["pulse_times"] = [float(x) for x in v]
 
 
 def _check_unused(config, cases, raw):
@@ -593,6 +740,14 @@ def _check_engine(config, cases):
             raise ConfigError(f"observables.{name} = true: engine {engine.name!r} does not "
                               f"compute it (it gives {given}); disable it or choose another "
                               "engine")
+    protocol, initial = config.protocol, config.initial
+    if not protocol.free and not engine.pulses:
+        raise ConfigError(f'protocol.kind = "{protocol.kind}": engine {engine.name!r} cannot '
+                          'apply pi pulses; use engine.name = "exact" (or "liouvillian")')
+    if not engine.mixed_states and any(initial.mixed(p) for p in cases):
+        raise ConfigError(f'initial.state = "thermal" at model.T_K > 0 is a mixed state: engine '
+                          f"{engine.name!r} evolves state vectors; use engine.name = \"exact\" "
+                          'or "liouvillian"')
     for p in cases:
         if obs["bipartitions"] > p.N:
             raise ConfigError(f"observables.bipartitions = {obs['bipartitions']} > N = {p.N}: "

@@ -9,6 +9,7 @@ BENCHMARKS = {
     "entropy": "tlsmpi.bench.entropy",
     "schedule": "tlsmpi.bench.schedule",
     "ed": "tlsmpi.bench.ed",
+    "echo": "tlsmpi.bench.echo",
 }
 
 

@@ -60,6 +60,10 @@ class Engine:
     option_schema = {}
     #: One line per key of `option_schema` (``tlsmpi config``, docs/configuration.md).
     option_docs = {}
+    #: True if the engine applies the pi pulses of a protocol (`Request.protocol`).
+    pulses = False
+    #: True if the engine evolves mixed initial states (a thermal `Request.initial`).
+    mixed_states = True
     #: Kinds of reduced density matrices the engine provides ("site", "pair",
     #: "subsystem"): every registered observable of these kinds works on it
     #: (`tlsmpi.physics.observables`).
@@ -89,7 +93,8 @@ class Engine:
     @classmethod
     def provides(cls, name):
         """True if the engine computes the registered observable ``name``."""
-        return name in cls.observables or registry.get(name).kind in cls.kinds
+        obs = registry.get(name)
+        return name in cls.observables or (obs.generic and obs.kind in cls.kinds)
 
     def check(self, cases, request):
         """Raise ConfigError naming the value and the fix for what cannot be computed.

@@ -168,6 +168,7 @@ class EDEngine(Engine):
     `tlsmpi.engines.trajectories.BLOCK` trajectories are the parts of a realization (each a
     work item of the runner)."""
     name = "ed"
+    mixed_states = False
     kinds = ("site", "pair", "subsystem")
     option_schema = {"trajectories": (0, lambda v: v >= 0, "an integer >= 0 (0: epsilon = 0 only)")}
     option_docs = {"trajectories": "quantum-jump trajectories per realization (epsilon > 0)"}

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics import observables as registry
-from ..physics.propagators import coherences, propagate_populations, trace_factor
+from ..physics.propagators import (coherence_decay, coherences, propagate_populations,
+                                   propagate_sequence, trace_factor)
 from .base import Engine, never, register
 from .subsystems import half_system_entropy, route_costs
 
@@ -122,17 +123,109 @@ class PairTables:
         return rho
 
 
-def pair_rdms(real, times):
+class PulsedPairTables(PairTables):
+    """`PairTables` under pi pulses (docs/echo.md): the output times of one segment of a
+    `tlsmpi.physics.pulses.Protocol`, ``durations`` (T, m + 1) of the intervals between
+    its m pulses.
+
+    Every element keeps its factorized form with the coherence pattern of each interval:
+    a pulsed coherent site i has d_i^(k) = s_i^(k) d_i, s_i^(k) = (-1)^(m - k) in interval
+    k = 0..m (d_i the pattern read at t), so a site j outside it sees omega_j^(k) =
+    2 sum_i J_ij d_i^(k) and is propagated interval by interval with its populations
+    swapped at its own pulses (`propagate_sequence`).  A coherent factor is
+    rho0_i[pattern of interval 0] exp(i nu_i sum_k s_i^(k) dt_k - Gc_i t), times (-1)^m
+    for pulses about y.  Without dissipation the trace factor of site k is cos Phi - i m_k
+    sin Phi with Phi = 4 sum_i J_ik d_i/2 c_ik(t), c_ik = sum_q s_i^(q) u_k^(q) dt_q and
+    u_k^(q) = +-1 the flips of site k itself, so the angle-addition tables of
+    `PairTables` apply with the effective times c_ik(t).
+    """
+
+    def __init__(self, real, durations, protocol):
+        self.real = real
+        D = np.asarray(durations, dtype=float)
+        self.t = t = D.sum(1)
+        m = D.shape[1] - 1
+        N = real.N
+        self.unitary = not np.any(real.Y)
+        rho0 = real.initial_density_matrices()
+        self.p_up = rho0[:, 0, 0].real
+        pulsed = protocol.select.mask(real)
+        k = np.arange(m + 1)
+        sign = np.where(pulsed[:, None], (-1.0) ** (m - k), 1.0)           # s_i^(k), (N, m+1)
+        flips = np.where(pulsed[:, None], (-1.0) ** k, 1.0)                # u_k^(q)
+        first = np.where(sign[:, 0] > 0, rho0[:, 0, 1], rho0[:, 1, 0])
+        phase = np.where(pulsed & (protocol.axis == "y") & (m % 2 == 1), -1.0, 1.0)
+        gc = coherence_decay(real.Y, real.f)
+        self.c = (phase * first)[:, None] * np.exp(1j * real.nu[:, None] * (sign @ D.T)
+                                                   - np.outer(gc, t))
+        Y, f = real.Y, real.f
+        self.sequence = lambda omegas: propagate_sequence(omegas, D, self.p_up, Y, f, pulsed)
+        self.sign = sign
+        self.tables = self.unitary
+        if self.tables:
+            # populations constant between pulses: v_j = p_j[s0] e^{-i s0 4 J_ij c_ij(t)}
+            # at s = s0 u_j^(m) (swapped if j was pulsed an odd number of times)
+            ceff = np.einsum("iq,kq,tq->ikt", sign, flips, D)
+            self.E = np.exp(-4j * real.J[:, :, None] * ceff)
+            self.Ec = self.E.conj()
+            self.m = 2 * self.p_up - 1
+            p = np.stack([self.p_up, 1 - self.p_up])[:, :, None]          # (2, N, 1)
+            odd = flips[:, -1] < 0
+            self.pop = np.broadcast_to(np.where(odd[:, None], p[::-1], p).swapaxes(0, 1),
+                                       (N, 2, len(t)))
+            v = np.stack([p[0] * self.E, p[1] * self.Ec], 2)               # (i, j, s0, T)
+            v = np.where(odd[None, :, None, None], v[:, :, ::-1], v)
+        else:
+            self.pop = np.stack(self.sequence([0.0] * (m + 1)), 1)            # (N, 2, T)
+            v = np.stack(self.sequence(self._alternating(
+                lambda q: 4 * real.J * sign[:, None, q])), 2)
+        self.v = v
+        F = v.sum(2)
+        F[np.arange(N), np.arange(N)] = 1.0
+        self.excl = exclusive_products(F)
+
+    def _alternating(self, omega):
+        """[omega(q) for each interval q]: the signs s^(q) alternate, so two arrays, each
+        passed as the same object wherever it repeats (`propagate_sequence` then builds
+        its exponentials once per distinct interval)."""
+        m = self.sign.shape[1] - 1
+        last = [omega(m), omega(m - 1)] if m else [omega(m)]
+        return [last[(m - q) % 2] for q in range(m + 1)]
+
+    def _double(self, i, sign):
+        if self.tables:
+            return super()._double(i, sign)
+        J, s = self.real.J, self.sign
+        up, down = self.sequence(self._alternating(
+            lambda q: 4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None])))
+        G = up + down
+        N = self.real.N
+        G[:, i] = 1.0
+        G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
+        return G.prod(axis=1)
+
+
+def pair_tables(real, times, protocol=None):
+    """(index array into ``times``, tables) per segment of ``protocol`` (`PairTables`
+    once for free evolution)."""
+    if protocol is None or protocol.free:
+        return [(np.arange(len(times)), PairTables(real, times))]
+    return [(idx, PulsedPairTables(real, D, protocol)) for idx, D in protocol.segments(times)]
+
+
+def pair_rdms(real, times, protocol=None):
     """All rho_ij(t), i < j, stacked in row-major pair order: shape (N(N-1)/2, T, 4, 4)."""
-    engine = PairTables(real, times)
-    return np.concatenate([engine.rows(i) for i in range(real.N - 1)])
+    out = np.empty((real.N * (real.N - 1) // 2, len(times), 4, 4), dtype=complex)
+    for idx, tables in pair_tables(real, times, protocol):
+        out[:, idx] = np.concatenate([tables.rows(i) for i in range(real.N - 1)])
+    return out
 
 
 def site_rdms(tables):
     """rho_i(t) of every site from the tables of `PairTables`, shape (T, N, 2, 2): the
     populations, and <up|rho_i|down> = c_i prod_{k != i} 1^T exp(M_k t) p_k (the
     coherence of site i seen by every other site, omega_k = 4 J_ik; docs/design.md
-    section 4 with A = {i})."""
+    section 4 with A = {i}; under pulses docs/echo.md)."""
     N = tables.real.N
     F = tables.v.sum(2)                                            # (i, k, T)
     F[np.arange(N), np.arange(N)] = 1.0
@@ -143,6 +236,14 @@ def site_rdms(tables):
     rho[:, :, 0, 1] = coherence.T
     rho[:, :, 1, 0] = coherence.conj().T
     return rho
+
+
+def site_coherences(real, times, protocol=None):
+    """rho_i[up, down](t) of every TLS under the pulses of ``protocol``, shape (N, T)."""
+    out = np.empty((real.N, len(times)), dtype=complex)
+    for idx, tables in pair_tables(real, times, protocol):
+        out[:, idx] = site_rdms(tables)[:, :, 0, 1].T
+    return out
 
 
 def pair_observables(real, times, request, checkpoint=never, tables=None):
@@ -158,30 +259,53 @@ def pair_observables(real, times, request, checkpoint=never, tables=None):
     return registry.reduce(request, "pair", real.N, rows(), axis=0)
 
 
-def average_concurrence(real, times, checkpoint=never):
-    """C(t) of Eq. (28) alone (`pair_observables`)."""
-    return pair_observables(real, times, registry.Request(), checkpoint)["concurrence"]
+def average_concurrence(real, times, checkpoint=never, protocol=None):
+    """C(t) of Eq. (28) alone (`compute`), under the pulses of ``protocol`` (None: free)."""
+    request = registry.Request() if protocol is None else registry.Request(protocol=protocol)
+    return compute(real, times, request, checkpoint=checkpoint)["concurrence"]
 
 
-def compute(real, times, request, comm=None, checkpoint=never):
-    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,)
-    (and the ``_resolved`` rows); ``checkpoint()`` is called between rows of pairs and
-    between bipartitions and time chunks of the entropy."""
-    if real.params.flipflop:
-        raise ValueError("model.flipflop > 0 breaks the factorization of Engine 1: "
-                         "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
+def echo_rows(real, request, tables):
+    """{"echo", "echo_imag"}: the real and imaginary parts of the echo signal (1/N)
+    sum_{i in A} <S^-_i>(t), A the TLSs of [initial]'s selection (docs/echo.md)."""
+    A = request.initial.select.mask(real)
+    values = registry.echo_site_values(site_rdms(tables)[:, A])
+    signal = values.sum(1) / real.N
+    return {"echo": signal.real, "echo_imag": signal.imag}
+
+
+def _site_and_pair(real, times, request, checkpoint, tables):
     out = {}
-    tables = None
-    if request.wants("site") or request.wants("pair"):
-        tables = PairTables(real, times)
+    if "echo" in request.observables:
+        out.update(echo_rows(real, request, tables))
     if request.wants("site"):
         out.update(registry.reduce(request, "site", real.N, [site_rdms(tables)], axis=1))
     if request.wants("pair"):
         out.update(pair_observables(real, times, request, checkpoint, tables))
+    return out
+
+
+def compute(real, times, request, comm=None, checkpoint=never):
+    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,)
+    (and the ``_resolved`` rows), under the pulses of ``request.protocol`` (each segment
+    of output times with its own tables); ``checkpoint()`` is called between rows of
+    pairs and between bipartitions and time chunks of the entropy."""
+    if real.params.flipflop:
+        raise ValueError("model.flipflop > 0 breaks the factorization of Engine 1: "
+                         "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
+    out = {}
+    if request.wants("site") or request.wants("pair") or "echo" in request.observables:
+        segments = pair_tables(real, times, request.protocol)
+        if len(segments) == 1:
+            out = _site_and_pair(real, times, request, checkpoint, segments[0][1])
+        for idx, tables in segments if len(segments) > 1 else ():
+            for name, v in _site_and_pair(real, np.asarray(times)[idx], request, checkpoint,
+                                          tables).items():
+                out.setdefault(name, np.empty((len(times),) + v.shape[1:], v.dtype))[idx] = v
     if "entropy" in request.observables:
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
                                              checkpoint=checkpoint)
-    return {name: out[name] for name in registry.outputs(request)}
+    return {name: out[name] for name in ExactEngine().outputs(request)}
 
 
 #: Largest N for the entropy (rho_A of N/2 sites: 2^(N/2) x 2^(N/2) per time).
@@ -193,7 +317,15 @@ class ExactEngine(Engine):
     """Engine 1 in the registry: one realization per rank, any N, open or closed."""
     name = "exact"
     kinds = ("site", "pair")
-    observables = ("entropy",)
+    observables = ("entropy", "echo")
+    pulses = True
+
+    def outputs(self, request):
+        """The requested observables and, with the echo, its imaginary part ``echo_imag``."""
+        out = super().outputs(request)
+        if "echo" in out:
+            out = {**out, "echo_imag": registry.ECHO_IMAG}
+        return out
 
     def check(self, cases, request):
         for p in cases:
@@ -201,6 +333,11 @@ class ExactEngine(Engine):
                 raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
                                   "exact factorization; set engine.name = \"liouvillian\" or "
                                   "flipflop = 0")
+            if "entropy" in request.observables and not request.protocol.free:
+                raise ConfigError(f'protocol.kind = "{request.protocol.kind}" with '
+                                  "observables.entropy: Engine 1 computes S_E for free "
+                                  'evolution only; set protocol.kind = "free" or disable the '
+                                  "entropy")
             if "entropy" in request.observables and p.N > MAX_N_ENTROPY:
                 raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
                                   f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "

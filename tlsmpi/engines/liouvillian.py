@@ -376,7 +376,9 @@ class Evolution:
             self.A = self._own(assemble(gen, self.comm))
             self.x, self.y = (self._own(v) for v in self.A.createVecs())
             start, stop = self.x.getOwnershipRange()
-            self.x.setArray(gen.initial_coefficients(real.initial_density_matrices(), start, stop))
+            self.c0 = gen.initial_coefficients(real.initial_density_matrices(), start, stop)
+            self.x.setArray(self.c0)
+            self.gen, self.rows = gen, (start, stop)
             self.mfn = self._own(SLEPc.MFN().create(comm=self.A.getComm()))
             self.mfn.setOperator(self.A)
             self.fn = self.mfn.getFN()
@@ -427,10 +429,14 @@ class Evolution:
                                   f"{t1:.6g}")
             self.x, self.y = self.y, self.x
 
-    def run(self, times, indices):
+    def run(self, times, indices, protocol=None, pulsed=None):
         """Coefficients c_mu(t) for the global ``indices`` at each of ``times``
         (non-decreasing, from t = 0), gathered on rank 0 of the communicator by a
-        VecScatter: (T, len(indices)) there, None on the other ranks."""
+        VecScatter: (T, len(indices)) there, None on the other ranks.
+
+        With the pi pulses of ``protocol`` (`tlsmpi.physics.pulses.Protocol`, docs/echo.md)
+        on the sites ``pulsed`` (mask) every output time is evolved from c(0) through its
+        intervals, the pulses applied between them as `pulse_signs`."""
         PETSc = self._PETSc
         t = output_times(times)
         root = self.comm.Get_rank() == 0
@@ -439,20 +445,49 @@ class Evolution:
         local = PETSc.Vec().createSeq(len(mine), comm=PETSc.COMM_SELF)
         scatter = PETSc.Scatter().create(self.x, sel, local, None)
         coeffs = np.empty((len(t), len(mine)))
+
+        def read(k):
+            scatter.scatter(self.x, local, PETSc.InsertMode.INSERT_VALUES,
+                            PETSc.ScatterMode.FORWARD)
+            coeffs[k] = local.getArray(readonly=True)
         try:
-            t_prev = 0.0
-            for k, tk in enumerate(t):
-                if tk > t_prev:
-                    self.step(t_prev, tk)
-                    t_prev = tk
-                scatter.scatter(
-                    self.x, local, PETSc.InsertMode.INSERT_VALUES, PETSc.ScatterMode.FORWARD
-                )
-                coeffs[k] = local.getArray(readonly=True)
+            if protocol is None or protocol.free:
+                t_prev = 0.0
+                for k, tk in enumerate(t):
+                    if tk > t_prev:
+                        self.step(t_prev, tk)
+                        t_prev = tk
+                    read(k)
+            else:
+                self._run_pulsed(t, protocol, pulsed, read)
         finally:
             for obj in (scatter, local, sel):
                 obj.destroy()
         return coeffs if root else None
+
+    def _run_pulsed(self, t, protocol, pulsed, read):
+        signs = pulse_signs(self.gen, protocol, pulsed, *self.rows)
+        for idx, durations in protocol.segments(t):
+            for k, steps in zip(idx, durations):
+                self.x.setArray(self.c0)
+                now = 0.0
+                for q, dt in enumerate(steps):
+                    if q:
+                        self.x.setArray(self.x.getArray(readonly=True) * signs)
+                    if dt > 0:
+                        self.step(now, now + dt)
+                        now += dt
+                read(k)
+
+
+def pulse_signs(gen, protocol, pulsed, start, stop):
+    """The pi pulses of ``protocol`` on the sites ``pulsed`` (mask) as a map of the Pauli
+    coefficients of rows [start, stop): S^a rho S^a keeps P_a and 1 and flips the sign of
+    the two other Paulis on each pulsed site (docs/echo.md), so c_mu -> +-c_mu."""
+    flip = (2, 3) if protocol.axis == "x" else (1, 3)
+    d = gen.digits(np.arange(start, stop, dtype=np.int64))
+    odd = (np.isin(d, flip) & pulsed[None, :]).sum(1) % 2
+    return 1.0 - 2.0 * odd
 
 
 def output_times(times):
@@ -742,7 +777,8 @@ def compute(real, times, request, comm=None, method="auto", checkpoint=never):
     root = comm.Get_rank() == 0
     coeffs = None
     spectral = False
-    if prefer_spectral(real, t, request, method):
+    protocol = request.protocol
+    if protocol.free and prefer_spectral(real, t, request, method):
         if root:
             try:
                 coeffs = spectral_coefficients(real, t, readout.indices, checkpoint)
@@ -754,7 +790,7 @@ def compute(real, times, request, comm=None, method="auto", checkpoint=never):
             raise Interrupted
     if not spectral:
         with Evolution(real, comm, checkpoint) as evo:
-            coeffs = evo.run(t, readout.indices)
+            coeffs = evo.run(t, readout.indices, protocol, protocol.select.mask(real))
     result = None
     if root:
         try:
@@ -836,6 +872,7 @@ class LiouvillianEngine(Engine):
     the spectral path on the group's rank 0 (``engine.method``, `use_spectral`)."""
     name = "liouvillian"
     kinds = ("site", "pair", "subsystem")
+    pulses = True
     parallel = True
     solver_options = True
     option_schema = {"method": ("auto", lambda v: v in METHODS,
@@ -845,6 +882,10 @@ class LiouvillianEngine(Engine):
 
     def check(self, cases, request):
         """Refuse method = "spectral" where it cannot run; log the path of every N."""
+        if not request.protocol.free and self.options["method"] == "spectral":
+            raise ConfigError(f'engine.method = "spectral" with protocol.kind = '
+                              f'"{request.protocol.kind}": pulses are applied between MFN '
+                              'solves; set engine.method = "mfn" or "auto"')
         said = set()
         for p in cases:
             spectral = use_spectral(p, self.options["method"])

@@ -293,7 +293,8 @@ class Realization:
     nu[i]: TLS frequency (Eq. 11); J[i, j]: symmetric coupling with eta (Eq. 22,
     zero diagonal, each unordered pair enters H as 2 J_ij S^z_i S^z_j);
     Y[i]: rate of Eq. (21) with epsilon; f[i]: Bose factor f_T(hbar nu_i);
-    theta, phi: Bloch angles of the initial product state (Eq. 26).
+    theta, phi: Bloch angles of the initial product state (Eq. 26); radius: lengths of
+    its Bloch vectors, None for pure states (a thermal state, `tlsmpi.physics.pulses`).
     """
     params: ModelParams
     seed: int
@@ -309,6 +310,7 @@ class Realization:
     J: np.ndarray
     Y: np.ndarray
     f: np.ndarray
+    radius: np.ndarray = None
 
     @property
     def N(self):
@@ -338,14 +340,25 @@ class Realization:
     def initial_states(self):
         """Single-TLS amplitudes (cos(theta/2), e^{i phi} sin(theta/2)) in the (up, down)
         S^z eigenbasis, shape (N, 2); up (S^z = +1) is the ground state."""
+        if self.radius is not None and np.any(self.radius != 1):
+            raise ValueError("the initial state is mixed (thermal at T > 0): no state vector")
         return np.stack(
             [np.cos(self.theta / 2), np.exp(1j * self.phi) * np.sin(self.theta / 2)], -1
         )
 
     def initial_density_matrices(self):
-        """rho0_i = |psi_i><psi_i|, shape (N, 2, 2)."""
-        psi = self.initial_states()
-        return psi[:, :, None] * psi[:, None, :].conj()
+        """rho0_i = |psi_i><psi_i|, or (1 + r n.S)/2 for Bloch vectors of lengths
+        ``radius``, shape (N, 2, 2)."""
+        if self.radius is None:
+            psi = self.initial_states()
+            return psi[:, :, None] * psi[:, None, :].conj()
+        st, r = np.sin(self.theta), self.radius
+        rho = np.empty((self.N, 2, 2), dtype=complex)
+        rho[:, 0, 0] = (1 + r * np.cos(self.theta)) / 2
+        rho[:, 1, 1] = (1 - r * np.cos(self.theta)) / 2
+        rho[:, 0, 1] = r * st * np.exp(-1j * self.phi) / 2
+        rho[:, 1, 0] = rho[:, 0, 1].conj()
+        return rho
 
 
 def sample(params, seed, index):

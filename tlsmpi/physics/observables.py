@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import measures
+from .pulses import InitialState, Protocol
 
 #: Kinds of reduced density matrices, with their matrix size (None: any, 2^|A|).
 KINDS = {"site": 2, "pair": 4, "subsystem": None}
@@ -60,6 +61,10 @@ class Observable:
     denominator : callable, optional
         (N, count) -> the number the sum over the ``count`` items is divided by; the
         mean (``count``) by default.
+    generic : bool, optional
+        False for an observable that needs more than the density matrices (e.g. the
+        realization's site selection): only the engines that list it in
+        `Engine.observables` compute it, by their own route, and it is never resolved.
     """
     name: str
     kind: str
@@ -67,6 +72,7 @@ class Observable:
     units: str
     long_name: str
     denominator: Callable = _mean
+    generic: bool = True
 
 
 def register(obs):
@@ -104,7 +110,7 @@ def outputs(request, provided=()):
     if request.resolved:
         for name in list(out):
             obs = _REGISTRY[name]
-            if obs.kind in RESOLVABLE:
+            if obs.kind in RESOLVABLE and obs.generic:
                 out[name + "_resolved"] = (obs.units, f"{obs.long_name}: the value of each "
                                            f"{obs.kind} before the reduction", obs.kind)
     return out
@@ -124,14 +130,21 @@ class Request:
     resolved : bool
         Also return the per-site / per-pair values of the site and pair observables
         (``<name>_resolved``, (T, N) or (T, N(N-1)/2) with the pairs i < j row-major).
+    initial, protocol : tlsmpi.physics.pulses.InitialState, Protocol
+        The experiment (docs/echo.md): the initial state (applied to the realization by
+        `tlsmpi.config.Config.realization`) and the pi pulses.
     """
     observables: tuple = ("concurrence",)
     bipartitions: int = 0
     resolved: bool = False
+    initial: InitialState = InitialState()
+    protocol: Protocol = Protocol()
 
     def of_kind(self, kind):
-        """The requested names of ``kind``, in registry order."""
-        return tuple(n for n in names() if n in self.observables and _REGISTRY[n].kind == kind)
+        """The requested generic names of ``kind`` (those computed from the density
+        matrices alone), in registry order."""
+        return tuple(n for n in names() if n in self.observables and _REGISTRY[n].kind == kind
+                     and _REGISTRY[n].generic)
 
     def wants(self, kind):
         """True if an observable of ``kind`` is requested."""
@@ -194,3 +207,17 @@ register(Observable("concurrence", "pair", measures.concurrence, "1",
                     "mean pair concurrence C(t), Eq. (28)", _pair_sum_over_N))
 register(Observable("entropy", "subsystem", measures.entropy_vn, "1",
                     "half-system entanglement entropy S_E(t) in nats, Eq. (29)"))
+
+
+def echo_site_values(rho):
+    """<S^-_i> = Tr(rho_i S^-) = 2 rho_i[up, down] of site states (..., 2, 2), complex."""
+    return 2 * rho[..., 0, 1]
+
+
+#: The echo signal (docs/echo.md): (1/N) sum_{i in A} <S^-_i>, A the TLSs rotated at
+#: t = 0 ([initial]'s selection), complex; stored as two rows, this one its real part and
+#: ``echo_imag`` (`ECHO_IMAG`) its imaginary part.
+register(Observable("echo", "site", lambda rho: echo_site_values(rho).real, "1",
+                    "echo signal Re (1/N) sum_{i in A} <S^-_i>, A the TLSs rotated at t = 0",
+                    lambda N, count: N, generic=False))
+ECHO_IMAG = ("1", "echo signal Im (1/N) sum_{i in A} <S^-_i>, A the TLSs rotated at t = 0")

@@ -32,21 +32,40 @@ def propagator_modes(omega, t, p_up, Y, f):
     omega, p_up, Y, f = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (omega, p_up, Y, f))
     )
-    r_down, r_up = rates(Y, f)
-    R = r_up + r_down
-    z = 2 * Y - 1j * omega                                   # N = [[z, r_up], [r_down, -z]]
-    kappa = np.sqrt(z * z + r_up * r_down)
-    inv = np.divide(1.0, kappa, out=np.zeros_like(kappa), where=kappa != 0)
-    p_down = 1 - p_up
-    x = np.stack([(z * p_up + r_up * p_down) * inv, (r_down * p_up - z * p_down) * inv])
-    # kappa - R/2 without cancellation: kappa^2 - R^2/4 = -omega (omega + 4iY), which is 0
-    # at omega = 0 (trace preservation) where kappa - R/2 would carry a rounding error ~eps R
-    lam = np.divide(-omega * (omega + 4j * Y), kappa + R / 2,
-                    out=np.zeros_like(kappa), where=kappa + R / 2 != 0)
-    t = np.asarray(t, dtype=float)
-    e_plus = np.exp(lam[..., None] * t)
-    e_minus = np.exp(-(kappa + R / 2)[..., None] * t)
+    g = _Generator(omega, Y, f)
+    x = np.stack(g.apply(p_up, 1 - p_up))
+    e_plus, e_minus = g.exponentials(t)
     return e_plus, e_minus, x
+
+
+class _Generator:
+    """M = -R/2 + N of `propagator_modes`: N = [[z, r_up], [r_down, -z]], z = 2Y - i omega,
+    kappa = sqrt(z^2 + r_up r_down), for broadcast arrays ``omega, Y, f``."""
+
+    def __init__(self, omega, Y, f):
+        r_down, self.r_up = rates(Y, f)
+        self.r_down = r_down
+        R = self.r_up + r_down
+        self.z = z = 2 * Y - 1j * omega
+        kappa = np.sqrt(z * z + self.r_up * r_down)
+        self.inv = np.divide(1.0, kappa, out=np.zeros_like(kappa), where=kappa != 0)
+        # kappa - R/2 without cancellation: kappa^2 - R^2/4 = -omega (omega + 4iY), which is
+        # 0 at omega = 0 (trace preservation) where kappa - R/2 would carry an error ~eps R
+        self.lam = np.divide(-omega * (omega + 4j * Y), kappa + R / 2,
+                             out=np.zeros_like(kappa), where=kappa + R / 2 != 0)
+        self.mu = kappa + R / 2
+
+    def apply(self, v_up, v_down, times=False):
+        """N v / kappa for populations (v_up, v_down) of the broadcast shape, or with
+        ``times`` of that shape + (T,)."""
+        z, r_up, r_down, inv = ((a[..., None] if times else a)
+                                for a in (self.z, self.r_up, self.r_down, self.inv))
+        return (z * v_up + r_up * v_down) * inv, (r_down * v_up - z * v_down) * inv
+
+    def exponentials(self, t):
+        """(e_plus, e_minus) = (exp((kappa - R/2) t), exp(-(kappa + R/2) t)), t last axis."""
+        t = np.asarray(t, dtype=float)
+        return np.exp(self.lam[..., None] * t), np.exp(-self.mu[..., None] * t)
 
 
 def propagate_populations(omega, t, p_up, Y, f):
@@ -71,3 +90,32 @@ def coherences(real, t):
     rho0 = real.initial_density_matrices()
     gc = coherence_decay(real.Y, real.f)
     return rho0[:, 0, 1, None] * np.exp(np.outer(1j * real.nu - gc, t))
+
+
+def propagate_sequence(omegas, durations, p_up, Y, f, swap):
+    """Populations of one TLS through intervals separated by pi pulses (docs/echo.md):
+    v = exp(M_m dt_m) S ... S exp(M_0 dt_0) p with M_k = Q - i omegas[k] diag(1, -1) and S
+    the swap of up and down where ``swap`` (the TLS is pulsed), else 1.
+
+    ``omegas``: m + 1 arrays broadcast against ``p_up, Y, f, swap``; ``durations`` (T, m + 1)
+    the lengths of the intervals of each output time.  Returns (v_up, v_down), each of
+    the broadcast shape + (T,); without pulses this is `propagate_populations`."""
+    durations = np.asarray(durations, dtype=float)
+    v_up, v_down = propagate_populations(omegas[0], durations[:, 0], p_up, Y, f)
+    swap = np.asarray(swap)[..., None]
+    generators, exponentials = {}, {}      # the same omega object or interval: computed once
+    for k in range(1, durations.shape[1]):
+        v_up, v_down = np.where(swap, v_down, v_up), np.where(swap, v_up, v_down)
+        key = id(omegas[k])
+        if key not in generators:
+            generators[key] = _Generator(*np.broadcast_arrays(
+                *(np.asarray(v, dtype=float) for v in (omegas[k], Y, f))))
+        g = generators[key]
+        step = (key, durations[:, k].tobytes())
+        if step not in exponentials:
+            exponentials[step] = g.exponentials(durations[:, k])
+        e_plus, e_minus = exponentials[step]
+        x_up, x_down = g.apply(v_up, v_down, times=True)
+        v_up = 0.5 * ((v_up + x_up) * e_plus + (v_up - x_up) * e_minus)
+        v_down = 0.5 * ((v_down + x_down) * e_plus + (v_down - x_down) * e_minus)
+    return v_up, v_down

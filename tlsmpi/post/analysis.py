@@ -255,14 +255,16 @@ def linear_fit(x, y, sigma=None):
     return float(p0), float(p1)
 
 
-def stretched_exp_fit(t, y, p0=None, t0=0.0):
-    """Fit y = A exp(-((t + t0)/tau)^delta) (Fig. 9) to the positive y, in log space.
+def stretched_exp_fit(t, y, p0=None, t0=0.0, sigma=None):
+    """Fit y = A exp(-((t + t0)/tau)^delta) (Fig. 9) to the positive y, in log space
+    (weighted by 1/``sigma``, the errors of ln y, if given).
 
     t0 is held fixed (default 0): with a free t0 the amplitude A and t0 are degenerate
     at the statistics of our runs.  Returns (A, tau, delta); delta is bounded to ``DELTA_BOUNDS``.
     """
     from scipy.optimize import least_squares
     ok = y > 0
+    w = 1.0 if sigma is None else 1 / np.asarray(sigma, dtype=float)[ok]
     t, ly = t[ok] + t0, np.log(y[ok])
     if len(t) < MIN_POINTS:
         return (np.nan,) * 3
@@ -273,7 +275,7 @@ def stretched_exp_fit(t, y, p0=None, t0=0.0):
     x0 = np.clip([np.log(p0[0]), np.log(p0[1]), p0[2]], lo, hi)
 
     def resid(p):
-        return p[0] - np.exp(p[2] * (np.log(t) - p[1])) - ly
+        return (p[0] - np.exp(p[2] * (np.log(t) - p[1])) - ly) * w
     sol = least_squares(resid, x0, bounds=(lo, hi), x_scale="jac", max_nfev=200)
     return float(np.exp(sol.x[0])), float(np.exp(sol.x[1])), float(sol.x[2])
 
@@ -501,3 +503,52 @@ def coupling_scales(J):
     pairs = J[:, iu[0], iu[1]]
     return {"J_typ": float(np.exp(np.mean(np.log(pairs[pairs > 0])))),
             "J_nn": float(np.median(J.max(axis=2)))}
+
+
+# ---------------------------------------------------------------- echoes (docs/echo.md)
+
+def echo_amplitude(re, im):
+    """|E(t)| / |E(t_0)| of the mean echo signal E = Re + i Im (the first time t_0 is
+    the reference: t_0 = 0, or the earliest echo read)."""
+    a = np.hypot(re, im)
+    return a / a[0] if a[0] > 0 else np.full_like(a, np.nan)
+
+
+def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
+    """Phase memory time T_M and exponent x of the echo decay |E(t)| / |E(t_0)| =
+    A exp(-(t / T_M)^x), t = 2 tau the time of the echo (docs/echo.md), fitted in log space
+    (`stretched_exp_fit`) on the points with t > 0 and amplitude >= ``FLOOR``; the rows of
+    the real and imaginary parts are resampled together.
+
+    Returns the Estimate of T_M with x, A (Estimates), t_window and chi2_dof in ``info``;
+    with chi^2/dof above ``CHI2_MAX`` the model does not describe the data: ``info``
+    says so and no interval is given (NaN)."""
+    m_re, m_im = np.mean(rows_re, 0), np.mean(rows_im, 0)
+    y = echo_amplitude(m_re, m_im)
+    # errors of ln|E| from |E| d|E| = Re dRe + Im dIm; points within 5 errors of zero
+    # carry the bias of |mean| and stay out
+    a2 = m_re**2 + m_im**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.sqrt((m_re * sem(rows_re)) ** 2 + (m_im * sem(rows_im)) ** 2) / a2
+    window = np.flatnonzero((t > 0) & (y >= FLOOR) & (sigma < 0.2))
+    nothing = Estimate(np.nan, np.nan, {"t_window": None, "chi2_dof": np.nan, "verdict": ""})
+    if len(window) < MIN_POINTS:
+        nothing.info["verdict"] = "too few points above the noise"
+        return nothing
+    tw, sw = t[window], sigma[window]
+    best = stretched_exp_fit(tw, y[window], sigma=sw)
+
+    def fit(m_re, m_im):
+        return np.array(stretched_exp_fit(tw, echo_amplitude(m_re, m_im)[window], best,
+                                          sigma=sw))
+    v, _, reps = bootstrap([rows_re, rows_im], fit, n_boot, seed, [0, 0])
+    A, T_M, x = estimates(v, reps)
+    chi2 = chi2_dof(np.log(y[window]) - (np.log(v[0]) - (tw / v[1]) ** v[2]), sw, 3)
+    verdict = ""
+    if not chi2 <= CHI2_MAX:
+        verdict = "model does not describe the data"
+        for est in (A, T_M, x):
+            est.err, est.interval = np.nan, (np.nan, np.nan)
+    T_M.info.update(x=x, A=A, t_window=(float(tw[0]), float(tw[-1])), window=window,
+                    chi2_dof=chi2, verdict=verdict)
+    return T_M

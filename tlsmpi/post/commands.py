@@ -125,6 +125,27 @@ def case_table(pool):
     return lines
 
 
+def echo_lines(pool):
+    """T_M and x of the echo decay of every case with an echo, in order of temperature
+    (T_M against T), with chi^2/nu; "model does not describe the data" without interval."""
+    entries = sorted((e for e in pool.entries if e.has("echo")), key=lambda e: e.params["T_K"])
+    if not entries:
+        return []
+    lines = ["", "Echo decay |E(t)|/|E(t_0)| = A exp(-(t/T_M)^x), t = 2 tau (docs/echo.md):",
+             f"  {'file':<16} {'case':<22} {'T_K':>8} {'T_M':>24} {'x':>24} {'window':>17} "
+             f"{'chi2/dof':>8}"]
+    for e in entries:
+        est = e.echo
+        win = "—" if est.info["t_window"] is None else "{:.2g}..{:.2g}".format(
+            *est.info["t_window"])
+        x = est.info.get("x", analysis.Estimate(np.nan, np.nan))
+        line = (f"  {os.path.basename(e.group)[:16]:<16} {e.case.label[:22]:<22} "
+                f"{e.params['T_K']:>8.3g} {_fmt(est):>24} {_fmt(x):>24} {win:>17} "
+                f"{est.info['chi2_dof']:8.2g}")
+        lines.append(line + (f"  {est.info['verdict']}" if est.info["verdict"] else ""))
+    return lines
+
+
 def analysis_lines(pool):
     """The cross-case numbers: beta extrapolations, alpha, collapse, delta/tau, volume law,
     random-state fit, Eq. (24) ratios."""
@@ -183,6 +204,7 @@ def report(runs, pool):
         text += ["", "Analysis per case (bootstrap errors; t in hbar/W, J_nn in W):"] + case_table(
             pool
         )
+    text += echo_lines(pool)
     text += ["", "Fits across cases:"] + analysis_lines(pool)
     return "\n".join(text)
 

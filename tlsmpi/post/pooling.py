@@ -54,6 +54,12 @@ class Entry:
         return analysis.plateau_estimate(self.rows("entropy"), **self._boot())
 
     @cached_property
+    def echo(self):
+        """T_M and x of the echo decay (`analysis.echo_estimate`, docs/echo.md)."""
+        return analysis.echo_estimate(self.t, self.rows("echo"), self.rows("echo_imag"),
+                                      **self._boot())
+
+    @cached_property
     def couplings(self):
         J = self.case.disorder.get("J")
         return analysis.coupling_scales(J[self.case.done]) if J is not None else None

@@ -44,7 +44,6 @@ from ..cli import Parser, wants_help
 from ..errors import (EXIT_CRASH, EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_STOPPED, ConfigError,
                       SolverError, os_meaning, os_message, os_status, with_errno)
 from ..runfile.lock import LockError, RunLock, lock_path, read_holder
-from ..physics.model import sample
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
@@ -430,7 +429,7 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
     state.item = (("" if part is None else f"part {part} of ") +
                   f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
     t0 = time.perf_counter()
-    real = sample(params, cfg.seed, r)
+    real = cfg.realization(params, r)
     try:
         _fault(rank, r)
         if part is None:
@@ -453,7 +452,7 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
 def combine_parts(engine, params, cfg, times, r, values):
     """The row of realization r from the (partial result, error, wall) of its parts, in
     part order: (real, results, error, summed wall seconds), as `run_item`."""
-    real = sample(params, cfg.seed, r)
+    real = cfg.realization(params, r)
     wall = sum(v[2] for v in values)
     errors = [v[1] for v in values if v[1]]
     if errors:
@@ -505,7 +504,7 @@ def predicted_costs(engine, cfg, cases, times):
     for c, params in enumerate(cases):
         for r in range(R):
             costs[c, r] = engine.cost(
-                params, times, cfg.request, lambda: sample(params, cfg.seed, r)
+                params, times, cfg.request, lambda: cfg.realization(params, r)
             )
     return costs
 

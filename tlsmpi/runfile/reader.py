@@ -12,6 +12,7 @@ dataset, never hands out a silently wrong number.  A file that a running job hol
 pending, and ``run.writer`` names the job.
 """
 import os
+import sys
 
 import numpy as np
 
@@ -19,6 +20,11 @@ from . import lock
 from ..errors import EXIT_IO, os_status
 from ..physics import observables as registry
 from .writer import DISORDER, DONE, FAILED, LAYOUT_VERSION, PENDING, mean_sem, read_verified
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:                                   # pragma: no cover
+    import tomli as tomllib
 
 #: Layouts this reader understands (1: before dimension scales and row checksums).
 READABLE_LAYOUTS = (1, LAYOUT_VERSION)
@@ -268,6 +274,35 @@ def open_run(path, disorder=True):
     return Run(path).to_xarray(disorder)
 
 
+def experiment(config_text):
+    """One line on the experiment of a resolved configuration: the initial state and the
+    pulse protocol with their site selections (docs/echo.md); a configuration without
+    [initial] or [protocol] has the paper's (Eq. 26, free evolution)."""
+    try:
+        table = tomllib.loads(config_text)
+    except tomllib.TOMLDecodeError:
+        return "experiment: unreadable configuration"
+
+    def selected(t):
+        kind = t.get("select", "all")
+        if kind == "band":
+            return f"TLSs with hbar nu in [{t['nu_min']:.3g}, {t['nu_max']:.3g}] W"
+        return f"TLSs {t['sites']}" if kind == "sites" else "all TLSs"
+    i, p = table.get("initial", {}), table.get("protocol", {})
+    state = i.get("state", "random") + (" (Eq. 26)" if i.get("state", "random") == "random"
+                                        else "")
+    if state.startswith("bloch"):
+        state += f" theta {i['theta']:.3g} deg, phi {i['phi']:.3g} deg"
+    if i.get("angle", 0.0):
+        state += f", rotated {i['angle']:.3g} deg about {i['axis']} on {selected(i)}"
+    kind = p.get("kind", "free")
+    pulses = {"cpmg": f"cpmg, {p.get('n_pulses')} pi pulses per time",
+              "pulses": f"pi pulses at {p.get('pulse_times')}"}.get(kind, kind)
+    if kind != "free":
+        pulses += f" about {p['axis']} on {selected(p)}"
+    return f"  initial state: {state}; protocol: {pulses}"
+
+
 def summary(run):
     """A short text table: for each case the realizations done and the key numbers."""
     t = run.times
@@ -278,7 +313,8 @@ def summary(run):
     else:
         state = f"INCOMPLETE ({run.n_done}/{run.n_total} done; resume with --resume)"
     lines = [f"{run.path}: engine {run.attrs['engine']}, {len(run.cases)} case(s), "
-             f"{len(t)} times in [{t[0]:.3g}, {t[-1]:.3g}] hbar/W, {state}"]
+             f"{len(t)} times in [{t[0]:.3g}, {t[-1]:.3g}] hbar/W, {state}",
+             experiment(run.config)]
     header = f"  {'case':<28} {'done':>9} {'failed':>6}"
     if "concurrence" in run.cases[0].observables:
         header += f" {'max C(t)':>18} {'at t':>9} {'C(t_end)':>20}"

@@ -1,0 +1,61 @@
+"""Benchmark of Engine 1 under pi pulses: an echo curve against a free-evolution curve of
+the same size on the same realization (docs/performance.md, "Echoes").
+
+    python -m tlsmpi.bench echo [--N 200] [--times 100] [--repeat 2] [--epsilon 0 1]
+                                [--pairs free hahn ...]
+
+For each epsilon it times C(t) of Eq. (28) (all pairs) and the single-site coherences
+(the echo signal) for free evolution, a Hahn echo (pulses on all TLSs), a Hahn echo on
+half of them, CPMG-4 and CPMG-16, and prints each against free evolution and CPMG-16
+against Hahn, measured in the same process; ``--pairs`` limits the C(t) timings to
+the protocols named (the others print nan; name "free" too for the ratios).
+"""
+import argparse
+import time
+
+import numpy as np
+
+from ..engines.exact import average_concurrence, site_coherences
+from ..physics.model import ModelParams, sample
+from ..physics.pulses import Protocol, Selection
+
+
+def _best(fn, repeat):
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tlsmpi.bench echo", description=__doc__)
+    parser.add_argument("--N", type=int, default=200)
+    parser.add_argument("--times", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--epsilon", type=float, nargs="+", default=[0.0, 1.0])
+    parser.add_argument("--pairs", nargs="+", default=None)
+    args = parser.parse_args(argv)
+    t = np.logspace(-2, 3, args.times)
+    half = Selection("sites", sites=tuple(range(0, args.N, 2)))
+    protocols = {"free": Protocol(), "hahn": Protocol("hahn"),
+                 "hahn, half pulsed": Protocol("hahn", select=half),
+                 "cpmg-4": Protocol("cpmg", n_pulses=4), "cpmg-16": Protocol("cpmg", n_pulses=16)}
+    print(f"Engine 1, N = {args.N}, {args.times} output times, best of {args.repeat} (seconds)")
+    for eps in args.epsilon:
+        real = sample(ModelParams(N=args.N, epsilon=eps), 1, 0)
+        print(f"epsilon = {eps}")
+        print(f"  {'protocol':<20} {'C(t)':>9} {'/free':>7} {'sites':>9} {'/free':>7}")
+        seconds = {}
+        for name, p in protocols.items():
+            pairs = args.pairs is None or name in args.pairs
+            seconds[name] = (
+                _best(lambda: average_concurrence(real, t, protocol=p), args.repeat)
+                if pairs else np.nan, _best(lambda: site_coherences(real, t, p), args.repeat))
+            free = seconds["free"]
+            print(f"  {name:<20} {seconds[name][0]:9.3f} {seconds[name][0] / free[0]:7.2f} "
+                  f"{seconds[name][1]:9.4f} {seconds[name][1] / free[1]:7.2f}", flush=True)
+        ratio = [a / b for a, b in zip(seconds["cpmg-16"], seconds["hahn"])]
+        print(f"  cpmg-16 / hahn: C(t) {ratio[0]:.2f}, sites {ratio[1]:.2f}")
+    return 0
