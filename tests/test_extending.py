@@ -34,7 +34,7 @@ def test_toy_engine_computes_in_process():
     real = sample(ModelParams(N=5), cfg.seed, 0)
     t = cfg.times
     out = engine.compute(real, t, cfg.request)
-    assert list(out) == list(engine.outputs(cfg.request)) == ["concurrence", "coherence"]
+    assert list(out) == list(engine.outputs(cfg.request)) == ["concurrence", "bell_coherence"]
     assert np.allclose(out["concurrence"], 2 * np.exp(-t / 2.0) / 5, rtol=4 * np.finfo(float).eps)
     assert isinstance(toy_engine.ToyEngine(), engines.Engine)
 
@@ -54,10 +54,11 @@ def test_toy_engine_through_the_runner(tmp_path, ranks):
     assert C.shape == (3, len(t))
     assert np.allclose(C, 2 * np.exp(-t / 2.0) / 5, rtol=4 * np.finfo(float).eps)
     # the toy's own row, declared only in tests/toy_engine.py, is stored and read back
-    assert np.allclose(case.values("coherence"), np.exp(-t / 2.0) / 2, rtol=4 * np.finfo(float).eps)
+    assert np.allclose(case.values("bell_coherence"), np.exp(-t / 2.0) / 2,
+                       rtol=4 * np.finfo(float).eps)
     with h5py.File(out, "r") as f:
-        ds = f["case_000/coherence"]
+        ds = f["case_000/bell_coherence"]
         assert dict(ds.attrs)["units"] == "1"
         assert dict(ds.attrs)["long_name"] == "coherence |<00|rho|11>| of each Bell pair"
-        assert "coherence" in f["case_000/checksum"].attrs["datasets"].split()
-        assert "coherence_mean" not in f["case_000"]        # means only of the observables
+        assert "bell_coherence" in f["case_000/checksum"].attrs["datasets"].split()
+        assert "bell_coherence_mean" not in f["case_000"]        # means only of the observables

@@ -190,7 +190,23 @@ def _pair_sum_over_N(N, count):
     return N
 
 
+# The built-in observables, in file order.  Each is the mean over its N sites / N(N-1)/2
+# pairs / bubbles per realization, except C, the pair sum over N (Eq. 28).
 register(Observable("concurrence", "pair", measures.concurrence, "1",
                     "mean pair concurrence C(t), Eq. (28)", _pair_sum_over_N))
 register(Observable("entropy", "subsystem", measures.entropy_vn, "1",
                     "half-system entanglement entropy S_E(t) in nats, Eq. (29)"))
+register(Observable("coherence", "site", measures.coherence, "1",
+                    "mean over sites of the coherence |<S^+_i>| = 2 |rho_i[up, down]|"))
+register(Observable("polarization", "site", measures.polarization, "1",
+                    "mean over sites of the polarization <S^z_i>, S^z = +1 up (ground)"))
+register(Observable("negativity", "pair", measures.negativity, "1",
+                    "mean over pairs i < j of the negativity (||rho_ij^T_B||_1 - 1)/2"))
+register(Observable("mutual_information", "pair", measures.mutual_information, "1",
+                    "mean over pairs i < j of the mutual information S_i + S_j - S_ij "
+                    "in nats"))
+register(Observable("zz", "pair", measures.zz_connected, "1",
+                    "mean over pairs i < j of the connected correlation "
+                    "<S^z_i S^z_j> - <S^z_i><S^z_j>"))
+register(Observable("purity", "site", measures.purity, "1",
+                    "mean over sites of the purity Tr rho_i^2"))
