@@ -2,6 +2,8 @@
 computations: explicit operators and partial traces of dense states, eigenvalues of the
 explicitly built partial transpose, mpmath entropies at 50 digits; the engines against
 the dense Lindblad evolution of tests/dense.py and against each other."""
+import os
+
 import mpmath
 import numpy as np
 import pytest
@@ -276,3 +278,111 @@ def test_configuration_refuses_what_no_engine_or_observable_uses():
     with pytest.raises(ConfigError, match="are all false: nothing to compute"):
         config.load(None, ["observables.concurrence=false"])
     assert config.load(None, ["observables.zz=true", "observables.resolved=true"]).request.resolved
+
+
+# --------------------------------------------------------------------------- run file
+
+RESOLVED = ["model.N=5", "sweep.epsilon=[0.0, 1.0]", "ensemble.realizations=3", "time.n_times=6",
+            "observables.negativity=true", "observables.purity=true", "observables.resolved=true"]
+
+
+@pytest.mark.needs_mpi
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_resolved_rows_through_the_runner(tmp_path, ranks):
+    """observables.resolved: every requested site / pair observable is stored per site /
+    pair, (realization, time, site|pair) with dimension scales and CF attributes, equal to
+    the engine's values, with means only of the (realization, time) rows; the file size
+    estimate counts them."""
+    import h5py
+    from conftest import run_tlsmpi
+    from tlsmpi.results import Run
+    from tlsmpi.runfile.writer import file_size_estimate
+    out = tmp_path / "resolved.h5"
+    args = ["--out", out]
+    for o in RESOLVED:
+        args += ["--set", o]
+    res = run_tlsmpi(args, ranks=ranks)
+    assert res.returncode == 0, res.stdout + res.stderr
+    cfg = config.load(None, RESOLVED)
+    run = Run(out)
+    for case, params in zip(run.cases, cfg.cases()):
+        assert case.observables == ["concurrence", "negativity", "purity"]
+        for r in range(3):
+            want = exact.compute(sample(params, cfg.seed, r), run.times, cfg.request)
+            for name in ("concurrence", "negativity", "purity", "concurrence_resolved",
+                         "negativity_resolved", "purity_resolved"):
+                assert np.array_equal(case.rows(name)[r], want[name]), name
+    with h5py.File(out, "r") as f:
+        g = f["case_000"]
+        assert g["negativity_resolved"].shape == (3, 6, 10)
+        assert g["purity_resolved"].shape == (3, 6, 5)
+        assert g["negativity_resolved"].dims[2][0].name.endswith("/pair")
+        assert g["purity_resolved"].dims[2][0].name.endswith("/site")
+        assert "row-major" in g["pair"].attrs["long_name"]
+        assert g["negativity_resolved"].attrs["units"] == "1"
+        assert "negativity_resolved_mean" not in g and "negativity_mean" in g
+        data = sum(ds.size * ds.dtype.itemsize for ds in _datasets(f))
+        resolved = sum(ds.size * 8 for ds in _datasets(f) if ds.name.endswith("_resolved"))
+    plain = Request(cfg.request.observables, resolved=False)
+    grown = (file_size_estimate(cfg, observables.outputs(cfg.request))
+             - file_size_estimate(cfg, observables.outputs(plain)))
+    assert grown >= resolved                    # the estimate counts every resolved value
+    # within the margin the runner allows (need * 1.05 + 1 MB), small scales left out
+    assert data <= 1.05 * file_size_estimate(cfg, observables.outputs(cfg.request)) + 1e6
+
+
+def _datasets(f):
+    import h5py
+    found = []
+    f.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def test_memory_check_counts_resolved_rows():
+    """A resolved request at N = 200 adds 3 copies of T N(N-1)/2 doubles per pair
+    observable to the per-rank memory the runner checks."""
+    from tlsmpi import engines
+    from tlsmpi.run.job import memory_verdict
+    base = ["model.N=200", "time.n_times=1000", "observables.zz=true",
+            "observables.concurrence=false"]
+    engine = engines.get("exact")()
+    cfgs = [config.load(None, base + extra) for extra in ([], ["observables.resolved=true"])]
+    sizes = [observables.result_bytes(c.request, 200, 1000) for c in cfgs]
+    assert sizes[1] - sizes[0] == 8.0 * 1000 * 19900
+    need = engine.memory(cfgs[1].cases()[0], cfgs[1].times_stub, cfgs[1].request)
+    available = need + 2 * sizes[1]             # enough without, not with the rows
+    assert memory_verdict(engine, cfgs[0].cases()[0], cfgs[0], 1, available)[1] is None
+    _, error = memory_verdict(engine, cfgs[1].cases()[0], cfgs[1], 1, available)
+    assert error and "needs ~" in error
+
+
+# --------------------------------------------------------------------------- post
+
+@pytest.mark.needs_mpi
+def test_post_plots_any_stored_observable(tmp_path, capsys):
+    """python -m tlsmpi.post observable FILE [--observable NAME]: the mean with its
+    standard-error band of every stored observable (or the named ones); a name the file
+    does not store is one line and exit status 2."""
+    from conftest import run_tlsmpi
+    from tlsmpi.post import commands
+    out = tmp_path / "obs.h5"
+    args = ["--out", out]
+    for o in RESOLVED[:-1] + ["observables.mutual_information=true", "observables.zz=true",
+                              "observables.polarization=true", "observables.coherence=true"]:
+        args += ["--set", o]
+    res = run_tlsmpi(args)
+    assert res.returncode == 0, res.stdout + res.stderr
+    figs = tmp_path / "figs"
+    assert commands.main(["observable", str(out), "--outdir", str(figs),
+                          "--observable", "negativity"]) == 0
+    assert sorted(os.listdir(figs)) == ["observable_negativity.pdf", "observable_negativity.png"]
+    assert commands.main(["observable", str(out), "--outdir", str(figs)]) == 0
+    stored = ["concurrence", "coherence", "polarization", "negativity", "mutual_information",
+              "zz", "purity"]
+    assert {f"observable_{n}.png" for n in stored} <= set(os.listdir(figs))
+    capsys.readouterr()
+    assert commands.main(["observable", str(out), "--outdir", str(figs),
+                          "--observable", "entropy"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "observable entropy: no case" in err[0]
+    assert commands.main([str(out), "--observable", "zz"]) == 2

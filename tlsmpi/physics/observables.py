@@ -110,6 +110,15 @@ def outputs(request, provided=()):
     return out
 
 
+def result_bytes(request, N, T):
+    """Bytes of one realization's rows of ``request`` for N TLSs and T times: a (T,) row
+    per observable and, resolved, T x N (site) or T x N(N-1)/2 (pair) values each."""
+    items = {"site": N, "pair": N * (N - 1) // 2, "subsystem": 0}
+    per_time = sum(1 + (items[_REGISTRY[n].kind] if request.resolved else 0)
+                   for n in request.observables if n in _REGISTRY)
+    return 8.0 * T * per_time
+
+
 @dataclass(frozen=True)
 class Request:
     """What an engine computes per realization.

@@ -45,6 +45,7 @@ from ..errors import (EXIT_CRASH, EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_STOPPED, Co
                       SolverError, os_meaning, os_message, os_status, with_errno)
 from ..runfile.lock import LockError, RunLock, lock_path, read_holder
 from ..physics.model import sample
+from ..physics.observables import result_bytes
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
@@ -189,13 +190,17 @@ def _check_memory(engine, cfg, on_node):
 
 
 def memory_verdict(engine, params, cfg, on_node, available):
-    """(log line, error or None): the engine's memory per rank for one case, times the
-    ranks on a node, against ``available`` bytes (None: unknown, never refused); the
-    error names the largest N that would fit."""
+    """(log line, error or None): the engine's memory per rank for one case, plus three
+    copies of a realization's rows (the engine's result, its resolved parts, the write
+    buffer's stack; `tlsmpi.physics.observables.result_bytes`), times the ranks on a
+    node, against ``available`` bytes (None: unknown, never refused); the error names
+    the largest N that would fit."""
     rpr = cfg.ranks_per_realization
 
     def need(N):
-        return engine.memory(params.replace(N=N), cfg.times_stub, cfg.request, rpr) * on_node
+        rows = 3 * result_bytes(cfg.request, N, cfg.n_times)
+        return (engine.memory(params.replace(N=N), cfg.times_stub, cfg.request, rpr)
+                + rows) * on_node
 
     per_rank = need(params.N) / on_node
     line = (f"engine {engine.name}, N = {params.N}: ~{_bytes(per_rank)} per rank "
