@@ -386,3 +386,26 @@ def test_post_plots_any_stored_observable(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "observable entropy: no case" in err[0]
     assert commands.main([str(out), "--observable", "zz"]) == 2
+
+
+@pytest.mark.needs_mpi
+def test_a_file_written_before_the_new_keys_resumes(tmp_path):
+    """--resume of a run file whose stored configuration lacks the keys added since (the
+    new observables, observables.resolved) accepts it: they take their defaults; another
+    value of an old key is still refused."""
+    import h5py
+    from conftest import run_tlsmpi
+    out = tmp_path / "old.h5"
+    tiny = ["--set", "model.N=4", "--set", "ensemble.realizations=2", "--set", "time.n_times=3"]
+    assert run_tlsmpi(["--out", out, *tiny]).returncode == 0
+    new = [n for n in observables.names() if n not in ("concurrence", "entropy")] + ["resolved"]
+    with h5py.File(out, "r+") as f:
+        text = f.attrs["config"]
+        f.attrs["config"] = "\n".join(line for line in text.splitlines()
+                                      if line.split(" = ")[0] not in new)
+        f["case_000/status"][1] = 0                       # one realization left to compute
+    assert "resolved" not in h5py.File(out, "r").attrs["config"]
+    res = run_tlsmpi(["--out", out, *tiny, "--resume"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = run_tlsmpi(["--out", out, *tiny, "--set", "observables.zz=true", "--resume"])
+    assert res.returncode == 2 and "observables.zz: file (not set), given true" in res.stderr

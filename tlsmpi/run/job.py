@@ -314,7 +314,7 @@ def check_resumable(path, cfg, repair):
     if run.attrs.get("seed") != cfg.seed:
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
-    if run.config != cfg.to_toml():
+    if run.config != cfg.to_toml() and configuration.resolved_toml(run.config) != cfg.to_toml():
         raise ConfigError(f"--resume: {path} was written with another configuration "
                           f"({configuration.differences(run.config, cfg.to_toml())}); resume with "
                           "the same config and --set options, or use another --out")
