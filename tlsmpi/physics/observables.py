@@ -15,8 +15,11 @@ An engine declares the kinds of reduced density matrices it provides
     from tlsmpi.physics import observables
 
     observables.register(observables.Observable(
-        name="up", kind="site", formula=lambda rho: rho[..., 0, 0].real, units="1",
-        long_name="mean population of the upper level"))
+        name="ground", kind="site", formula=lambda rho: rho[..., 0, 0].real, units="1",
+        long_name="mean over sites of the ground-state (up) population"))
+
+With ``observables.resolved`` the values of each site / pair before the reduction are
+returned too (``<name>_resolved``; C_ij itself for the concurrence, not C_ij / N).
 
 `Accumulator` applies the observables of one kind to the density matrices an engine
 produces chunk by chunk (pairs row by row in Engine 1), with the arithmetic order of
@@ -92,13 +95,13 @@ def get(name):
                           f"{names()}") from None
 
 
-def outputs(request, provided=()):
+def outputs(request):
     """{name: (units, long name)} of the rows of ``request``, in registry order, and
     with ``request.resolved`` ``<name>_resolved`` rows {name: (units, long name, kind)}
-    for its site and pair observables; only names in ``provided`` (all if empty)."""
+    for its site and pair observables."""
     out = {}
     for name in names():
-        if name in request.observables and (not provided or name in provided):
+        if name in request.observables:
             obs = _REGISTRY[name]
             out[name] = (obs.units, obs.long_name)
     if request.resolved:
