@@ -3,7 +3,7 @@
 Every TLS i is paired with TLS i + 1 (mod N) in a Bell state whose coherence decays as
 exp(-t / tau), so C_i(t) = exp(-t / tau) for each of the N/2 disjoint pairs (i even) and
 C(t) = (1/N) sum_pairs C_i(t) = floor(N/2) exp(-t / tau) / N (Eq. 28); the extra row
-"coherence" is |<00|rho|11>| = exp(-t / tau) / 2 of each pair.  Not physics: a template
+"bell_coherence" is |<00|rho|11>| = exp(-t / tau) / 2 of each pair.  Not physics: a template
 with one option, a check, a memory and cost model, an extra row and a compute method.
 """
 import numpy as np
@@ -34,8 +34,8 @@ class ToyEngine(engines.Engine):
 
     def outputs(self, request):
         return {**super().outputs(request),
-                "coherence": ("1", "coherence |<00|rho|11>| of each Bell pair")}
+                "bell_coherence": ("1", "coherence |<00|rho|11>| of each Bell pair")}
 
     def compute(self, real, times, request, comm=None):
         decay = np.exp(-np.asarray(times, dtype=float) / self.options["tau"])
-        return {"concurrence": (real.N // 2) * decay / real.N, "coherence": decay / 2}
+        return {"concurrence": (real.N // 2) * decay / real.N, "bell_coherence": decay / 2}

@@ -501,6 +501,16 @@ def differences(file_toml, given_toml, limit=8):
     return f"{len(keys)} key(s) differ: " + "; ".join(shown) + more
 
 
+def resolved_toml(text):
+    """The resolved TOML of a stored configuration ``text`` as this tlsmpi reads it: keys
+    added since it was written (e.g. a new observable) take their defaults.  None if it
+    no longer validates."""
+    try:
+        return validate(tomllib.loads(text)).to_toml()
+    except (ConfigError, tomllib.TOMLDecodeError):
+        return None
+
+
 def default_job():
     """The small default job: N = 16, 24 realizations, closed (epsilon = 0) and open
     (epsilon = 1)."""

@@ -345,9 +345,11 @@ class ExactEngine(Engine):
 
     def memory(self, params, times, request, ranks=1):
         """The O(N^2 T) complex tables of `PairTables` (v, E, Ec, excl and one row's
-        doubly coherent factors: about 8 arrays of N^2 T complex numbers)."""
+        doubly coherent factors: about 8 arrays of N^2 T complex numbers), one more for
+        the site observables (`site_rdms`' trace factors)."""
         N, T = params.N, len(times)
-        return 8 * 16.0 * N * N * T + 2 * 16.0 * N * T * 16
+        tables = 8 + (1 if request.wants("site") else 0)
+        return tables * 16.0 * N * N * T + 2 * 16.0 * N * T * 16
 
     def cost(self, params, times, request, draw):
         """O(N^3 T) pair core plus O(N^2 T) tables (within a factor 2 of the measured

@@ -1,6 +1,11 @@
-"""Entanglement measures of Sec. IV B: concurrence (Eq. 27) and entanglement entropy (Eq. 29).
+"""Entanglement measures of Sec. IV B: concurrence (Eq. 27) and entanglement entropy (Eq. 29),
+and the other formulas of reduced density matrices the registry of observables uses
+(`tlsmpi.physics.observables`): negativity, mutual information, connected <S^z S^z>,
+polarization, coherence, purity.
 
-All functions act on stacks of density matrices (..., d, d).
+All functions act on stacks of density matrices (..., d, d) in the S^z basis (up, down),
+up = S^z = +1 first; pair states have index 2 a_i + a_j.  S^x, S^y, S^z are Pauli
+matrices and S^+ = S^x + i S^y (docs/design.md).
 """
 import numpy as np
 
@@ -105,3 +110,54 @@ def entropy_vn(rho):
     w = np.clip(np.linalg.eigvalsh(rho), 0, None)
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.where(w > 0, w * np.log(w), 0.0).sum(-1)
+
+
+def pair_marginals(rho):
+    """(rho_i, rho_j) = (Tr_j rho_ij, Tr_i rho_ij) of pair states (..., 4, 4)."""
+    r = rho.reshape(rho.shape[:-2] + (2, 2, 2, 2))           # (a_i, a_j, b_i, b_j)
+    return np.einsum("...ajbj->...ab", r), np.einsum("...iaib->...ab", r)
+
+
+def negativity(rho):
+    """N = (||rho^T_B||_1 - 1)/2 of two-qubit states (..., 4, 4), the convention of
+    QuTiP's ``negativity`` (default, not logarithmic); for Tr rho = 1 it is the sum of
+    the moduli of the negative eigenvalues of rho^T_B, computed so (no cancellation
+    against the 1).  0 for separable states, 1/2 for a Bell state."""
+    w = np.linalg.eigvalsh(partial_transpose(rho))
+    return np.clip(-w, 0.0, None).sum(-1)
+
+
+def mutual_information(rho):
+    """Quantum mutual information I = S(rho_i) + S(rho_j) - S(rho_ij) in nats of pair
+    states (..., 4, 4) (`entropy_vn`); 0 for product states, 2 ln 2 for a Bell state."""
+    rho_i, rho_j = pair_marginals(rho)
+    return entropy_vn(rho_i) + entropy_vn(rho_j) - entropy_vn(rho)
+
+
+#: S^z_i, S^z_j and S^z_i S^z_j on the diagonal of a pair state (index 2 a_i + a_j).
+_SZ_I = np.array([1.0, 1.0, -1.0, -1.0])
+_SZ_J = np.array([1.0, -1.0, 1.0, -1.0])
+
+
+def zz_connected(rho):
+    """<S^z_i S^z_j> - <S^z_i><S^z_j> of pair states (..., 4, 4), S^z = diag(1, -1)
+    (Pauli normalisation: values in [-1, 1]; 0 for product states)."""
+    p = np.diagonal(rho, axis1=-2, axis2=-1).real
+    return (p * _SZ_I * _SZ_J).sum(-1) - (p * _SZ_I).sum(-1) * (p * _SZ_J).sum(-1)
+
+
+def polarization(rho):
+    """<S^z> = rho_up,up - rho_down,down of site states (..., 2, 2)."""
+    return rho[..., 0, 0].real - rho[..., 1, 1].real
+
+
+def coherence(rho):
+    """|<S^+>| = 2 |rho_up,down| of site states (..., 2, 2): the length of the transverse
+    Bloch vector (<S^x>^2 + <S^y>^2)^(1/2), in [0, 1]."""
+    return 2 * np.abs(rho[..., 0, 1])
+
+
+def purity(rho):
+    """Tr rho^2 = sum_ab |rho_ab|^2 of Hermitian states (..., d, d): 1 for pure states,
+    1/d for the maximally mixed one."""
+    return (np.abs(rho) ** 2).sum((-2, -1))

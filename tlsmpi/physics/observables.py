@@ -15,8 +15,11 @@ An engine declares the kinds of reduced density matrices it provides
     from tlsmpi.physics import observables
 
     observables.register(observables.Observable(
-        name="up", kind="site", formula=lambda rho: rho[..., 0, 0].real, units="1",
-        long_name="mean population of the upper level"))
+        name="ground", kind="site", formula=lambda rho: rho[..., 0, 0].real, units="1",
+        long_name="mean over sites of the ground-state (up) population"))
+
+With ``observables.resolved`` the values of each site / pair before the reduction are
+returned too (``<name>_resolved``; C_ij itself for the concurrence, not C_ij / N).
 
 `Accumulator` applies the observables of one kind to the density matrices an engine
 produces chunk by chunk (pairs row by row in Engine 1), with the arithmetic order of
@@ -98,13 +101,13 @@ def get(name):
                           f"{names()}") from None
 
 
-def outputs(request, provided=()):
+def outputs(request):
     """{name: (units, long name)} of the rows of ``request``, in registry order, and
     with ``request.resolved`` ``<name>_resolved`` rows {name: (units, long name, kind)}
-    for its site and pair observables; only names in ``provided`` (all if empty)."""
+    for its site and pair observables."""
     out = {}
     for name in names():
-        if name in request.observables and (not provided or name in provided):
+        if name in request.observables:
             obs = _REGISTRY[name]
             out[name] = (obs.units, obs.long_name)
     if request.resolved:
@@ -114,6 +117,15 @@ def outputs(request, provided=()):
                 out[name + "_resolved"] = (obs.units, f"{obs.long_name}: the value of each "
                                            f"{obs.kind} before the reduction", obs.kind)
     return out
+
+
+def result_bytes(request, N, T):
+    """Bytes of one realization's rows of ``request`` for N TLSs and T times: a (T,) row
+    per observable and, resolved, T x N (site) or T x N(N-1)/2 (pair) values each."""
+    items = {"site": N, "pair": N * (N - 1) // 2, "subsystem": 0}
+    per_time = sum(1 + (items[_REGISTRY[n].kind] if request.resolved else 0)
+                   for n in request.observables if n in _REGISTRY)
+    return 8.0 * T * per_time
 
 
 @dataclass(frozen=True)
@@ -203,10 +215,26 @@ def _pair_sum_over_N(N, count):
     return N
 
 
+# The built-in observables, in file order.  Each is the mean over its N sites / N(N-1)/2
+# pairs / bubbles per realization, except C, the pair sum over N (Eq. 28).
 register(Observable("concurrence", "pair", measures.concurrence, "1",
                     "mean pair concurrence C(t), Eq. (28)", _pair_sum_over_N))
 register(Observable("entropy", "subsystem", measures.entropy_vn, "1",
                     "half-system entanglement entropy S_E(t) in nats, Eq. (29)"))
+register(Observable("coherence", "site", measures.coherence, "1",
+                    "mean over sites of the coherence |<S^+_i>| = 2 |rho_i[up, down]|"))
+register(Observable("polarization", "site", measures.polarization, "1",
+                    "mean over sites of the polarization <S^z_i>, S^z = +1 up (ground)"))
+register(Observable("negativity", "pair", measures.negativity, "1",
+                    "mean over pairs i < j of the negativity (||rho_ij^T_B||_1 - 1)/2"))
+register(Observable("mutual_information", "pair", measures.mutual_information, "1",
+                    "mean over pairs i < j of the mutual information S_i + S_j - S_ij "
+                    "in nats"))
+register(Observable("zz", "pair", measures.zz_connected, "1",
+                    "mean over pairs i < j of the connected correlation "
+                    "<S^z_i S^z_j> - <S^z_i><S^z_j>"))
+register(Observable("purity", "site", measures.purity, "1",
+                    "mean over sites of the purity Tr rho_i^2"))
 
 
 def echo_site_values(rho):

@@ -1,11 +1,14 @@
 """Post-processing on a login node (no MPI): summary table, fits and the paper's figures.
 
     python -m tlsmpi.post [WHAT] FILE... [--outdir DIR] [--boot N] [--seed S] [--alpha-nmin N]
+                          [--observable NAME[,NAME...]]
     tlsmpi-post           (the same, installed console script)
 
 WHAT is ``summary`` (the default: print the table only), ``all`` (the table and every
 figure the files can feed) or one or more figure names (fig2, fig4, fig5, fig6a, fig6b,
-fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated.  FILEs are run files of
+fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated, or ``observable``: the mean
+of each stored observable (those of ``--observable``, default every one the files hold)
+against t with its standard-error band, DIR/observable_<name>.png.  FILEs are run files of
 ``tlsmpi.run`` and random-state files of ``tlsmpi.randomstates``, in any mix; each
 figure takes the cases it needs from all of them (tlsmpi.post.figures).  Figures go to
 DIR/<name>.png and .pdf, their captions to DIR/<name>.txt, the PNG/PDF metadata and the
@@ -225,8 +228,10 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--alpha-nmin", type=int, default=0, metavar="N",
                    help="fit C(inf) ~ exp(-alpha N) only over sizes >= N (Fig. 6a)")
+    p.add_argument("--observable", default="", metavar="NAME[,NAME]",
+                   help="with WHAT observable: the stored observables to plot (default: all)")
     args = p.parse_args(argv)
-    names = list(figures.FIGURES) + list(ALIASES) + ["all", "summary"]
+    names = list(figures.FIGURES) + list(ALIASES) + ["all", "summary", "observable"]
     first = args.items[0].split(",")
     if all(w in names for w in first):
         args.what, args.files = first, args.items[1:]
@@ -234,7 +239,21 @@ def parse_args(argv):
         args.what, args.files = ["summary"], args.items
     if args.boot < 2:
         raise InputError("--boot must be at least 2")
+    if args.observable and "observable" not in args.what:
+        raise InputError(f"--observable {args.observable} has no effect without WHAT "
+                         "observable: python -m tlsmpi.post observable FILE... --observable "
+                         f"{args.observable}")
     return args
+
+
+def observable_figures(what, names, runs):
+    """{figure name: function of the pool} of WHAT ``observable``: one per name of
+    ``names`` (comma separated), or per observable stored in ``runs`` if empty."""
+    if "observable" not in what:
+        return {}
+    stored = [o for r in runs for c in r.cases for o in c.observables]
+    chosen = [n for n in names.split(",") if n] or list(dict.fromkeys(stored))
+    return {f"observable_{n}": (lambda pool, n=n: figures.observable(pool, n)) for n in chosen}
 
 
 def selected(what):
@@ -302,9 +321,10 @@ def _main(argv):
         pool = pooling.Pool(runs, states, args.boot, args.seed, args.alpha_nmin)
         print(report(runs, pool), flush=True)
         made = []
-        for name in names:
+        makers = {**figures.FIGURES, **observable_figures(args.what, args.observable, runs)}
+        for name in names + [n for n in makers if n.startswith("observable_")]:
             try:
-                fig = figures.FIGURES[name](pool)
+                fig = makers[name](pool)
             except pooling.NoData as err:
                 if strict:
                     raise InputError(str(err)) from None

@@ -20,6 +20,8 @@ or is not drawn (the reason goes to the ``tlsmpi.post.figures`` log and the capt
 """
 import logging
 import math
+import os
+import textwrap
 
 import numpy as np
 
@@ -599,6 +601,24 @@ def fig12(pool):
 
 
 #: figure name -> builder, in the paper's order
+def observable(pool, name):
+    """Mean +- standard error (band) of the stored observable ``name`` against t, one
+    curve per case of every file that has it (at least 2 done realizations)."""
+    entries = need([e for e in pool.entries if e.has(name)], 1,
+                   f"observable {name}: no case of the files stores it with at least 2 done "
+                   f"realizations (run with observables.{name} = true)")
+    fig, ax = new_figure()
+    several = len({e.group for e in entries}) > 1
+    curves(ax, entries, lambda e: (f"{os.path.basename(e.group)}: " if several else "")
+           + e.case.label, obs=name)
+    units, long_name = entries[0].case.cf[name]
+    ax.set_ylabel(f"{name} [{units}]")
+    ax.set_title(textwrap.fill(long_name, 60) + f"\n(mean ± s.e.m. over {realizations(entries)})",
+                 fontsize=9)
+    outside_legend(ax, fontsize=8)
+    return fig
+
+
 FIGURES = {"fig2": fig2, "fig4": fig4, "fig5": fig5, "fig6a": fig6a, "fig6b": fig6b,
            "fig7": fig7, "fig8": fig8, "fig9": fig9, "fig10": fig10, "fig11": fig11,
            "fig12": fig12}

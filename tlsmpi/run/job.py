@@ -44,6 +44,7 @@ from ..cli import Parser, wants_help
 from ..errors import (EXIT_CRASH, EXIT_INPUT, EXIT_IO, EXIT_OK, EXIT_STOPPED, ConfigError,
                       SolverError, os_meaning, os_message, os_status, with_errno)
 from ..runfile.lock import LockError, RunLock, lock_path, read_holder
+from ..physics.observables import result_bytes
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
@@ -190,13 +191,17 @@ def check_memory(engine, cfg, on_node):
 
 
 def memory_verdict(engine, params, cfg, on_node, available):
-    """(log line, error or None): the engine's memory per rank for one case, times the
-    ranks on a node, against ``available`` bytes (None: unknown, never refused); the
-    error names the largest N that would fit."""
+    """(log line, error or None): the engine's memory per rank for one case, plus three
+    copies of a realization's rows (the engine's result, its resolved parts, the write
+    buffer's stack; `tlsmpi.physics.observables.result_bytes`), times the ranks on a
+    node, against ``available`` bytes (None: unknown, never refused); the error names
+    the largest N that would fit."""
     rpr = cfg.ranks_per_realization
 
     def need(N):
-        return engine.memory(params.replace(N=N), cfg.times_stub, cfg.request, rpr) * on_node
+        rows = 3 * result_bytes(cfg.request, N, cfg.n_times)
+        return (engine.memory(params.replace(N=N), cfg.times_stub, cfg.request, rpr)
+                + rows) * on_node
 
     per_rank = need(params.N) / on_node
     line = (f"engine {engine.name}, N = {params.N}: ~{_bytes(per_rank)} per rank "
@@ -310,7 +315,7 @@ def check_resumable(path, cfg, repair):
     if run.attrs.get("seed") != cfg.seed:
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
-    if run.config != cfg.to_toml():
+    if run.config != cfg.to_toml() and configuration.resolved_toml(run.config) != cfg.to_toml():
         raise ConfigError(f"--resume: {path} was written with another configuration "
                           f"({configuration.differences(run.config, cfg.to_toml())}); resume with "
                           "the same config and --set options, or use another --out")

@@ -45,6 +45,10 @@ class DamagedRun(ValueError):
                          "with python -m tlsmpi.run ... --resume --repair")
 
 
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class Case:
     """One parameter set of a run: per-realization data and their statistics."""
 
@@ -74,6 +78,9 @@ class Case:
                    for k in [*self._rows, *("disorder/" + d for d in group.get("disorder", ()))]}
         self.stored_means = {o: group[o + "_mean"][...] for o in self.observables
                              if o + "_mean" in group}
+        #: CF attributes (units, long name) of each observable's rows
+        self.cf = {o: tuple(_text(group[o].attrs.get(k, "")) for k in ("units", "long_name"))
+                   for o in self.observables}
         self.errors = {int(r): group["error"][r].decode(errors="replace")
                        for r in np.flatnonzero(self.status == FAILED)}
         self.wall_seconds = group["wall_seconds"][...]
