@@ -21,7 +21,6 @@ or is not drawn (the reason goes to the ``tlsmpi.post.figures`` log and the capt
 import logging
 import math
 import os
-import textwrap
 
 import numpy as np
 
@@ -600,7 +599,6 @@ def fig12(pool):
         f"{min(fit['N_used'])}..{max(fit['N_used'])}, chi^2/nu = {fit['chi2_dof']:.2g}.")
 
 
-#: figure name -> builder, in the paper's order
 def observable(pool, name):
     """Mean +- standard error (band) of the stored observable ``name`` against t, one
     curve per case of every file that has it (at least 2 done realizations)."""
@@ -613,12 +611,12 @@ def observable(pool, name):
            + e.case.label, obs=name)
     units, long_name = entries[0].case.cf[name]
     ax.set_ylabel(f"{name} [{units}]")
-    ax.set_title(textwrap.fill(long_name, 60) + f"\n(mean ± s.e.m. over {realizations(entries)})",
-                 fontsize=9)
-    outside_legend(ax, fontsize=8)
-    return fig
+    legend_above(ax, ncol=2)
+    return captioned(fig, f"{long_name} against t: mean over {realizations(entries)}; bands: "
+                          "mean +- 1 standard error over realizations.")
 
 
+#: figure name -> builder, in the paper's order
 FIGURES = {"fig2": fig2, "fig4": fig4, "fig5": fig5, "fig6a": fig6a, "fig6b": fig6b,
            "fig7": fig7, "fig8": fig8, "fig9": fig9, "fig10": fig10, "fig11": fig11,
            "fig12": fig12}
