@@ -375,7 +375,8 @@ def test_post_plots_any_stored_observable(tmp_path, capsys):
     figs = tmp_path / "figs"
     assert commands.main(["observable", str(out), "--outdir", str(figs),
                           "--observable", "negativity"]) == 0
-    assert sorted(os.listdir(figs)) == ["observable_negativity.pdf", "observable_negativity.png"]
+    assert sorted(os.listdir(figs)) == ["observable_negativity.pdf", "observable_negativity.png",
+                                     "observable_negativity.txt"]
     assert commands.main(["observable", str(out), "--outdir", str(figs)]) == 0
     stored = ["concurrence", "coherence", "polarization", "negativity", "mutual_information",
               "zz", "purity"]
