@@ -263,17 +263,26 @@ def _check_sweep_conflicts(raw, source):
                               "them")
 
 
+def _flat(text):
+    """{"section.key": value} of a resolved TOML text."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return {"(the whole configuration)": "unreadable TOML"}
+    return {f"{s}.{k}": v for s, t in table.items() for k, v in t.items()}
+
+
+def differing_keys(a_toml, b_toml):
+    """The sorted "section.key" names whose values differ between two resolved TOML texts."""
+    a, b = _flat(a_toml), _flat(b_toml)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def differences(file_toml, given_toml, limit=8):
     """'key: file X, given Y; ...' for every key whose value differs between two resolved
     TOML texts (at most ``limit`` shown, then how many more)."""
-    def flat(text):
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
-            return {"(the whole configuration)": "unreadable TOML"}
-        return {f"{s}.{k}": v for s, t in table.items() for k, v in t.items()}
-    a, b = flat(file_toml), flat(given_toml)
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    a, b = _flat(file_toml), _flat(given_toml)
+    keys = differing_keys(file_toml, given_toml)
     if not keys:
         return "the same values, in another text"
 
