@@ -24,6 +24,7 @@ A figure is written under a temporary name and renamed, so a failed write leaves
 figure of an earlier call, or none, never a truncated one.
 """
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -196,10 +197,14 @@ def parse_args(argv):
     p.add_argument("--alpha-nmin", type=int, default=0, metavar="N",
                    help="fit C(inf) ~ exp(-alpha N) only over sizes >= N (Fig. 6a)")
     args = p.parse_args(argv)
-    names = list(figures.FIGURES) + list(ALIASES) + ["all", "summary"]
+    names = ["summary", "all"] + list(figures.FIGURES) + list(ALIASES)
     first = args.items[0].split(",")
     if all(w in names for w in first):
         args.what, args.files = first, args.items[1:]
+    elif not os.path.exists(args.items[0]) and (len(args.items) > 1 or "." not in args.items[0]):
+        unknown = ", ".join(w for w in first if w not in names)
+        raise InputError(f"unknown WHAT {unknown!r}: choose from {', '.join(names)} (comma "
+                         "separated), then the files")
     else:
         args.what, args.files = ["summary"], args.items
     if args.boot < 2:
@@ -233,23 +238,24 @@ def save(fig, path, made):
 
 
 def main(argv=None):
-    """Figure notes (panels not drawn, and why) are printed with the report."""
+    """Figure notes (panels not drawn, and why) are printed after the report."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("check", "unlock"):
         from . import check
         return check.main(argv)
-    notes = logging.StreamHandler(sys.stdout)
+    held = io.StringIO()
+    notes = logging.StreamHandler(held)
     notes.setFormatter(logging.Formatter("  %(message)s"))
     figures.log.addHandler(notes)
     figures.log.propagate = False
     try:
-        return _main(argv)
+        return _main(argv, held)
     finally:
         figures.log.removeHandler(notes)
         figures.log.propagate = True
 
 
-def _main(argv):
+def _main(argv, held):
     try:
         args = parse_args(argv)
         if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
@@ -260,16 +266,19 @@ def _main(argv):
             raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
         runs, states = load(args.files)
         pool = pooling.Pool(runs, states, args.boot, args.seed, args.alpha_nmin)
-        print(report(runs, pool), flush=True)
-        made = []
-        for name in names:
+        built, skipped = [], []            # every figure first: a requested one that
+        for name in names:                 # cannot be made is one line, before any table
             try:
-                fig = figures.FIGURES[name](pool)
+                built.append((name, figures.FIGURES[name](pool)))
             except pooling.NoData as err:
                 if strict:
-                    raise InputError(str(err)) from None
-                print(f"  {name}: skipped ({err})")
-                continue
+                    raise InputError(f"{name} cannot be made from {', '.join(args.files)}: "
+                                     f"{err}") from None
+                skipped.append(f"  {name}: skipped ({err})")
+        print(report(runs, pool), flush=True)
+        print(held.getvalue() + "\n".join(skipped), end="\n" if skipped else "", flush=True)
+        made = []
+        for name, fig in built:
             try:
                 os.makedirs(args.outdir, exist_ok=True)
             except OSError as err:
