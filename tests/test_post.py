@@ -110,3 +110,13 @@ def test_unknown_figure_lists_the_valid_names(files, capsys, what):
     for name in ("summary", "all", "fig2", "fig6", "fig12"):
         assert name in err
     assert "no such file" not in err
+
+
+@pytest.mark.parametrize("module", ["tlsmpi.run", "tlsmpi.post"])
+def test_help_points_to_the_configuration_keys(module):
+    res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "docs/configuration.md" in text and "tlsmpi config" in text
+    assert os.path.exists(os.path.join(ROOT, "docs", "configuration.md"))

@@ -187,7 +187,9 @@ def parse_args(argv):
         error_type=InputError,
         epilog="WHAT: summary | all | "
         + " | ".join(list(figures.FIGURES) + list(ALIASES))
-        + " (comma separated)",
+        + " (comma separated).  Files of one configuration with disjoint realizations "
+        "are pooled (docs/post.md).  The configuration keys of a run file: "
+        "docs/configuration.md, or `tlsmpi config` (every key, default, description).",
     )
     p.add_argument("items", nargs="+", metavar="[WHAT] FILE", help="what to make, then the files")
     p.add_argument("--outdir", default="figures", help="directory for the figures (default: "

@@ -64,17 +64,23 @@ def parser():
         prog="python -m tlsmpi.run", description=__doc__.split("\n\n")[0], error_type=ConfigError,
         epilog="Options with a single dash (e.g. -mfn_tol 1e-10, -log_view) go to PETSc/SLEPc "
                "for engines that take solver options.  Exit status: 0 done, 1 crash, 2 bad "
-               "input, 3 stopped (resume with --resume), 4 I/O error.")
+               "input, 3 stopped (resume with --resume), 4 I/O error.  The configuration "
+               "keys (SECTION.KEY of the TOML file and of --set): docs/configuration.md, or "
+               "`tlsmpi config [CONFIG]` (every key with its value, default and a one-line "
+               "description).")
     p.add_argument("config", nargs="?", help="TOML run configuration (default: the small default "
                                              "job)")
     p.add_argument("--out", help="output HDF5 file (default: CONFIG stem + .h5, or default.h5)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE",
-                   help="override a configuration value, e.g. --set model.N=20 (repeatable)")
+                   help="override a configuration value, e.g. --set model.N=20 (repeatable; "
+                        "the keys: docs/configuration.md, tlsmpi config)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     group.add_argument("--resume", action="store_true",
-                       help="continue an interrupted run in --out (same configuration)")
+                       help="continue an interrupted run in --out (same configuration), or "
+                            "grow a finished one: a larger ensemble.realizations adds "
+                            "realizations (docs/output.md)")
     p.add_argument("--repair", action="store_true",
                    help="with --resume: recompute rows that fail verification (checksum, status)")
     p.add_argument("--strict-options", action="store_true",
