@@ -47,7 +47,7 @@ def seen(cfg):
     case's first realization, the times, the request, the engine's options and the
     runner's settings."""
     cases = cfg.cases()
-    draws = [sample(p, cfg.seed, 0) for p in cases]
+    draws = [sample(p, cfg.seed, cfg.first_realization) for p in cases]
     return {"params": cases,
             "realizations": [{k: getattr(d, k) for k in ("positions", "eps", "Delta", "g", "D",
                                                           "theta", "phi", "nu", "J", "Y", "f")}

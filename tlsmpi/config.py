@@ -9,7 +9,7 @@ computes every combination (a "case"), with the same disorder realizations in ea
                    (tlsmpi.physics.model.ModelParams); with material = "SiO2" | "BK7" | "PMMA"
                    the keys not given take the Table I values, given ones override
     [time]         t_min, t_max, n_times, spacing = "log" | "linear"; or values = [...]
-    [ensemble]     realizations, seed
+    [ensemble]     realizations, seed, first_realization
     [engine]       name (a registered engine: tlsmpi.engines), ranks_per_realization,
                    and the engine's own options (its ``options`` table)
     [observables]  concurrence, entropy, bipartitions, save_disorder
@@ -28,6 +28,7 @@ from . import engines
 from .errors import ConfigError
 from .physics.model import MATERIALS, ModelParams, material_values
 from .physics.measures import Request
+from .runfile.settings import differences, differing_keys, toml_value as _toml_value  # noqa: F401
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,7 +50,8 @@ SCHEMA = {
              "spacing": ("log", lambda v: v in ("log", "linear"), '"log" or "linear"'),
              "values": ([], None, None)},
     "ensemble": {"realizations": (32, lambda v: v >= 1, "an integer >= 1"),
-                 "seed": (2021, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")},
+                 "seed": (2021, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)"),
+                 "first_realization": (0, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")},
     "engine": {"name": ("exact", None, None),
                "ranks_per_realization": (1, lambda v: v >= 1, "an integer >= 1")},
     "observables": {"concurrence": (True, None, None), "entropy": (False, None, None),
@@ -59,6 +61,17 @@ SCHEMA = {
     "output": {"checkpoint_seconds": (60.0, lambda v: v > 0, "a number > 0"),
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
+
+#: section -> key -> one line describing it (the keys added with growing and combined runs;
+#: docs/configuration.md has the full text).
+DESCRIPTIONS = {
+    "ensemble": {
+        "first_realization": "index of the first realization: the run computes realizations "
+                             "first_realization ... first_realization + realizations - 1 "
+                             "(a second file of the same ensemble, pooled by post)",
+    },
+}
+
 
 def _type_ok(value, default):
     if isinstance(default, bool):
@@ -115,6 +128,12 @@ class Config:
         return self.data["ensemble"]["realizations"]
 
     @property
+    def first_realization(self):
+        """Realization index of the run file's first row (row k is realization
+        first_realization + k)."""
+        return self.data["ensemble"]["first_realization"]
+
+    @property
     def engine(self):
         return self.data["engine"]["name"]
 
@@ -146,26 +165,17 @@ class Config:
         return out
 
     def to_toml(self):
-        """The resolved configuration as TOML text (stored in every output file)."""
+        """The resolved configuration as TOML text (stored in every output file); an empty
+        time.values and ensemble.first_realization = 0 are left out (files made before
+        that key existed keep their text)."""
         lines = []
         for name, table in self.data.items():
             lines.append(f"[{name}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
-                      if not (name == "time" and k == "values" and v == [])]
+                      if (name, k, v) not in (("time", "values", []),
+                                              ("ensemble", "first_realization", 0))]
             lines.append("")
         return "\n".join(lines)
-
-
-def _toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return str(v)
 
 
 def parse_override(text):
@@ -261,36 +271,6 @@ def _check_sweep_conflicts(raw, source):
             raise ConfigError(f"{source} gives both model.{key} = {model[key]!r} and sweep.{key} = "
                               f"{sweep[key]!r}: the sweep would replace the value; remove one of "
                               "them")
-
-
-def _flat(text):
-    """{"section.key": value} of a resolved TOML text."""
-    try:
-        table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return {"(the whole configuration)": "unreadable TOML"}
-    return {f"{s}.{k}": v for s, t in table.items() for k, v in t.items()}
-
-
-def differing_keys(a_toml, b_toml):
-    """The sorted "section.key" names whose values differ between two resolved TOML texts."""
-    a, b = _flat(a_toml), _flat(b_toml)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-def differences(file_toml, given_toml, limit=8):
-    """'key: file X, given Y; ...' for every key whose value differs between two resolved
-    TOML texts (at most ``limit`` shown, then how many more)."""
-    a, b = _flat(file_toml), _flat(given_toml)
-    keys = differing_keys(file_toml, given_toml)
-    if not keys:
-        return "the same values, in another text"
-
-    def show(table, key):
-        return _toml_value(table[key]) if key in table else "(not set)"
-    shown = [f"{k}: file {show(a, k)}, given {show(b, k)}" for k in keys[:limit]]
-    more = f"; and {len(keys) - limit} more" if len(keys) > limit else ""
-    return f"{len(keys)} key(s) differ: " + "; ".join(shown) + more
 
 
 def default_job():

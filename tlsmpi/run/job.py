@@ -434,6 +434,12 @@ class JobState:
         self.lock_path = self.lock_record = None
 
 
+def draw(params, cfg, r):
+    """The disorder of row r of the run file: realization ``cfg.first_realization + r``
+    (`tlsmpi.physics.model.sample`)."""
+    return sample(params, cfg.seed, cfg.first_realization + r)
+
+
 def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
     """Compute one realization, or part ``part`` of it (`tlsmpi.engines.Engine.parts`);
     a SolverError or a non-finite result makes the realization a failed one.  The item
@@ -442,9 +448,10 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
     Returns (real, results or partial result, error message or None, wall seconds), or
     None if the engine gave the item up at a stop (`tlsmpi.engines.Interrupted`)."""
     state.item = (("" if part is None else f"part {part} of ") +
-                  f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
+                  f"realization {cfg.first_realization + r} of case {params.N=}, "
+                  f"{params.epsilon=}".replace("params.", ""))
     t0 = time.perf_counter()
-    real = sample(params, cfg.seed, r)
+    real = draw(params, cfg, r)
     try:
         _fault(rank, r)
         if part is None:
@@ -467,7 +474,7 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
 def combine_parts(engine, params, cfg, times, r, values):
     """The row of realization r from the (partial result, error, wall) of its parts, in
     part order: (real, results, error, summed wall seconds), as `run_item`."""
-    real = sample(params, cfg.seed, r)
+    real = draw(params, cfg, r)
     wall = sum(v[2] for v in values)
     errors = [v[1] for v in values if v[1]]
     if errors:
@@ -501,13 +508,13 @@ def resume_command(args):
 
 
 def predicted_costs(engine, cfg, cases, times):
-    """Predicted seconds of every item (case, r), shape (n_cases, R); rank 0 computes."""
+    """Predicted seconds of every item (case, row r), shape (n_cases, R); rank 0 computes."""
     R = cfg.realizations
     costs = np.empty((len(cases), R))
     for c, params in enumerate(cases):
         for r in range(R):
             costs[c, r] = engine.cost(
-                params, times, cfg.request, lambda: sample(params, cfg.seed, r)
+                params, times, cfg.request, lambda: draw(params, cfg, r)
             )
     return costs
 

@@ -285,8 +285,9 @@ def _make_layout(f, config, meta, rows):
                    n_realizations=R, swept=",".join(swept),
                    units_note="energy W, time hbar/W, length nm (see docs/output.md)")
     time = _scale(f, "time", times, "time in units of hbar/W")
-    realization = _scale(f, "realization", np.arange(R), "disorder realization index r "
-                         "(drawn from numpy.random.default_rng([r, seed]))")
+    realization = _scale(f, "realization", config.first_realization + np.arange(R),
+                         "disorder realization index r (drawn from "
+                         "numpy.random.default_rng([r, seed]))")
     f.create_dataset("complete", shape=(), dtype="i1", fillvalue=0, dcpl=_early()).attrs[
         "long_name"] = "1 once no realization is pending"
     f.create_dataset("end_time", shape=(), dtype="S32", dcpl=_early()).attrs[
