@@ -60,7 +60,8 @@ class Refused(Exception):
 
 
 def load(paths):
-    """Run files and random-state files; InputError names the first bad file."""
+    """Run files (the files of one ensemble joined, `pooling.ensembles`) and random-state
+    files; InputError names the first bad file, or files that cannot be pooled."""
     runs, states = [], []
     for path in paths:
         if not os.path.exists(path):
@@ -80,7 +81,10 @@ def load(paths):
             states.append(randomstates.read(path))
         except (OSError, KeyError, ValueError):
             raise InputError(run_error) from None
-    return runs, states
+    try:
+        return pooling.ensembles(runs), states
+    except pooling.NotCombinable as err:
+        raise InputError(str(err)) from None
 
 
 def _fmt(est, spec=".3g"):
@@ -99,7 +103,7 @@ def case_table(pool):
              f"{'t_max':>24} {'t_max*J_nn':>10}  {'beta':>22} {'window':>17} {'chi2/dof':>8}  "
              f"{'C(inf)':>31} {'drift':>6}  {'S_E(inf)/N':>24}"]
     for e in pool.entries:
-        p, name = e.params, os.path.basename(e.group)[:16]
+        p, name = e.params, "+".join(os.path.basename(g) for g in e.group.split(" + "))[:16]
         line = (f"  {name:<16} {e.case.label[:22]:<22} {p['N']:>3} {p['epsilon']:>7.1g} "
                 f"{e.case.n_done:>5}")
         if e.has("concurrence"):
@@ -203,7 +207,7 @@ def parse_args(argv):
     first = args.items[0].split(",")
     if all(w in names for w in first):
         args.what, args.files = first, args.items[1:]
-    elif not os.path.exists(args.items[0]) and (len(args.items) > 1 or "." not in args.items[0]):
+    elif not os.path.exists(args.items[0]) and not any(c in args.items[0] for c in "./"):
         unknown = ", ".join(w for w in first if w not in names)
         raise InputError(f"unknown WHAT {unknown!r}: choose from {', '.join(names)} (comma "
                          "separated), then the files")

@@ -10,11 +10,60 @@ from functools import cached_property
 import numpy as np
 
 from .. import randomstates
+from ..runfile.reader import Run
+from ..runfile.settings import differences, differing_keys
 from . import analysis
 
 
 class NoData(LookupError):
     """The files hold no data for a figure."""
+
+
+class NotCombinable(ValueError):
+    """Run files that cannot be pooled as one ensemble (the message names why)."""
+
+
+#: The keys in which files of one ensemble may differ (docs/post.md).
+SPLIT_KEYS = ("ensemble.realizations", "ensemble.first_realization")
+
+
+def ensembles(runs):
+    """The run files with every set of files of one ensemble joined into one run
+    (`tlsmpi.runfile.reader.Run.joined`): files whose configurations differ only in
+    `SPLIT_KEYS`.  NotCombinable names the files and the realizations two of them both
+    hold, or the keys in which two files with the same cases differ."""
+    groups = []
+    for run in runs:
+        for group in groups:
+            keys = [k for k in differing_keys(group[0].config, run.config) if k not in SPLIT_KEYS]
+            if not keys:
+                _check_disjoint(group, run)
+                group.append(run)
+                break
+            if [c.params for c in group[0].cases] == [c.params for c in run.cases]:
+                why = differences(group[0].config, run.config, names=("first", "second"))
+                raise NotCombinable(
+                    f"{group[0].path} and {run.path} hold the same cases but are not one "
+                    f"ensemble ({why}): pool only files whose configurations differ in "
+                    f"{' or '.join(SPLIT_KEYS)}, or give one of them")
+        else:
+            groups.append([run])
+    return [g[0] if len(g) == 1 else Run.joined(g) for g in groups]
+
+
+def _check_disjoint(group, run):
+    have = run.cases[0].realizations
+    for other in group:
+        both = np.intersect1d(other.cases[0].realizations, have)
+        if len(both):
+            raise NotCombinable(
+                f"{other.path} and {run.path} both hold realizations {_span(both)} of one "
+                "ensemble: give each realization once (make the second file with "
+                "ensemble.first_realization, docs/post.md)")
+
+
+def _span(indices):
+    return f"{indices[0]}-{indices[-1]}" if len(indices) > 1 else f"{indices[0]}"
 
 
 class Entry:

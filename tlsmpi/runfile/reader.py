@@ -63,11 +63,34 @@ class Case:
         self.observables = [o for o in OBSERVABLES if o in self._rows]
         self.stored_means = {o: group[o + "_mean"][...] for o in self.observables
                              if o + "_mean" in group}
-        self.errors = {int(r): group["error"][r].decode(errors="replace")
+        root = group.file
+        self.realizations = (root["realization"][...] if layout >= 2 else
+                             np.arange(len(self.status)))
+        self.errors = {int(self.realizations[r]): group["error"][r].decode(errors="replace")
                        for r in np.flatnonzero(self.status == FAILED)}
         self.wall_seconds = group["wall_seconds"][...]
         self.disorder = ({k: v[...] for k, v in group["disorder"].items()}
                          if "disorder" in group else {})
+
+    @classmethod
+    def joined(cls, cases):
+        """The same case of several run files with disjoint realizations as one, its rows
+        in realization order (docs/post.md); no stored means (they are per file)."""
+        new, first = cls.__new__(cls), cases[0]
+        order = np.argsort(np.concatenate([c.realizations for c in cases]), kind="stable")
+
+        def cat(get):
+            return np.concatenate([get(c) for c in cases])[order]
+        new.name, new.params, new.label = first.name, first.params, first.label
+        new.observables = first.observables
+        new.realizations, new.status = cat(lambda c: c.realizations), cat(lambda c: c.status)
+        new.wall_seconds = cat(lambda c: c.wall_seconds)
+        new._rows = {o: cat(lambda c: c._rows[o]) for o in new.observables}
+        new.disorder = {k: cat(lambda c: c.disorder[k]) for k in first.disorder}
+        new.errors = dict(sorted(e for c in cases for e in c.errors.items()))
+        new.problems = [p for c in cases for p in c.problems]
+        new.stored_means = {}
+        return new
 
     @property
     def N(self):
@@ -90,8 +113,8 @@ class Case:
         return int((self.status == PENDING).sum())
 
     def rows(self, obs):
-        """Per-realization rows (R, T) of every realization, NaN where not done (row r is
-        realization r, the same disorder in every run of the same seed)."""
+        """Per-realization rows (R, T) of every realization, NaN where not done (row k is
+        realization ``realizations[k]``, the same disorder in every run of the same seed)."""
         return self._rows[obs]
 
     def values(self, obs):
@@ -147,6 +170,22 @@ class Run:
         self.problems = [p for c in self.cases for p in c.problems]
         if self.problems and verify:
             raise DamagedRun(self.path, self.problems)
+
+    @classmethod
+    def joined(cls, runs):
+        """Run files of one configuration (but for ``ensemble.realizations`` and
+        ``ensemble.first_realization``) with disjoint realizations, as one run: every case
+        `Case.joined`; ``path`` is the paths joined by " + " (docs/post.md)."""
+        new, first = cls.__new__(cls), runs[0]
+        new.path = " + ".join(r.path for r in runs)
+        new.layout = min(r.layout for r in runs)
+        new.attrs = dict(first.attrs, n_realizations=sum(len(r.cases[0].status) for r in runs))
+        new.times, new.complete = first.times, all(r.complete for r in runs)
+        new.writer = "; ".join(r.writer for r in runs if r.writer) or None
+        new.stale_lock = None
+        new.cases = [Case.joined(cases) for cases in zip(*(r.cases for r in runs))]
+        new.problems = [p for c in new.cases for p in c.problems]
+        return new
 
     @property
     def config(self):
