@@ -101,3 +101,22 @@ def test_files_of_other_cases_stay_separate(files, tmp_path):
     runs = pooling.ensembles([Run(files / "low.h5"), Run(other), Run(files / "high.h5")])
     assert [len(r.cases[0].status) for r in runs] == [20, 3]
     assert np.array_equal(runs[0].cases[0].realizations, np.arange(20))
+
+
+def test_post_all_over_overlapping_files_says_which_case_and_why_a_figure_is_skipped(
+        files, tmp_path, capsys):
+    """A second file of another configuration holds the epsilon = 0 case with more
+    realizations on other times: the report names the case given twice and the file
+    used, and fig9 (no pair of equal times) is skipped with that reason."""
+    other = tmp_path / "eps0.h5"
+    res = run_tlsmpi(["--out", other, *SET, *R(12), "--set", "sweep.epsilon=[0.0]",
+                      "--set", "time.n_times=20"])
+    assert res.returncode == 0, res.stderr
+    low = str(files / "low.h5")
+    assert post.main(["all", low, str(other), "--outdir", str(tmp_path / "f"), "--boot",
+                      "20"]) == 0
+    out = capsys.readouterr().out
+    assert (f"epsilon=0 is in {low} (10 done), {other} (12 done): the figures use {other}"
+            in out)
+    assert ("fig9: skipped (fig9 needs" in out and f"N=5 epsilon=0.5 ({low}): its epsilon = 0 "
+            f"case ({other}) has other times" in out)

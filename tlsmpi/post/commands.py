@@ -181,6 +181,10 @@ def report(runs, pool):
             pool
         )
     text += ["", "Fits across cases:"] + analysis_lines(pool)
+    twice = pool.duplicates()
+    if twice:
+        text += ["", "Cases in several files (not pooled: other configurations):"] + [
+            "  " + line for line in twice]
     return "\n".join(text)
 
 

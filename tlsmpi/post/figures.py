@@ -349,8 +349,9 @@ def fig8(pool):
 def fig9(pool):
     """C(t; eps)/C(inf; eps=0) and the stretched-exponential fits."""
     pairs = need([p for p in stretched_pairs(pool) if np.isfinite(p[2].value)], 1,
-                 "fig9 needs cases with 0 < epsilon < 1 and the epsilon = 0 case of the same N, "
-                 "run long enough for C(t; eps) to leave the eps = 0 plateau")
+                 "fig9 needs cases with 0 < epsilon < 1 and the epsilon = 0 case of the same N "
+                 "and times, run long enough for C(t; eps) to leave the eps = 0 plateau"
+                 + "".join(f"; {w}" for w in pool.notes.get("fig9", [])))
     fig, ax, _ = decay_figure(side=False)
     entries = [e for e, _, _ in pairs]
     plateaus = {id(e): r.plateau.value for e, r, _ in pairs}

@@ -126,6 +126,22 @@ class Pool:
         self.entries = [Entry(r, c, n_boot, seed) for r in runs for c in r.cases]
         self.randomstates = list(randomstate_files)
         self.memo = {}
+        #: figure -> why cases were left out of it (printed when the figure is skipped)
+        self.notes = {}
+
+    def duplicates(self):
+        """One line per parameter set found in several files (of different configurations:
+        files of one ensemble are joined first), naming the one the figures use."""
+        seen = {}
+        for e in self.entries:
+            seen.setdefault(tuple(sorted(e.params.items())), []).append(e)
+        lines = []
+        for same in (s for s in seen.values() if len(s) > 1):
+            best = max(same, key=lambda e: e.case.n_done)
+            lines.append(f"{same[0].case.label} is in " + ", ".join(
+                f"{e.group} ({e.case.n_done} done)" for e in same)
+                + f": the figures use {best.group} (most realizations)")
+        return lines
 
     def family(self, obs, vary, where=lambda p: True):
         """The largest set of cases with ``obs`` whose parameters differ only in the keys
@@ -182,16 +198,23 @@ def open_family(pool, obs="concurrence"):
 
 @pooled
 def stretched_pairs(pool):
-    """(entry at 0 < epsilon < 1, matching epsilon = 0 entry, Estimate of delta)."""
+    """(entry at 0 < epsilon < 1, matching epsilon = 0 entry, Estimate of delta); why a
+    case at 0 < epsilon < 1 has none goes to ``pool.notes["fig9"]``."""
     fam = open_family(pool)
     ref = {e.params["N"]: e for e in fam if e.params["epsilon"] == 0}
-    out = []
-    for e in fam:
-        r = ref.get(e.params["N"])
-        if 0 < e.params["epsilon"] < 1 and r is not None and np.array_equal(e.t, r.t):
+    out, why = [], pool.notes.setdefault("fig9", [])
+    for e in (e for e in fam if 0 < e.params["epsilon"] < 1):
+        r, name = ref.get(e.params["N"]), f"N={e.params['N']} epsilon={e.params['epsilon']:g}"
+        if r is None:
+            why.append(f"{name}: no epsilon = 0 case of that N")
+        elif not np.array_equal(e.t, r.t):
+            why.append(f"{name} ({e.group}): its epsilon = 0 case ({r.group}) has other times")
+        else:
             est = analysis.stretched_estimate(e.t, e.rows(), r.rows(), paired=e.group == r.group,
                                               n_boot=e.n_boot, seed=e.seed)
             out.append((e, r, est))
+            if not np.isfinite(est.value):
+                why.append(f"{name}: no fit window (C(t) does not leave the epsilon = 0 plateau)")
     return out
 
 
