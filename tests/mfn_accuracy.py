@@ -14,7 +14,8 @@ from petsc4py import PETSc  # noqa: E402
 
 from tlsmpi.engines import exact, liouvillian  # noqa: E402
 from tlsmpi.physics.model import ModelParams, sample  # noqa: E402
-from tlsmpi.physics.measures import Request, concurrence  # noqa: E402
+from tlsmpi.physics.measures import concurrence  # noqa: E402
+from tlsmpi.physics.observables import Request  # noqa: E402
 
 
 def main(N=6, tols=(1e-4, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12, 1e-14)):

@@ -30,7 +30,7 @@ def main():
     from mpi4py import MPI
     from tlsmpi.errors import SolverError
     from tlsmpi.physics.model import ModelParams, sample
-    from tlsmpi.physics.measures import Request
+    from tlsmpi.physics.observables import Request
 
     world = MPI.COMM_WORLD
     size = args.group_size or world.size
@@ -40,7 +40,7 @@ def main():
     real = sample(params, args.seed, group)
     record = {"group": group, "rank": comm.rank}
     try:
-        out = liouvillian.compute(real, args.times, Request(concurrence=True, entropy=True), comm,
+        out = liouvillian.compute(real, args.times, Request(("concurrence", "entropy")), comm,
                                   args.method)
         record["result"] = {k: v.tolist() for k, v in out.items()}
     except SolverError as err:

@@ -15,7 +15,8 @@ from tlsmpi.engines import ed, exact, readout, sectors, trajectories
 from tlsmpi.physics import basis
 from tlsmpi.errors import ConfigError
 from tlsmpi.physics.model import ModelParams, sample
-from tlsmpi.physics.measures import Request, concurrence, entropy_vn
+from tlsmpi.physics.measures import concurrence, entropy_vn
+from tlsmpi.physics.observables import Request
 from tolerances import mfn
 
 EPS = np.finfo(float).eps
@@ -74,7 +75,7 @@ def test_without_flipflop_equals_engine1(N):
     """flipflop = 0: pair density matrices and S_E equal Engine 1 over the full window.
     Both round the phases E t: tolerance 10 eps ||H|| t_max."""
     real = sample(ModelParams(N=N), 2021, 3)
-    req = Request(entropy=True)
+    req = Request(("concurrence", "entropy"))
     psi = ed.unitary_states(real, FULL)
     reader = readout.StateReadout(real, req)
     rho = reader.densities(psi)
@@ -109,7 +110,7 @@ def test_unitary_flipflop_equals_liouvillian(N, form):
     from petsc4py import PETSc
     real = sample(ModelParams(N=N, flipflop=1.0, flipflop_form=form), 11, 0)
     t = np.logspace(-2, 2, 9)
-    req = Request(entropy=True)
+    req = Request(("concurrence", "entropy"))
     ours = ed.unitary_observables(real, t, req)
     PETSc.Options().setValue("mfn_tol", "1e-13")
     try:
@@ -201,7 +202,7 @@ def test_entropy_from_trajectories_is_entropy_of_averaged_rho():
     a single trajectory is pure, so its half-system entropy equals its complement's."""
     real = random_open(4, "exchange", 9)
     t = np.array([1.0, 3.0])
-    res = trajectories.average(real, t, Request(entropy=True), 1)
+    res = trajectories.average(real, t, Request(("concurrence", "entropy")), 1)
     sec = sectors.Sectors(real)
     states, _ = trajectories.trajectory(trajectories.NoJump(sec), trajectories.Jumps(sec),
                                         basis.product_amplitudes(real), t,
@@ -293,7 +294,8 @@ def test_trajectory_blocks_are_work_items(tmp_path):
     for c, flipflop in enumerate((0.0, 1.0)):
         params = ModelParams(N=4, epsilon=1.0, T_K=100.0, flipflop=flipflop)
         for r in range(R):
-            res = trajectories.average(sample(params, 2021, r), times, Request(entropy=True), M)
+            res = trajectories.average(sample(params, 2021, r), times,
+                                       Request(("concurrence", "entropy")), M)
             expect = [res["observables"]["concurrence"], res["observables"]["entropy"],
                       res["concurrence_err"]]
             for name in rows:

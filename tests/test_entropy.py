@@ -11,7 +11,8 @@ from tlsmpi.engines import exact
 from tlsmpi.physics.reference import naive_rdm
 from tlsmpi.engines.subsystems import half_system_entropy, route_costs, subsystem_rdm
 from tlsmpi.physics.model import ModelParams, sample
-from tlsmpi.physics.measures import Request, entropy_vn
+from tlsmpi.physics.measures import entropy_vn
+from tlsmpi.physics.observables import Request
 from tolerances import evolution, phase, rounding, summed
 
 TIMES = np.array([0.0, 0.03, 0.3, 1.0, 4.0, 20.0])
@@ -123,7 +124,7 @@ def test_mean_over_bipartitions_and_route_choice():
 def test_engine_entry_point_averages_the_requested_bubbles():
     real = sample(ModelParams(N=7, epsilon=1.0), 2, 3)
     t = np.logspace(-1, 3, 6)
-    out = exact.compute(real, t, Request(concurrence=False, entropy=True, bipartitions=3))
+    out = exact.compute(real, t, Request(("entropy",), bipartitions=3))
     per = [entropy_vn(subsystem_rdm(real, t, A)) for A in real.bubbles(3)]
     assert np.abs(out["entropy"] - np.mean(per, axis=0)).max() < summed(
         3, len(real.bubbles(3)[0]) * np.log(2)

@@ -9,7 +9,8 @@ import concurrence_states
 from tlsmpi.engines import exact
 from tlsmpi.physics.reference import app_b_pair_rdms
 from tlsmpi.physics.model import ModelParams, sample
-from tlsmpi.physics.measures import EIG_FLOOR, Request, certainly_separable, concurrence
+from tlsmpi.physics.measures import EIG_FLOOR, certainly_separable, concurrence
+from tlsmpi.physics.observables import Request
 from tolerances import pair_rate, phase, rounding, summed
 
 TIMES = np.array([0.0, 0.03, 0.3, 1.0, 4.0, 20.0])

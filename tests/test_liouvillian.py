@@ -19,7 +19,8 @@ import dense  # noqa: E402
 from tlsmpi.engines import exact, liouvillian  # noqa: E402
 from tlsmpi.errors import ConfigError, SolverError  # noqa: E402
 from tlsmpi.physics.model import ModelParams, sample  # noqa: E402
-from tlsmpi.physics.measures import Request, concurrence, entropy_vn  # noqa: E402
+from tlsmpi.physics.measures import concurrence, entropy_vn  # noqa: E402
+from tlsmpi.physics.observables import Request  # noqa: E402
 from tolerances import mfn, spectral, summed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,7 +145,7 @@ def test_observables_match_dense_with_flipflop(petsc_options):
     N = 4
     real = random_realization(N, seed=7, flipflop=0.5)
     times = [0.0, 0.5, 2.0]
-    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True), method="mfn")
+    out = liouvillian.compute(real, times, Request(("concurrence", "entropy")), method="mfn")
     rho = dense.evolve(real, times)
     pairs = [(i, j) for i in range(N) for j in range(i + 1, N)]
     C = sum(concurrence(dense.reduced(rho, [i, j], N)) for i, j in pairs) / N
@@ -183,7 +184,7 @@ def test_matches_engine1(N, method, epsilon, petsc_options):
     petsc_options(**TIGHT)
     real = sample(ModelParams(N=N, epsilon=epsilon, T_K=50.0, eta=1e4), 5, 2)
     times = np.logspace(-1, 1.5, 6)
-    request = Request(concurrence=True, entropy=True, bipartitions=3)
+    request = Request(("concurrence", "entropy"), bipartitions=3)
     out = liouvillian.compute(real, times, request, method=method)
     ref = exact.compute(real, times, request)
     assert ref["concurrence"].max() > 1e-3
@@ -197,7 +198,7 @@ def test_unitary_flipflop_matches_state_vector(method, petsc_options):
     petsc_options(**TIGHT)
     real = sample(ModelParams(N=6, flipflop=0.5, eta=1e4), 5, 3)
     times = [0.0, 0.4, 3.0, 12.0]
-    out = liouvillian.compute(real, times, Request(concurrence=True, entropy=True), method=method)
+    out = liouvillian.compute(real, times, Request(("concurrence", "entropy")), method=method)
     C, S = pure_state_observables(real, times)
     tol_C, tol_S = observable_error(real, times, real.N // 2)
     np.testing.assert_allclose(out["concurrence"], C, rtol=0, atol=tol_C)
@@ -306,7 +307,7 @@ def spectral_error(real, times, spec):
 
 def spectral_against_dense(real, times):
     """(rho_pairs, C(t)) of the spectral path and of dense expm, and the rho bound (T,)."""
-    request = Request(concurrence=True)
+    request = Request()
     readout = liouvillian.PauliReadout(real, request)
     spec = liouvillian.Spectral(real, readout.indices)
     c = spec.run(times)
@@ -338,7 +339,7 @@ def test_spectral_matches_mfn(petsc_options):
     petsc_options(**TIGHT)
     real = sample(ModelParams(N=5, epsilon=1.0, flipflop=1.0, T_K=300.0), 2021, 2)
     times = np.logspace(-2, 1, 8)
-    request = Request(concurrence=True, entropy=True)
+    request = Request(("concurrence", "entropy"))
     spec = liouvillian.Spectral(real, liouvillian.PauliReadout(real, request).indices)
     out = liouvillian.compute(real, times, request, method="spectral")
     ref = liouvillian.compute(real, times, request, method="mfn")
@@ -354,7 +355,7 @@ def test_spectral_entropy_matches_dense(flipflop):
     N = 4
     real = random_realization(N, seed=8, flipflop=flipflop)
     times = [0.0, 0.5, 2.0, 50.0]
-    request = Request(concurrence=True, entropy=True)
+    request = Request(("concurrence", "entropy"))
     spec = liouvillian.Spectral(real, liouvillian.PauliReadout(real, request).indices)
     out = liouvillian.compute(real, times, request, method="spectral")
     rho = dense.evolve(real, times)
@@ -387,7 +388,7 @@ def test_spectral_refused_where_it_cannot_run():
 def test_ill_conditioned_realization_falls_back_to_mfn(monkeypatch, caplog):
     real = sample(ModelParams(N=4, epsilon=1.0, flipflop=1.0), 2021, 0)
     times = [0.0, 0.5, 3.0]
-    request = Request(concurrence=True, entropy=True)
+    request = Request(("concurrence", "entropy"))
     mfn = liouvillian.compute(real, times, request, method="mfn")
     monkeypatch.setattr(liouvillian, "SPECTRAL_COND_MAX", 0.0)
     with caplog.at_level("WARNING", logger="tlsmpi"):
@@ -438,7 +439,7 @@ def driver_realization(group, N=5):
 def serial(group, method):
     """What the driver computes for ``group``, in this process."""
     return liouvillian.compute(driver_realization(group), DRIVER_TIMES,
-                               Request(concurrence=True, entropy=True), method=method)
+                               Request(("concurrence", "entropy")), method=method)
 
 
 @pytest.mark.mpi

@@ -5,7 +5,7 @@ import pytest
 
 from tlsmpi.engines import exact
 from tlsmpi.physics.model import ModelParams, sample
-from tlsmpi.physics.measures import Request
+from tlsmpi.physics.observables import Request
 from tlsmpi.results import Run
 
 from conftest import run_tlsmpi

@@ -14,7 +14,7 @@ import pytest
 
 from tlsmpi.engines import exact
 from tlsmpi.physics.model import ModelParams, sample
-from tlsmpi.physics.measures import Request
+from tlsmpi.physics.observables import Request
 from tlsmpi.runfile import lock
 from tlsmpi.runfile.writer import crc
 from tlsmpi.results import DamagedRun, Run

@@ -23,7 +23,7 @@ import pytest
 
 from tlsmpi import config, engines
 from tlsmpi.physics.model import ModelParams, sample
-from tlsmpi.physics.measures import Request
+from tlsmpi.physics.observables import Request
 
 from conftest import ROOT, mpi_env, run_tlsmpi
 
@@ -202,7 +202,7 @@ T8 = np.linspace(0.0, 40.0, 8)
 #: name -> (engine factory, params, request, part or None, fewest checkpoints per item)
 ENGINES = {
     "exact with entropy": (lambda: engines.get("exact")(), ModelParams(N=8, epsilon=1.0),
-                           Request(entropy=True), None, 7 + 8),     # pair rows, bubbles
+                           Request(("concurrence", "entropy")), None, 7 + 8),  # pairs, bubbles
     "ed closed": (lambda: engines.get("ed")(), ModelParams(N=8, flipflop=1.0), Request(),
                   None, 9 + 28),                                     # sectors, pairs
     "ed trajectories": (lambda: engines.get("ed")({"trajectories": 40}),

@@ -16,6 +16,7 @@ from tlsmpi.errors import ConfigError
 class ToyEngine(engines.Engine):
     """C(t) of N/2 dephasing Bell pairs."""
     name = "toy"
+    observables = ("concurrence",)
     option_schema = {"tau": (1.0, lambda v: v > 0, "a dephasing time > 0 (units of hbar/W)")}
 
     def check(self, cases, request):

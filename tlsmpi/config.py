@@ -12,7 +12,8 @@ computes every combination (a "case"), with the same disorder realizations in ea
     [ensemble]     realizations, seed, first_realization
     [engine]       name (a registered engine: tlsmpi.engines), ranks_per_realization,
                    and the engine's own options (its ``options`` table)
-    [observables]  concurrence, entropy, bipartitions, save_disorder
+    [observables]  one boolean per registered observable (tlsmpi.physics.observables:
+                   concurrence, entropy, ...), bipartitions, resolved, save_disorder
     [sweep]        <model key> = [values...]
     [output]       checkpoint_seconds, progress_seconds
 """
@@ -27,7 +28,7 @@ import numpy as np
 from . import engines
 from .errors import ConfigError
 from .physics.model import MATERIALS, ModelParams, material_values
-from .physics.measures import Request
+from .physics import observables as registry
 from .runfile.settings import differences, differing_keys, toml_value as _toml_value  # noqa: F401
 
 if sys.version_info >= (3, 11):
@@ -54,23 +55,40 @@ SCHEMA = {
                  "first_realization": (0, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")},
     "engine": {"name": ("exact", None, None),
                "ranks_per_realization": (1, lambda v: v >= 1, "an integer >= 1")},
-    "observables": {"concurrence": (True, None, None), "entropy": (False, None, None),
+    "observables": {**{name: (name == "concurrence", None, None) for name in registry.names()},
                     "bipartitions": (0, lambda v: v >= 0, "an integer >= 0 (0 = all N bubbles)"),
-                    "save_disorder": (True, None, None)},
+                    "save_disorder": (True, None, None), "resolved": (False, None, None)},
     "sweep": {},
     "output": {"checkpoint_seconds": (60.0, lambda v: v > 0, "a number > 0"),
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
 
-#: section -> key -> one line describing it (the keys added with growing and combined runs;
-#: docs/configuration.md has the full text).
+#: section -> key -> one line: what the key does (docs/configuration.md has the details).
 DESCRIPTIONS = {
     "ensemble": {
         "first_realization": "index of the first realization: the run computes realizations "
                              "first_realization ... first_realization + realizations - 1 "
                              "(a second file of the same ensemble, pooled by post)",
     },
+    "observables": {
+        **{name: f"store {registry.get(name).long_name} (a {registry.get(name).kind} "
+           "observable, tlsmpi.physics.observables)" for name in registry.names()},
+        "resolved": "also store each site / pair observable per site / pair "
+                    "(<name>_resolved, pairs i < j row-major)",
+    },
 }
+
+
+def section_schema(section, engine="exact"):
+    """The keys of ``section``: key -> (default, check, want), with the named engine's
+    own options in [engine] and every registered observable (also one registered after
+    import) in [observables]."""
+    if section == "engine":
+        return {**SCHEMA["engine"], **engines.get(engine).option_schema}
+    if section == "observables":
+        return {**{name: (False, None, None) for name in registry.names()},
+                **SCHEMA["observables"]}
+    return SCHEMA[section]
 
 
 def _type_ok(value, default):
@@ -149,8 +167,8 @@ class Config:
     @property
     def request(self):
         o = self.data["observables"]
-        return Request(concurrence=o["concurrence"], entropy=o["entropy"],
-                       bipartitions=o["bipartitions"])
+        return registry.Request(tuple(n for n in registry.names() if o.get(n)),
+                                bipartitions=o["bipartitions"], resolved=o["resolved"])
 
     def cases(self):
         """ModelParams of every sweep combination, in the order of the output groups."""
@@ -296,7 +314,9 @@ def validate(raw):
             if not isinstance(name, str):
                 raise ConfigError(f"engine.name = {name!r}: expected a string, one of "
                                   f"{engines.names()}")
-            schema = {**schema, **engines.get(name).option_schema}
+            schema = section_schema("engine", name)
+        if section == "observables":        # observables registered after import
+            schema = section_schema("observables")
         if section == "sweep":
             for key, values in table.items():
                 if key not in MODEL_KEYS:
@@ -352,7 +372,7 @@ def _explicit(raw, section, key, schema):
 def unused_keys(config, cases, raw):
     """{"section.key": why} for the keys ``raw`` gives a non-default value that the run
     would not use: a setting that does nothing is refused, never ignored."""
-    t, obs = config.data["time"], config.data["observables"]
+    t = config.data["time"]
     out = {}
     if t["values"]:
         for key in ("t_min", "t_max", "n_times", "spacing"):
@@ -362,8 +382,13 @@ def unused_keys(config, cases, raw):
         out["time.spacing"] = "time.n_times = 1 is the single time t_min"
     elif t["n_times"] == 2:
         out["time.spacing"] = "time.n_times = 2 gives t_min and t_max for either spacing"
-    if not obs["entropy"]:
-        out["observables.bipartitions"] = "observables.entropy = false (bipartitions are of S_E)"
+    request = config.request
+    if not request.wants("subsystem"):
+        out["observables.bipartitions"] = ("no subsystem observable such as observables.entropy "
+                                           "is requested (bipartitions are of S_E)")
+    if not any(request.wants(kind) for kind in registry.RESOLVABLE):
+        out["observables.resolved"] = ("no site or pair observable is requested (only those "
+                                       "are resolved)")
     if not any(p.epsilon > 0 for p in cases):
         out["model.T_K"] = ("every case has epsilon = 0: no phonon bath (Eq. 15), so the "
                             "temperature enters nothing")
@@ -377,7 +402,8 @@ def unused_keys(config, cases, raw):
 
 
 def _check_unused(config, cases, raw):
-    schemas = {**SCHEMA, "engine": {**SCHEMA["engine"], **engines.get(config.engine).option_schema}}
+    schemas = {**SCHEMA, "engine": section_schema("engine", config.engine),
+               "observables": section_schema("observables")}
     for key, why in unused_keys(config, cases, raw).items():
         section, name = key.split(".")
         value = _explicit(raw, section, name, schemas[section])
@@ -424,15 +450,17 @@ def _check_times(t, explicit):
 
 def _check_engine(config, cases):
     obs = config.data["observables"]
-    if not (obs["concurrence"] or obs["entropy"]):
-        raise ConfigError("observables.concurrence and observables.entropy are both false: "
-                          "nothing to compute, enable at least one")
     engine = engines.get(config.engine)
     request = config.request
-    for name in ("concurrence", "entropy"):
-        if getattr(request, name) and name not in engine.observables:
-            raise ConfigError(f"observables.{name} = true: engine {engine.name!r} computes only "
-                              f"{list(engine.observables)}; disable it or choose another engine")
+    if not request.observables:
+        every = ", ".join(f"observables.{n}" for n in registry.names())
+        raise ConfigError(f"{every} are all false: nothing to compute; enable at least one")
+    for name in request.observables:
+        if not engine.provides(name):
+            given = [n for n in registry.names() if engine.provides(n)]
+            raise ConfigError(f"observables.{name} = true: engine {engine.name!r} does not "
+                              f"compute it (it gives {given}); disable it or choose another "
+                              "engine")
     for p in cases:
         if obs["bipartitions"] > p.N:
             raise ConfigError(f"observables.bipartitions = {obs['bipartitions']} > N = {p.N}: "

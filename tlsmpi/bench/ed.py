@@ -35,7 +35,7 @@ from ..engines import ed, trajectories
 from ..engines.readout import StateReadout
 from ..engines.sectors import sector_sizes
 from ..physics.model import ModelParams, sample
-from ..physics.measures import Request
+from ..physics.observables import Request
 
 
 def peak_gb():
@@ -136,7 +136,7 @@ def main(argv=None):
         bias_table(args.bias, args.bias_t_max, args.form, args.flipflop)
         return 0
     times = np.logspace(np.log10(args.t_min), np.log10(args.t_max), args.times)
-    request = Request(entropy=True)
+    request = Request(("concurrence", "entropy"))
     base = ModelParams(flipflop=args.flipflop, flipflop_form=args.form)
     print(f"Engine 3 (ed), flipflop = {args.flipflop} ({args.form}), {args.times} log-spaced times "
           f"in [{args.t_min:g}, {args.t_max:g}], C and S_E (all bubbles), one process")

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from ..physics.model import ModelParams, sample
-from ..physics.measures import Request
+from ..physics.observables import Request
 from ..engines import liouvillian
 
 
@@ -101,7 +101,7 @@ def main(argv=None):
     comm = MPI.COMM_WORLD
     root = comm.rank == 0
     times = np.logspace(np.log10(args.t_min), np.log10(args.t_max), args.times)
-    request = Request(concurrence=True)
+    request = Request()
 
     def say(*a):
         if root:

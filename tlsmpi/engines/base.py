@@ -9,6 +9,7 @@ configuration find it here by name (``engine.name`` of the run configuration)::
     @engines.register
     class Toy(engines.Engine):
         name = "toy"
+        observables = ("concurrence",)
         option_schema = {"scale": (1.0, lambda v: v > 0, "a number > 0")}
 
         def compute(self, real, times, request, comm=None):
@@ -25,7 +26,7 @@ name is looked up, so that importing tlsmpi never imports PETSc.
 import importlib
 
 from ..errors import ConfigError
-from ..physics.measures import OBSERVABLES
+from ..physics import observables as registry
 
 #: Modules that register the built-in engines when imported.
 BUILTIN = ("tlsmpi.engines.exact", "tlsmpi.engines.liouvillian", "tlsmpi.engines.ed")
@@ -56,8 +57,12 @@ class Engine:
     name = None
     #: Engine-specific keys of the ``[engine]`` table: key -> (default, check, want).
     option_schema = {}
-    #: Observables the engine can compute (fields of `tlsmpi.physics.measures.Request`).
-    observables = ("concurrence",)
+    #: Kinds of reduced density matrices the engine provides ("site", "pair",
+    #: "subsystem"): every registered observable of these kinds works on it
+    #: (`tlsmpi.physics.observables`).
+    kinds = ()
+    #: Registered observables the engine computes by its own route, whatever their kind.
+    observables = ()
     #: True if one realization can run on a group of several ranks (``comm`` in `compute`).
     parallel = False
     #: True if the engine reads solver options (``-name value`` words of the command line).
@@ -72,10 +77,16 @@ class Engine:
 
     def outputs(self, request):
         """The per-realization rows `compute` returns, {name: (units, long name)} in file
-        order: the requested observables (`tlsmpi.physics.measures.OBSERVABLES`) and any
-        rows of the engine's own (e.g. a statistical error).  The run file stores each
-        with these CF attributes; every name must be returned."""
-        return {o: attrs for o, attrs in OBSERVABLES.items() if getattr(request, o)}
+        order: the requested observables (`tlsmpi.physics.observables.outputs`, with
+        their ``_resolved`` rows) and any rows of the engine's own (e.g. a statistical
+        error).  The run file stores each with these CF attributes; every name must be
+        returned."""
+        return registry.outputs(request)
+
+    @classmethod
+    def provides(cls, name):
+        """True if the engine computes the registered observable ``name``."""
+        return name in cls.observables or registry.get(name).kind in cls.kinds
 
     def check(self, cases, request):
         """Raise ConfigError naming the value and the fix for what cannot be computed.
@@ -83,7 +94,7 @@ class Engine:
         Parameters
         ----------
         cases : list of tlsmpi.physics.model.ModelParams
-        request : tlsmpi.physics.measures.Request
+        request : tlsmpi.physics.observables.Request
         """
 
     def ignored_options(self, cases, request):

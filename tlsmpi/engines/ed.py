@@ -83,8 +83,9 @@ def unitary_observables(real, times, request, checkpoint=never):
     Returns
     -------
     dict
-        {"concurrence": C(t) (Eq. 28), "entropy": mean S_E(t) over the bubbles (Eq. 29)}
-        as requested, each (T,); computed in time chunks of `BUDGET` amplitudes.
+        The requested observables (`tlsmpi.engines.readout.Readout.observables`),
+        each (T,) (``_resolved``: (T, items)); computed in time chunks of `BUDGET`
+        amplitudes.
         ``checkpoint()`` is called before each sector and each reduced density matrix.
     """
     readout = StateReadout(real, request)
@@ -108,8 +109,8 @@ def sector_memory(params, times, request, trajectories=0):
     N, T = params.N, len(times)
     sizes = sector_sizes(N, params.flipflop_form)
     D = max(sizes)
-    d = 2 ** (N // 2) if request.entropy else 0
-    n_bubbles = (request.bipartitions or N) if request.entropy else 0
+    d = 2 ** (N // 2) if request.wants("subsystem") else 0
+    n_bubbles = (request.bipartitions or N) if request.wants("subsystem") else 0
     tables = 2**N * (N + 24)
     if params.epsilon and trajectories:
         matrices = 16.0 * (2 * sum(s * s for s in sizes) + 3 * D * D)
@@ -130,9 +131,9 @@ def cost_estimate(params, times, request, trajectories=0, jumps=0.0):
     N, T = params.N, len(times)
     sizes = sector_sizes(N, params.flipflop_form)
     cubes = sum(float(s) ** 3 for s in sizes)
-    n_rdm = (N * (N - 1) / 2 if request.concurrence else 0) + (
-        (request.bipartitions or N) if request.entropy else 0
-    )
+    n_rdm = (N * (N - 1) / 2 if request.wants("pair") else 0) + (
+        (request.bipartitions or N) if request.wants("subsystem") else 0
+    ) + (N if request.wants("site") else 0)
     per_state = COST["rdm"] * n_rdm * 2**N * T
     if params.epsilon and trajectories:
         squares = sum(float(s) ** 2 for s in sizes)
@@ -167,7 +168,7 @@ class EDEngine(Engine):
     `tlsmpi.engines.trajectories.BLOCK` trajectories are the parts of a realization (each a
     work item of the runner)."""
     name = "ed"
-    observables = ("concurrence", "entropy")
+    kinds = ("site", "pair", "subsystem")
     option_schema = {"trajectories": (0, lambda v: v >= 0, "an integer >= 0 (0: epsilon = 0 only)")}
 
     def __init__(self, options=None):
@@ -201,7 +202,7 @@ class EDEngine(Engine):
     def outputs(self, request):
         """The observables, and with at least two blocks of trajectories (a jackknife
         needs two) the statistical error of C(t), ``concurrence_err``."""
-        extra = request.concurrence and self.options["trajectories"] >= 2 * BLOCK
+        extra = "concurrence" in request.observables and self.options["trajectories"] >= 2 * BLOCK
         return {**super().outputs(request), **(CONCURRENCE_ERR if extra else {})}
 
     def parts(self, params, request):

@@ -22,7 +22,7 @@ inner loop; at T > 0 the closed form is evaluated directly.
 import numpy as np
 
 from ..errors import ConfigError
-from ..physics.measures import mean_pair_concurrence
+from ..physics import observables as registry
 from ..physics.propagators import coherences, propagate_populations, trace_factor
 from .base import Engine, never, register
 from .subsystems import half_system_entropy, route_costs
@@ -128,32 +128,60 @@ def pair_rdms(real, times):
     return np.concatenate([engine.rows(i) for i in range(real.N - 1)])
 
 
-def average_concurrence(real, times, checkpoint=never):
-    """C(t) = (1/N) sum_{i<j} C_ij(t), Eq. (28), accumulated row by row (memory O(N T));
-    ``checkpoint()`` is called before each row (`tlsmpi.engines.Engine.checkpoint`)."""
-    engine = PairTables(real, times)
+def site_rdms(tables):
+    """rho_i(t) of every site from the tables of `PairTables`, shape (T, N, 2, 2): the
+    populations, and <up|rho_i|down> = c_i prod_{k != i} 1^T exp(M_k t) p_k (the
+    coherence of site i seen by every other site, omega_k = 4 J_ik; docs/design.md
+    section 4 with A = {i})."""
+    N = tables.real.N
+    F = tables.v.sum(2)                                            # (i, k, T)
+    F[np.arange(N), np.arange(N)] = 1.0
+    coherence = tables.c * F.prod(axis=1)
+    rho = np.empty((len(tables.t), N, 2, 2), dtype=complex)
+    rho[:, :, 0, 0] = tables.pop[:, 0].T
+    rho[:, :, 1, 1] = tables.pop[:, 1].T
+    rho[:, :, 0, 1] = coherence.T
+    rho[:, :, 1, 0] = coherence.conj().T
+    return rho
+
+
+def pair_observables(real, times, request, checkpoint=never, tables=None):
+    """The pair observables of ``request`` (`tlsmpi.physics.observables`), e.g. C(t) =
+    (1/N) sum_{i<j} C_ij(t) of Eq. (28), accumulated row by row of `PairTables` (memory
+    O(N T)); ``checkpoint()`` is called before each row."""
+    tables = tables or PairTables(real, times)
 
     def rows():
         for i in range(real.N - 1):
             checkpoint()
-            yield engine.rows(i)
-    return mean_pair_concurrence(rows(), real.N)
+            yield tables.rows(i)
+    return registry.reduce(request, "pair", real.N, rows(), axis=0)
+
+
+def average_concurrence(real, times, checkpoint=never):
+    """C(t) of Eq. (28) alone (`pair_observables`)."""
+    return pair_observables(real, times, registry.Request(), checkpoint)["concurrence"]
 
 
 def compute(real, times, request, comm=None, checkpoint=never):
-    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,);
-    ``checkpoint()`` is called between rows of pairs and between bipartitions and time
-    chunks of the entropy."""
+    """Engine 1 entry point: the observables of ``request`` for one realization, each (T,)
+    (and the ``_resolved`` rows); ``checkpoint()`` is called between rows of pairs and
+    between bipartitions and time chunks of the entropy."""
     if real.params.flipflop:
         raise ValueError("model.flipflop > 0 breaks the factorization of Engine 1: "
                          "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
     out = {}
-    if request.concurrence:
-        out["concurrence"] = average_concurrence(real, times, checkpoint)
-    if request.entropy:
+    tables = None
+    if request.wants("site") or request.wants("pair"):
+        tables = PairTables(real, times)
+    if request.wants("site"):
+        out.update(registry.reduce(request, "site", real.N, [site_rdms(tables)], axis=1))
+    if request.wants("pair"):
+        out.update(pair_observables(real, times, request, checkpoint, tables))
+    if "entropy" in request.observables:
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
                                              checkpoint=checkpoint)
-    return out
+    return {name: out[name] for name in registry.outputs(request)}
 
 
 #: Largest N for the entropy (rho_A of N/2 sites: 2^(N/2) x 2^(N/2) per time).
@@ -164,7 +192,8 @@ MAX_N_ENTROPY = 24
 class ExactEngine(Engine):
     """Engine 1 in the registry: one realization per rank, any N, open or closed."""
     name = "exact"
-    observables = ("concurrence", "entropy")
+    kinds = ("site", "pair")
+    observables = ("entropy",)
 
     def check(self, cases, request):
         for p in cases:
@@ -172,7 +201,7 @@ class ExactEngine(Engine):
                 raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
                                   "exact factorization; set engine.name = \"liouvillian\" or "
                                   "flipflop = 0")
-            if request.entropy and p.N > MAX_N_ENTROPY:
+            if "entropy" in request.observables and p.N > MAX_N_ENTROPY:
                 raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
                                   f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "
                                   "or disable the entropy")
@@ -189,7 +218,7 @@ class ExactEngine(Engine):
         the entropy's own cost model (`tlsmpi.engines.subsystems.route_costs`)."""
         N, T = params.N, len(times)
         seconds = T * (1.5e-6 * N**2 + 1.1e-8 * N**3) * (2.0 if params.epsilon else 1.0) + 1e-3
-        if request.entropy:
+        if "entropy" in request.observables:
             n_bubbles = request.bipartitions or N
             routes = route_costs(N, N // 2, T, n_bubbles)
             seconds += routes["factorized"] if params.epsilon else min(routes.values())

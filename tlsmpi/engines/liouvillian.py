@@ -321,21 +321,27 @@ def density_from_pauli(c, n):
 
 
 class PauliReadout(Readout):
-    """Readout of the Pauli coefficients of Engine 2: the coefficients of the pairs and
-    bubbles (``indices``, read from the state vector) and their density matrices."""
+    """Readout of the Pauli coefficients of Engine 2: the coefficients of the sites, pairs
+    and bubbles (``indices``, read from the state vector) and their density matrices."""
 
     def __init__(self, real, request):
         super().__init__(real, request)
         N = self.N
-        parts = [subsystem_indices(N, p) for p in self.pairs] + [
-            subsystem_indices(N, A) for A in self.bubbles
-        ]
+        groups = (self.pairs, self.bubbles, self.sites)
+        parts = [subsystem_indices(N, A) for group in groups for A in group]
         self.indices, inverse = np.unique(
             np.concatenate(parts + [np.zeros(0, np.int64)]), return_inverse=True
         )
-        n_pair = 16 * len(self.pairs)
-        self.pair_pos = inverse[:n_pair].reshape(len(self.pairs), 16)
-        self.bubble_pos = inverse[n_pair:].reshape(len(self.bubbles), 4**self.bubbles.shape[1])
+        pos, start = [], 0
+        for group, size in zip(groups, (2, self.bubbles.shape[1], 1)):
+            n = len(group) * 4**size
+            pos.append(inverse[start:start + n].reshape(len(group), 4**size))
+            start += n
+        self.pair_pos, self.bubble_pos, self.site_pos = pos
+
+    def site_states(self, coeffs):
+        """rho_i (T, sites, 2, 2) from the coefficients ``coeffs`` (T, len(indices))."""
+        return density_from_pauli(coeffs[:, self.site_pos], 1)
 
     def pair_states(self, coeffs):
         """rho_ij (T, pairs, 4, 4) from the coefficients ``coeffs`` (T, len(indices))."""
@@ -547,9 +553,10 @@ def prefer_spectral(real, times, request, method="auto"):
 
 
 def delta_m_needed(N, request):
-    """Largest Delta m the observables read: 2 for pair states (Eq. 28), the bubble size
-    floor(N/2) for S_E (Eq. 29)."""
-    return min(N, max(2 if request.concurrence else 0, N // 2 if request.entropy else 0))
+    """Largest Delta m the observables read: 1 for site states, 2 for pair states
+    (Eq. 28), the bubble size floor(N/2) for S_E (Eq. 29)."""
+    need = {"site": 1, "pair": 2, "subsystem": N // 2}
+    return min(N, max([0] + [m for kind, m in need.items() if request.wants(kind)]))
 
 
 def block_codes(N, dm):
@@ -828,7 +835,7 @@ class LiouvillianEngine(Engine):
     """Engine 2 in the registry: one realization on a group of ranks (PETSc matrix), or
     the spectral path on the group's rank 0 (``engine.method``, `use_spectral`)."""
     name = "liouvillian"
-    observables = ("concurrence", "entropy")
+    kinds = ("site", "pair", "subsystem")
     parallel = True
     solver_options = True
     option_schema = {"method": ("auto", lambda v: v in METHODS,

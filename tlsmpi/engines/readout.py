@@ -1,33 +1,39 @@
-"""What the observables read from a state: the reduced density matrices of all pairs
-i < j (concurrence, Eq. 28) and of the bubble bipartitions (entropy, Eq. 29).
+"""What the observables read from a state: the reduced density matrices of every site,
+of all pairs i < j and of the bubble bipartitions (Eq. 29), as the request needs them.
 
 `Readout` selects the subsystems once per realization and turns their density matrices
-into observables; a subclass says how the density matrices come out of its engine's
-state (`StateReadout`: state vectors of Engine 3; Engine 2 reads Pauli coefficients).
+into the registered observables (`tlsmpi.physics.observables`); a subclass says how the
+density matrices come out of its engine's state (`StateReadout`: state vectors of
+Engine 3; Engine 2 reads Pauli coefficients).
 """
 import numpy as np
 
+from ..physics import observables as registry
 from ..physics.basis import reduced
-from ..physics.measures import entropy_vn, mean_pair_concurrence
 from .base import never
 
 
 class Readout:
-    """The pairs and bubbles of ``request`` for one realization.
+    """The sites, pairs and bubbles of ``request`` for one realization.
 
     Parameters
     ----------
     real : tlsmpi.physics.model.Realization
-    request : tlsmpi.physics.measures.Request
+    request : tlsmpi.physics.observables.Request
     """
 
     def __init__(self, real, request):
         self.N = N = real.N
         self.request = request
+        self.sites = [(i,) for i in range(N)] if request.wants("site") else []
         self.pairs = ([(i, j) for i in range(N) for j in range(i + 1, N)]
-                      if request.concurrence else [])
-        self.bubbles = (real.bubbles(request.bipartitions) if request.entropy
+                      if request.wants("pair") else [])
+        self.bubbles = (real.bubbles(request.bipartitions) if request.wants("subsystem")
                         else np.zeros((0, 0), int))
+
+    def site_states(self, state):
+        """rho_i of every site of ``state``, shape (T, sites, 2, 2)."""
+        raise NotImplementedError
 
     def pair_states(self, state):
         """rho_ij of every pair of ``state``, shape (T, pairs, 4, 4)."""
@@ -38,14 +44,14 @@ class Readout:
         raise NotImplementedError
 
     def observables(self, state):
-        """{"concurrence": C(t) (Eq. 28), "entropy": mean S_E(t) over the bubbles
-        (Eq. 29)} as requested, each (T,)."""
+        """The requested observables, each (T,) (and (T, items) ``_resolved`` rows):
+        site and pair means, C(t) of Eq. (28), the mean S_E(t) over the bubbles (Eq. 29)."""
         out = {}
-        if self.request.concurrence:
-            out["concurrence"] = mean_pair_concurrence([self.pair_states(state)], self.N, axis=1)
-        if self.request.entropy:
-            out["entropy"] = entropy_vn(self.bubble_states(state)).mean(1)
-        return out
+        for kind, states in (("site", self.site_states), ("pair", self.pair_states),
+                             ("subsystem", self.bubble_states)):
+            if self.request.wants(kind):
+                out.update(registry.reduce(self.request, kind, self.N, [states(state)], axis=1))
+        return {name: out[name] for name in registry.outputs(self.request)}
 
 
 class StateReadout(Readout):
@@ -53,18 +59,21 @@ class StateReadout(Readout):
     trajectories are the trajectory averages; `observables` reads those densities."""
 
     def densities(self, psi, checkpoint=never):
-        """{"pairs": (T, P, 4, 4), "bubbles": (T, n_bubbles, d, d)} of the states ``psi``
-        (T, 2^N); ``checkpoint()`` is called before each density matrix."""
+        """{"sites": (T, S, 2, 2), "pairs": (T, P, 4, 4), "bubbles": (T, n_bubbles, d, d)}
+        of the states ``psi`` (T, 2^N); ``checkpoint()`` is called before each density
+        matrix."""
         d = 2 ** self.bubbles.shape[1]
-        out = {"pairs": np.zeros((len(psi), len(self.pairs), 4, 4), complex),
-               "bubbles": np.zeros((len(psi), len(self.bubbles), d, d), complex)}
-        for p, pair in enumerate(self.pairs):
-            checkpoint()
-            out["pairs"][:, p] = reduced(psi, pair, self.N)
-        for b, A in enumerate(self.bubbles):
-            checkpoint()
-            out["bubbles"][:, b] = reduced(psi, A, self.N)
+        out = {}
+        for key, subsystems, size in (("sites", self.sites, 2), ("pairs", self.pairs, 4),
+                                      ("bubbles", self.bubbles, d)):
+            out[key] = np.zeros((len(psi), len(subsystems), size, size), complex)
+            for k, A in enumerate(subsystems):
+                checkpoint()
+                out[key][:, k] = reduced(psi, A, self.N)
         return out
+
+    def site_states(self, state):
+        return state["sites"]
 
     def pair_states(self, state):
         return state["pairs"]

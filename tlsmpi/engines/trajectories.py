@@ -171,7 +171,7 @@ class Setup:
     Parameters
     ----------
     real : tlsmpi.physics.model.Realization
-    request : tlsmpi.physics.measures.Request
+    request : tlsmpi.physics.observables.Request
     checkpoint : callable, optional
         Passed to `NoJump`.
     """
@@ -197,8 +197,8 @@ def block_sums(setup, times, block, M, checkpoint=never):
     Returns
     -------
     dict
-        {"pairs", "bubbles"} sums, "count" trajectories, "jumps" their jumps, "cond" the
-        largest eigenvector condition number of the H_eff blocks.
+        {"sites", "pairs", "bubbles"} sums, "count" trajectories, "jumps" their jumps,
+        "cond" the largest eigenvector condition number of the H_eff blocks.
     """
     real = setup.real
     total = {"count": 0, "jumps": 0}
@@ -219,7 +219,8 @@ def combine(readout, blocks):
     the result is bitwise the same wherever the blocks ran):
 
     observables : dict
-        {"concurrence", "entropy"} as requested, from the averaged density matrices.
+        The requested observables (`tlsmpi.engines.readout.Readout.observables`) of
+        the averaged density matrices.
     concurrence_err : (T,) array
         Jackknife standard error of C over the blocks (None with one block).
     pairs, pairs_err : (T, P, 4, 4) arrays
@@ -234,7 +235,7 @@ def combine(readout, blocks):
     """
     total = dict(blocks[0])
     for s in blocks[1:]:
-        for key in ("pairs", "bubbles", "count", "jumps"):
+        for key in ("sites", "pairs", "bubbles", "count", "jumps"):
             total[key] = total[key] + s[key]
     result = _statistics(readout, total, np.array([s["pairs"] for s in blocks]),
                          np.array([s["count"] for s in blocks]))
@@ -255,7 +256,7 @@ def average(real, times, request, M):
 def _statistics(readout, total, pair_blocks, counts):
     """Averages and jackknife errors over blocks (see `average`)."""
     M = total["count"]
-    rho = {key: total[key] / M for key in ("pairs", "bubbles")}
+    rho = {key: total[key] / M for key in ("sites", "pairs", "bubbles")}
     out = {"observables": readout.observables(rho), "pairs": rho["pairs"],
            "jumps": total["jumps"] / M, "concurrence_err": None, "pairs_err": None}
     B = len(counts)

@@ -2,19 +2,10 @@
 
 All functions act on stacks of density matrices (..., d, d).
 """
-from dataclasses import dataclass
-
 import numpy as np
 
 _SIGMA_YY_SIGN = np.array([-1.0, 1.0, 1.0, -1.0])   # sigma_y (x) sigma_y = antidiag(-1, 1, 1, -1)
 
-
-#: The observables of Sec. IV B that a run can request: name -> (units, long name), the
-#: CF attributes of their rows in the run file (which also stores their means and SEMs).
-OBSERVABLES = {
-    "concurrence": ("1", "mean pair concurrence C(t), Eq. (28)"),
-    "entropy": ("1", "half-system entanglement entropy S_E(t) in nats, Eq. (29)"),
-}
 
 #: Eigenvalues of rho below this times the largest are rounding noise of a zero eigenvalue.
 EIG_FLOOR = 4 * np.finfo(float).eps
@@ -114,12 +105,3 @@ def entropy_vn(rho):
     w = np.clip(np.linalg.eigvalsh(rho), 0, None)
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.where(w > 0, w * np.log(w), 0.0).sum(-1)
-
-
-@dataclass(frozen=True)
-class Request:
-    """What an engine computes per realization.  ``bipartitions`` = 0 averages S_E over
-    all N bubble bipartitions, n > 0 over a reproducible random subset of n."""
-    concurrence: bool = True
-    entropy: bool = False
-    bipartitions: int = 0

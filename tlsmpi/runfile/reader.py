@@ -17,7 +17,7 @@ import numpy as np
 
 from . import lock
 from ..errors import EXIT_IO, os_status
-from ..physics.measures import OBSERVABLES
+from ..physics import observables as registry
 from .writer import DONE, FAILED, LAYOUT_VERSION, PENDING, mean_sem, read_verified
 
 #: Layouts this reader understands (1: before dimension scales and row checksums).
@@ -53,14 +53,15 @@ class Case:
             self._rows, self.status, problems = read_verified(group)
         else:
             self.status = group["status"][...].astype(np.int64)
-            self._rows = {o: group[o][...] for o in OBSERVABLES if o in group}
+            self._rows = {o: group[o][...] for o in registry.names() if o in group}
             problems = [(int(r), "status", f"status {self.status[r]} is not 0, 1 or -1")
                         for r in np.flatnonzero(~np.isin(self.status, (PENDING, DONE, FAILED)))]
             problems += [(int(r), o, "non-finite value in a row marked done") for o, rows in
                          self._rows.items() for r in np.flatnonzero(self.status == DONE)
                          if not np.all(np.isfinite(rows[r]))]
         self.problems = [] if live else [(self.name,) + p for p in problems]
-        self.observables = [o for o in OBSERVABLES if o in self._rows]
+        # the rows with a mean: the observables the run requested (not an engine's own)
+        self.observables = [o for o in self._rows if layout < 2 or o + "_mean" in group]
         self.stored_means = {o: group[o + "_mean"][...] for o in self.observables
                              if o + "_mean" in group}
         root = group.file
@@ -85,7 +86,7 @@ class Case:
         new.observables = first.observables
         new.realizations, new.status = cat(lambda c: c.realizations), cat(lambda c: c.status)
         new.wall_seconds = cat(lambda c: c.wall_seconds)
-        new._rows = {o: cat(lambda c: c._rows[o]) for o in new.observables}
+        new._rows = {o: cat(lambda c: c._rows[o]) for o in first._rows}
         new.disorder = {k: cat(lambda c: c.disorder[k]) for k in first.disorder}
         new.errors = dict(sorted(e for c in cases for e in c.errors.items()))
         new.problems = [p for c in cases for p in c.problems]

@@ -14,8 +14,10 @@ Layout (layout_version 2; docs/output.md has the full description)::
         error              (R,)   failure message of failed realizations
         wall_seconds       (R,)   compute time of each realization
         concurrence        (R, T) C(t) of Eq. (28), per realization
-        entropy            (R, T) S_E(t) of Eq. (29), per realization (if requested)
+        entropy, ...       (R, T) every requested observable (tlsmpi.physics.observables)
+        <obs>_resolved     (R, T, site|pair) per site / pair values (observables.resolved)
         <obs>_mean, <obs>_sem (T,) over the verified done realizations, at the end
+        pair               (P,) pair scale: k of (i, j), i < j row-major (with _resolved)
         disorder/          (R, ...) nu, J, Y, f, theta, phi, eps, Delta, g, positions
 
 Writing (docs/reliability.md).  Rank 0 alone creates the complete file (every dataset
@@ -34,7 +36,7 @@ import zlib
 import numpy as np
 
 from ..errors import with_errno
-from ..physics.measures import OBSERVABLES
+from ..physics import observables as registry
 from ..physics.statistics import sem
 
 LAYOUT_VERSION = 2
@@ -91,18 +93,31 @@ def crc(row):
     return zlib.crc32(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
 
 
+def trailing_size(attrs, N):
+    """Length of the trailing dimension of a row declared with ``attrs`` (units, long
+    name[, "site" | "pair"]) for N TLSs: 1 for a (T,) row, N sites, N(N-1)/2 pairs."""
+    kind = attrs[2] if len(attrs) > 2 else None
+    return {None: 1, "site": N, "pair": N * (N - 1) // 2}[kind]
+
+
+def averaged(rows):
+    """The rows that get a mean and a standard error: registered observables, (T,)."""
+    return [o for o, attrs in rows.items() if o in registry.names() and len(attrs) == 2]
+
+
 def file_size_estimate(config, rows):
-    """Bytes of the run file of ``config`` with the engine's ``rows`` (its datasets;
-    metadata adds a few 10 kB)."""
+    """Bytes of the run file of ``config`` with the engine's ``rows`` (its datasets,
+    resolved rows with their N or N(N-1)/2 values per time; metadata adds a few 10 kB)."""
     R, T = config.realizations, config.n_times
-    n_obs = len(rows)
     save = config.section("observables")["save_disorder"]
     total = 8.0 * T
     for p in config.cases():
-        per_row = 8 * n_obs * T + 8 + 1 + ERROR_LEN + 4 * len(row_datasets(range(n_obs), save))
+        values = sum(trailing_size(attrs, p.N) for attrs in rows.values())
+        per_row = 8 * values * T + 8 + 1 + ERROR_LEN + 4 * len(row_datasets(rows, save))
         if save:
             per_row += 8 * (9 * p.N + p.N * p.N + 3 * p.N)
-        total += R * per_row + 16 * n_obs * T
+        pair_scale = any(len(attrs) > 2 for attrs in rows.values()) * 8 * p.N * p.N
+        total += R * per_row + 16 * len(averaged(rows)) * T + pair_scale
     return total
 
 
@@ -272,13 +287,29 @@ def _data(parent, name, shape, scales, units, long_name, dtype="f8"):
     return ds
 
 
+#: Dimension scales of a case group: name -> (length for N TLSs, long name).
+SCALES = {"site": (lambda N: N, "TLS index i"),
+          "site_other": (lambda N: N, "TLS index j"),
+          "xyz": (lambda N: 3, "Cartesian component"),
+          "pair": (lambda N: N * (N - 1) // 2,
+                   "pair index k of the TLS pair (i, j), i < j in row-major order: "
+                   "(0, 1), (0, 2), ..., (0, N-1), (1, 2), ...")}
+
+
+def _trailing_scale(g, dims, name, N):
+    """The dimension scale ``name`` of case group ``g``, made once (cached in ``dims``)."""
+    if name not in dims:
+        length, long_name = SCALES[name]
+        dims[name] = _scale(g, name, np.arange(length(N)), long_name)
+    return dims[name]
+
+
 def _make_layout(f, config, meta, rows):
     times = config.times
     R, T = config.realizations, len(times)
     cases = config.cases()
     swept = list(config.section("sweep"))
     save = config.section("observables")["save_disorder"]
-    observables = [o for o in rows if o in OBSERVABLES]
     f.attrs.update(meta)
     f.attrs.update(Conventions="CF-1.8", layout_version=LAYOUT_VERSION, config=config.to_toml(),
                    seed=config.seed, engine=config.engine, n_cases=len(cases),
@@ -316,21 +347,25 @@ def _make_layout(f, config, meta, rows):
         error.attrs["long_name"] = "failure message of a failed realization"
         _attach(error, realization)
         ancillary = "status checksum"
-        for obs, (units, long_name) in rows.items():
-            _data(g, obs, (R, T), (realization, time), units, long_name).attrs[
-                "ancillary_variables"] = ancillary
+        N = params.N
+        dims = {}
+        for obs, attrs in rows.items():
+            units, long_name = attrs[:2]
+            scales = (realization, time)
+            if len(attrs) > 2:
+                scales += (_trailing_scale(g, dims, attrs[2], N),)
+            shape = (R, T) + ((trailing_size(attrs, N),) if len(attrs) > 2 else ())
+            _data(g, obs, shape, scales, units, long_name).attrs["ancillary_variables"] = ancillary
         _data(g, "wall_seconds", (R,), (realization,), *WALL_SECONDS).attrs[
             "ancillary_variables"] = ancillary
-        for obs in observables:
+        for obs in averaged(rows):
             units, long_name = rows[obs]
             _data(g, obs + "_mean", (T,), (time,), units, long_name + ", mean over done "
                                                                       "realizations")
             _data(g, obs + "_sem", (T,), (time,), units, long_name + ", standard error of the mean")
         if save:
-            N = params.N
-            dims = {"site": _scale(g, "site", np.arange(N), "TLS index i"),
-                    "site_other": _scale(g, "site_other", np.arange(N), "TLS index j"),
-                    "xyz": _scale(g, "xyz", np.arange(3), "Cartesian component")}
+            for name in ("site", "site_other", "xyz"):
+                _trailing_scale(g, dims, name, N)
             d = g.create_group("disorder")
             for name, (trailing, units, long_name) in DISORDER.items():
                 shape = (R,) + tuple(3 if t == "xyz" else N for t in trailing)
@@ -443,7 +478,8 @@ class RunFile:
                 problems += [(case.name,) + b for b in bad]
                 complete &= bool(np.all(status != PENDING))
                 stats.append(
-                    {o: mean_sem(rows[o], status == DONE) for o in rows if o in OBSERVABLES}
+                    {o: mean_sem(rows[o], status == DONE) for o in rows
+                     if o + "_mean" in case.ds}
                 )
             if not problems:
                 for case, per_obs in zip(self.cases, stats):
