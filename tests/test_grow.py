@@ -190,3 +190,17 @@ def test_sigkill_during_growth_then_resume(tmp_path):
         res = run_tlsmpi(["--out", out, "--resume", *BIG, *R(16)], ranks=2)
         assert res.returncode == 0, res.stdout + res.stderr
         assert_bitwise(out, whole)
+
+
+@pytest.mark.mpi
+def test_grown_run_of_parts_equals_run_made_whole(tmp_path):
+    """Engine 3 with trajectories split into parts (combined on one rank): grown 3 -> 6
+    on 3 ranks equals 6 from the start on 2 ranks."""
+    ed = ["--set", "model.N=4", "--set", "time.n_times=4", "--set", "model.epsilon=1.0",
+          "--set", "model.flipflop=1.0", "--set", "engine.name=ed",
+          "--set", "engine.trajectories=8"]
+    whole, grown = tmp_path / "whole.h5", tmp_path / "grown.h5"
+    for out, n, ranks, extra in ((whole, 6, 2, []), (grown, 3, 2, []), (grown, 6, 3, ["--resume"])):
+        res = run_tlsmpi(["--out", out, *ed, *R(n), *extra], ranks=ranks)
+        assert res.returncode == 0, res.stderr
+    assert_bitwise(grown, whole)
