@@ -204,3 +204,23 @@ def test_grown_run_of_parts_equals_run_made_whole(tmp_path):
         res = run_tlsmpi(["--out", out, *ed, *R(n), *extra], ranks=ranks)
         assert res.returncode == 0, res.stderr
     assert_bitwise(grown, whole)
+
+
+def test_file_from_before_a_key_existed_grows(tmp_path, full):
+    """A file whose stored configuration lacks a key added later (at its default) resumes
+    and grows: the missing key counts as its default; a missing key whose default the
+    run does not use is named."""
+    out = tmp_path / "old.h5"
+    res = run_tlsmpi(["--out", out, *SMALL, *R(6)], ranks=1)
+    assert res.returncode == 0, res.stderr
+    with h5py.File(out, "r+") as f:
+        text = f.attrs["config"]
+        assert "\nresolved = false\n" in text
+        f.attrs["config"] = text.replace("\nresolved = false\n", "\n")
+    before = sha(out)
+    res = run_tlsmpi(["--out", out, "--resume", *SMALL, *R(8), "--set",
+                      "observables.resolved=true"], ranks=1)
+    assert_refused(res, out, before, 2, ["observables.resolved: file (not set), given true"])
+    res = run_tlsmpi(["--out", out, "--resume", *SMALL, *R(12)], ranks=1)
+    assert res.returncode == 0, res.stderr
+    assert_bitwise(out, full)

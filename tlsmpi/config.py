@@ -91,6 +91,12 @@ def section_schema(section, engine="exact"):
     return SCHEMA[section]
 
 
+def defaults(engine="exact"):
+    """{"section.key": default} of every key (the named engine's options included): a key
+    missing from the configuration text of an older run file has its default."""
+    return {f"{s}.{k}": v[0] for s in SCHEMA for k, v in section_schema(s, engine).items()}
+
+
 def _type_ok(value, default):
     if isinstance(default, bool):
         return isinstance(value, bool)

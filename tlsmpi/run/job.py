@@ -324,14 +324,17 @@ def check_resumable(path, cfg, repair):
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
     had = len(run.cases[0].status)
-    grows = configuration.differing_keys(run.config, cfg.to_toml()) == ["ensemble.realizations"]
+    known = configuration.defaults(cfg.engine)    # keys added since the file was written
+    keys = configuration.differing_keys(run.config, cfg.to_toml(), known)
+    grows = keys == ["ensemble.realizations"]
     if grows and cfg.realizations < had:
         raise ConfigError(f"--resume: {path} holds {had} realizations, more than "
                           f"ensemble.realizations = {cfg.realizations}; a run grows but never "
                           f"shrinks: resume with ensemble.realizations >= {had}")
-    if run.config != cfg.to_toml() and not grows:
+    if keys and not grows:
         raise ConfigError(f"--resume: {path} was written with another configuration "
-                          f"({configuration.differences(run.config, cfg.to_toml())}); resume with "
+                          f"({configuration.differences(run.config, cfg.to_toml(), defaults=known)}"
+                          "); resume with "
                           "the same config and --set options (only ensemble.realizations may "
                           "grow), or use another --out")
     if run.problems and not repair:

@@ -32,17 +32,22 @@ def _flat(text):
     return {f"{s}.{k}": v for s, t in table.items() for k, v in t.items()}
 
 
-def differing_keys(a_toml, b_toml):
-    """The sorted "section.key" names whose values differ between two resolved TOML texts."""
-    a, b = _flat(a_toml), _flat(b_toml)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+def differing_keys(a_toml, b_toml, defaults=None):
+    """The sorted "section.key" names whose values differ between two resolved TOML texts;
+    a key missing from a text counts as its value in ``defaults`` ({"section.key": value},
+    e.g. a key added after a file was written), if given there."""
+    a, b, d = _flat(a_toml), _flat(b_toml), defaults or {}
+    missing = object()
+    return sorted(k for k in set(a) | set(b)
+                  if a.get(k, d.get(k, missing)) != b.get(k, d.get(k, missing)))
 
 
-def differences(file_toml, given_toml, limit=8, names=("file", "given")):
+def differences(file_toml, given_toml, limit=8, names=("file", "given"), defaults=None):
     """'key: file X, given Y; ...' for every key whose value differs between two resolved
-    TOML texts (at most ``limit`` shown, then how many more; ``names`` label the two)."""
+    TOML texts (at most ``limit`` shown, then how many more; ``names`` label the two;
+    ``defaults`` as in `differing_keys`)."""
     a, b = _flat(file_toml), _flat(given_toml)
-    keys = differing_keys(file_toml, given_toml)
+    keys = differing_keys(file_toml, given_toml, defaults)
     if not keys:
         return "the same values, in another text"
 
