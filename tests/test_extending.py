@@ -111,7 +111,8 @@ def test_toy_observable_through_the_runner_and_post(tmp_path):
         pop, pol = case.values("toy_population"), case.values("polarization")
         assert np.abs(pop - (1 - pol) / 2).max() < 8 * EPS   # Tr rho_i = 1 to rounding
         assert case.values("toy_population_resolved").shape == (3, 7, 4)
-        assert case.cf["toy_population"][1].startswith("mean over sites of the upper-level")
+        assert case.cf["toy_population"]["long_name"].startswith(
+            "mean over sites of the upper-level")
     from tlsmpi.post import commands
     assert commands.main(["observable", str(out), "--outdir", str(tmp_path / "f"),
                           "--observable", "toy_population"]) == 0

@@ -94,3 +94,29 @@ def test_bad_files_exit_2_with_one_line(files, tmp_path, capsys):
 
 def test_requested_figure_without_data_exits_2(files, capsys):
     assert "Dbar" in _error(capsys, ["fig5", str(files / "tiny.h5"), "--boot", "5"])
+
+
+def test_requested_figure_without_data_is_one_line_and_no_table(files, capsys):
+    assert post.main(["fig6a,fig5", str(files / "tiny.h5"), "--boot", "5"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("tlsmpi-post: error: fig5 cannot be made from ") and "Dbar" in err
+    assert err.count("\n") == 1 and out == ""
+
+
+@pytest.mark.parametrize("what", ["fig13", "fig2,fig13", "sumary"])
+def test_unknown_figure_lists_the_valid_names(files, capsys, what):
+    err = _error(capsys, [what, str(files / "tiny.h5")])
+    assert "unknown WHAT" in err and what.split(",")[-1] in err
+    for name in ("summary", "all", "fig2", "fig6", "fig12"):
+        assert name in err
+    assert "no such file" not in err
+
+
+@pytest.mark.parametrize("module", ["tlsmpi.run", "tlsmpi.post"])
+def test_help_points_to_the_configuration_keys(module):
+    res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stdout.split())
+    assert "docs/configuration.md" in text and "tlsmpi config" in text
+    assert os.path.exists(os.path.join(ROOT, "docs", "configuration.md"))

@@ -249,3 +249,38 @@ def test_three_items_of_every_kind_first_and_eta_per_kind():
         assert dealer.handle(w, [(first[-2 + w][0], wall[first[-2 + w][0]])], w == 0, 3.0) == []
     expected = 7 * ((np.sqrt(3) + 3 * 1) + (np.sqrt(3) + 3 * 3)) / 4 / 2
     assert dealer.eta(3.0) == pytest.approx(expected, rel=16 * np.finfo(float).eps * 20)
+
+
+def test_progress_rate_and_eta_come_from_one_estimate():
+    """The printed %/min times the printed ETA is the percent of the work left (to the
+    printed digits), also after a resume (work done by an earlier job) and when the
+    model errs with size (the rate is not the average of the job so far)."""
+    import re
+    from tlsmpi.parallel.progress import Progress
+    costs = np.repeat([100.0, 10.0, 1.0, 0.1], 10)
+    dealer = Dealer(costs, {0: 1}, chunk_factor=1e9, min_chunk_seconds=0.0, kinds=None)
+    progress = Progress(len(costs), costs.sum(), done_items=5, done_cost=250.0)
+    assert "ETA unknown" in progress.line(dealer, 0.0)
+    wall = 0.01 * costs ** 0.5
+    chunk, now, lines = dealer.handle(0, [], False, 0.0), 0.0, 0
+    while chunk:
+        now += wall[chunk].sum()
+        chunk = dealer.handle(0, [(k, wall[k]) for k in chunk], False, now)
+        line = progress.line(dealer, now)
+        if not chunk:
+            assert line == "45/45 realizations done, 100.0% of the predicted work, ETA 0:00:00"
+            break
+        match = re.search(r"([\d.]+)% of the predicted work, ([\d.e+-]+)%/min expected, "
+                          r"ETA (\d+):(\d\d):(\d\d)", line)
+        assert match, line
+        percent, rate = float(match[1]), float(match[2])
+        eta = 3600 * int(match[3]) + 60 * int(match[4]) + int(match[5])
+        left = 100 * (1 - (250.0 + dealer.predicted_done) / (250.0 + costs.sum()))
+        assert percent == pytest.approx(100 - left, abs=0.05)
+        assert eta == pytest.approx(dealer.eta(now), abs=0.5)
+        # printed rounding: 3 significant digits of the rate (relative 5e-3), whole seconds
+        # of the ETA, 0.05 of the percent
+        assert rate * eta / 60 == pytest.approx(
+            100 - percent, abs=5e-3 * (100 - percent) + rate / 60 * 0.5 + 0.05)
+        lines += 1
+    assert lines >= 3

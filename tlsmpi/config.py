@@ -10,7 +10,7 @@ computes every combination (a "case"), with the same disorder realizations in ea
                    (tlsmpi.physics.model.ModelParams); with material = "SiO2" | "BK7" | "PMMA"
                    the keys not given take the Table I values, given ones override
     [time]         t_min, t_max, n_times, spacing = "log" | "linear"; or values = [...]
-    [ensemble]     realizations, seed
+    [ensemble]     realizations, seed, first_realization
     [engine]       name (a registered engine: tlsmpi.engines), ranks_per_realization,
                    and the engine's own options (its ``options`` table)
     [observables]  one boolean per registered observable (tlsmpi.physics.observables:
@@ -37,6 +37,7 @@ from .physics.model import (COUPLINGS, GEOMETRIES, MATERIALS, ModelParams, mater
                             sample)
 from .physics import observables as registry
 from .physics.pulses import AXES, KINDS, SELECTIONS, STATES, InitialState, Protocol, Selection
+from .runfile.settings import differences, differing_keys, toml_value as _toml_value  # noqa: F401
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,7 +71,8 @@ SCHEMA = {
              "spacing": ("log", lambda v: v in ("log", "linear"), '"log" or "linear"'),
              "values": ([], None, None)},
     "ensemble": {"realizations": (32, lambda v: v >= 1, "an integer >= 1"),
-                 "seed": (2021, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")},
+                 "seed": (2021, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)"),
+                 "first_realization": (0, lambda v: 0 <= v < 2**63, "an integer in [0, 2^63)")},
     "engine": {"name": ("exact", None, None),
                "ranks_per_realization": (1, lambda v: v >= 1, "an integer >= 1")},
     "observables": {**{name: (name == "concurrence", None, None) for name in registry.names()},
@@ -91,8 +93,10 @@ SCHEMA = {
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
 
-#: Keys added after run files of layout 2 were written (see `Config.to_toml`).
-LATER_KEYS = {"model": ("geometry", "film_nm", "d_min_nm", "couplings")}
+#: Keys left out of the stored TOML text at their defaults (`Config.to_toml`): an empty
+#: time.values, and the keys added after run files of layout 2 were written.
+QUIET_KEYS = {"time": ("values",), "ensemble": ("first_realization",),
+              "model": ("geometry", "film_nm", "d_min_nm", "couplings")}
 
 
 _SELECTION_LINES = {
@@ -151,6 +155,9 @@ DESCRIPTIONS = {
     "ensemble": {
         "realizations": "disorder realizations per case",
         "seed": "realization r draws from numpy.random.default_rng([r, seed])",
+        "first_realization": "index of the first realization: the run computes realizations "
+                             "first_realization ... first_realization + realizations - 1 "
+                             "(a second file of the same ensemble, pooled by post)",
     },
     "engine": {
         "name": 'the engine: "exact", "liouvillian", "ed" or a registered one',
@@ -231,6 +238,12 @@ def describe(config):
     return "\n".join(lines)
 
 
+def defaults(engine="exact"):
+    """{"section.key": default} of every key (the named engine's options included): a key
+    missing from the configuration text of an older run file has its default."""
+    return {f"{s}.{k}": v[0] for s in SCHEMA for k, v in section_schema(s, engine).items()}
+
+
 def _type_ok(value, default):
     if isinstance(default, bool):
         return isinstance(value, bool)
@@ -286,6 +299,12 @@ class Config:
         return self.data["ensemble"]["realizations"]
 
     @property
+    def first_realization(self):
+        """Realization index of the run file's first row (row k is realization
+        first_realization + k)."""
+        return self.data["ensemble"]["first_realization"]
+
+    @property
     def engine(self):
         return self.data["engine"]["name"]
 
@@ -320,8 +339,9 @@ class Config:
                         _selection(p))
 
     def realization(self, params, r):
-        """Realization r of the case ``params`` with the initial state of [initial]."""
-        return self.initial.apply(sample(params, self.seed, r))
+        """The realization of row r of the case ``params`` (realization
+        first_realization + r, `sample`) with the initial state of [initial]."""
+        return self.initial.apply(sample(params, self.seed, self.first_realization + r))
 
     def cases(self):
         """ModelParams of every sweep combination, in the order of the output groups."""
@@ -336,35 +356,23 @@ class Config:
         return out
 
     def to_toml(self):
-        """The resolved configuration as TOML text (stored in every output file).  The
-        `LATER_KEYS` at their defaults are left out: a file written before they existed
-        then resumes, and the text still reads back to the same configuration."""
+        """The resolved configuration as TOML text (stored in every output file).
+        The `QUIET_KEYS` at their defaults, and the `EXPERIMENT` sections when all at
+        their defaults, are left out: files written before those keys existed keep
+        their text (a missing key reads as its default: `defaults`)."""
         lines = []
         for name, table in self.data.items():
             if name in EXPERIMENT and all(v == SCHEMA[name][k][0] for k, v in table.items()):
                 continue                    # the paper's experiment: the text of before
             lines.append(f"[{name}]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
-                      if not (name == "time" and k == "values" and v == [])
-                      and not (k in LATER_KEYS.get(name, ()) and v == SCHEMA[name][k][0])]
+                      if not (k in QUIET_KEYS.get(name, ()) and v == SCHEMA[name][k][0])]
             lines.append("")
         return "\n".join(lines)
 
 
 def _selection(table):
     return Selection(table["select"], table["nu_min"], table["nu_max"], tuple(table["sites"]))
-
-
-def _toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ("nan" if v != v else ("inf" if v > 0 else "-inf"))
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return str(v)
 
 
 def parse_override(text):
@@ -478,37 +486,6 @@ def _check_sweep_conflicts(raw, source):
             raise ConfigError(f"{source} gives both model.{key} = {model[key]!r} and sweep.{key} = "
                               f"{sweep[key]!r}: the sweep would replace the value; remove one of "
                               "them")
-
-
-def differences(file_toml, given_toml, limit=8):
-    """'key: file X, given Y; ...' for every key whose value differs between two resolved
-    TOML texts (at most ``limit`` shown, then how many more)."""
-    def flat(text):
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError:
-            return {"(the whole configuration)": "unreadable TOML"}
-        return {f"{s}.{k}": v for s, t in table.items() for k, v in t.items()}
-    a, b = flat(file_toml), flat(given_toml)
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    if not keys:
-        return "the same values, in another text"
-
-    def show(table, key):
-        return _toml_value(table[key]) if key in table else "(not set)"
-    shown = [f"{k}: file {show(a, k)}, given {show(b, k)}" for k in keys[:limit]]
-    more = f"; and {len(keys) - limit} more" if len(keys) > limit else ""
-    return f"{len(keys)} key(s) differ: " + "; ".join(shown) + more
-
-
-def resolved_toml(text):
-    """The resolved TOML of a stored configuration ``text`` as this tlsmpi reads it: keys
-    added since it was written (e.g. a new observable) take their defaults.  None if it
-    no longer validates."""
-    try:
-        return validate(tomllib.loads(text)).to_toml()
-    except (ConfigError, tomllib.TOMLDecodeError):
-        return None
 
 
 def default_job():

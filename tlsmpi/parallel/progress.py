@@ -1,5 +1,5 @@
-"""Progress of the job on rank 0: items done, percent of the predicted work, the rate
-and the ETA of `tlsmpi.parallel.dealing.Dealer`, logged at intervals."""
+"""Progress of the job on rank 0: items done, percent of the predicted work, the ETA of
+`tlsmpi.parallel.dealing.Dealer` and the rate it implies, logged at intervals."""
 import logging
 
 log = logging.getLogger("tlsmpi")
@@ -34,15 +34,23 @@ class Progress:
         if not force and now - self.last < self.seconds:
             return
         self.last = now
-        elapsed = max(now - dealer.start, 1e-9)
+        log.info(self.line(dealer, now))
+
+    def line(self, dealer, now):
+        """'i/n LABEL done, P% of the predicted work, PACE': the percent by predicted cost,
+        PACE from ONE estimate, the dealer's ETA (`Dealer.eta`), and the rate it implies,
+        (100 - P) % over the ETA, so that the rate times the ETA is the work left."""
         done_cost = self.done_cost + dealer.predicted_done
         percent = 100 * done_cost / self.total_cost if self.total_cost > 0 else 100.0
-        rate = (100 * 60 * dealer.predicted_done / self.total_cost / elapsed
-                if self.total_cost > 0 else 0.0)
         eta = dealer.eta(now)
-        eta = "unknown" if eta is None else _clock(eta)
-        log.info(f"{self.done_items + dealer.done}/{self.total_items} {self.label} done, "
-                 f"{percent:.1f}% of the predicted work, {rate:.3g}%/min in this job, ETA {eta}")
+        if eta is None:
+            pace = "ETA unknown (no item measured yet)"
+        elif eta <= 0 or percent >= 100:
+            pace = f"ETA {_clock(0)}"
+        else:
+            pace = f"{(100 - percent) * 60 / eta:.3g}%/min expected, ETA {_clock(eta)}"
+        return (f"{self.done_items + dealer.done}/{self.total_items} {self.label} done, "
+                f"{percent:.1f}% of the predicted work, {pace}")
 
 
 def _clock(seconds):

@@ -28,6 +28,7 @@ A figure is written under a temporary name and renamed, so a failed write leaves
 figure of an earlier call, or none, never a truncated one.
 """
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -63,7 +64,8 @@ class Refused(Exception):
 
 
 def load(paths):
-    """Run files and random-state files; InputError names the first bad file."""
+    """Run files (the files of one ensemble joined, `pooling.ensembles`) and random-state
+    files; InputError names the first bad file, or files that cannot be pooled."""
     runs, states = [], []
     for path in paths:
         if not os.path.exists(path):
@@ -83,7 +85,10 @@ def load(paths):
             states.append(randomstates.read(path))
         except (OSError, KeyError, ValueError):
             raise InputError(run_error) from None
-    return runs, states
+    try:
+        return pooling.ensembles(runs), states
+    except pooling.NotCombinable as err:
+        raise InputError(str(err)) from None
 
 
 def _fmt(est, spec=".3g"):
@@ -103,7 +108,7 @@ def case_table(pool):
              f"{'t_max':>24} {'t_max*J_nn':>10}  {'beta':>44} {'window':>17} {'chi2/dof':>8}  "
              f"{'C(inf)':>31} {'drift':>6}  {'S_E(inf)/N':>24}"]
     for e in pool.entries:
-        p, name = e.params, os.path.basename(e.group)[:16]
+        p, name = e.params, "+".join(os.path.basename(g) for g in e.group.split(" + "))[:16]
         line = (f"  {name:<16} {e.case.label[:22]:<22} {p['N']:>3} {p['epsilon']:>7.1g} "
                 f"{e.case.n_done:>5}")
         if e.has("concurrence"):
@@ -209,6 +214,10 @@ def report(runs, pool):
         )
     text += echo_lines(pool)
     text += ["", "Fits across cases:"] + analysis_lines(pool)
+    twice = pool.duplicates()
+    if twice:
+        text += ["", "Cases in several files (not pooled: other configurations):"] + [
+            "  " + line for line in twice]
     return "\n".join(text)
 
 
@@ -219,7 +228,9 @@ def parse_args(argv):
         error_type=InputError,
         epilog="WHAT: summary | all | "
         + " | ".join(list(figures.FIGURES) + list(ALIASES))
-        + " (comma separated)",
+        + " (comma separated).  Files of one configuration with disjoint realizations "
+        "are pooled (docs/post.md).  The configuration keys of a run file: "
+        "docs/configuration.md, or `tlsmpi config` (every key, default, description).",
     )
     p.add_argument("items", nargs="+", metavar="[WHAT] FILE", help="what to make, then the files")
     p.add_argument("--outdir", default="figures", help="directory for the figures (default: "
@@ -231,10 +242,14 @@ def parse_args(argv):
     p.add_argument("--observable", default="", metavar="NAME[,NAME]",
                    help="with WHAT observable: the stored observables to plot (default: all)")
     args = p.parse_args(argv)
-    names = list(figures.FIGURES) + list(ALIASES) + ["all", "summary", "observable"]
+    names = ["summary", "all", "observable"] + list(figures.FIGURES) + list(ALIASES)
     first = args.items[0].split(",")
     if all(w in names for w in first):
         args.what, args.files = first, args.items[1:]
+    elif not os.path.exists(args.items[0]) and not any(c in args.items[0] for c in "./"):
+        unknown = ", ".join(w for w in first if w not in names)
+        raise InputError(f"unknown WHAT {unknown!r}: choose from {', '.join(names)} (comma "
+                         "separated), then the files")
     else:
         args.what, args.files = ["summary"], args.items
     if args.boot < 2:
@@ -292,23 +307,24 @@ def save(fig, path, made):
 
 
 def main(argv=None):
-    """Figure notes (panels not drawn, and why) are printed with the report."""
+    """Figure notes (panels not drawn, and why) are printed after the report."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("check", "unlock"):
         from . import check
         return check.main(argv)
-    notes = logging.StreamHandler(sys.stdout)
+    held = io.StringIO()
+    notes = logging.StreamHandler(held)
     notes.setFormatter(logging.Formatter("  %(message)s"))
     figures.log.addHandler(notes)
     figures.log.propagate = False
     try:
-        return _main(argv)
+        return _main(argv, held)
     finally:
         figures.log.removeHandler(notes)
         figures.log.propagate = True
 
 
-def _main(argv):
+def _main(argv, held):
     try:
         args = parse_args(argv)
         if os.path.exists(args.outdir) and not os.path.isdir(args.outdir):
@@ -319,17 +335,21 @@ def _main(argv):
             raise InputError("no files given: python -m tlsmpi.post [WHAT] FILE...")
         runs, states = load(args.files)
         pool = pooling.Pool(runs, states, args.boot, args.seed, args.alpha_nmin)
-        print(report(runs, pool), flush=True)
-        made = []
-        makers = {**figures.FIGURES, **observable_figures(args.what, args.observable, runs)}
+        built, skipped = [], []            # every figure first: a requested one that
+        makers = {**figures.FIGURES,       # cannot be made is one line, before any table
+                  **observable_figures(args.what, args.observable, runs)}
         for name in names + [n for n in makers if n.startswith("observable_")]:
             try:
-                fig = makers[name](pool)
+                built.append((name, makers[name](pool)))
             except pooling.NoData as err:
                 if strict:
-                    raise InputError(str(err)) from None
-                print(f"  {name}: skipped ({err})")
-                continue
+                    raise InputError(f"{name} cannot be made from {', '.join(args.files)}: "
+                                     f"{err}") from None
+                skipped.append(f"  {name}: skipped ({err})")
+        print(report(runs, pool), flush=True)
+        print(held.getvalue() + "\n".join(skipped), end="\n" if skipped else "", flush=True)
+        made = []
+        for name, fig in built:
             try:
                 os.makedirs(args.outdir, exist_ok=True)
             except OSError as err:

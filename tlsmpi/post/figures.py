@@ -490,8 +490,9 @@ def fig8(pool):
 def fig9(pool):
     """C(t; eps)/C(inf; eps=0) and the stretched-exponential fits."""
     pairs = need([p for p in stretched_pairs(pool) if np.isfinite(p[2].value)], 1,
-                 "fig9 needs cases with 0 < epsilon < 1 and the epsilon = 0 case of the same N, "
-                 "run long enough for C(t; eps) to leave the eps = 0 plateau")
+                 "fig9 needs cases with 0 < epsilon < 1 and the epsilon = 0 case of the same N "
+                 "and times, run long enough for C(t; eps) to leave the eps = 0 plateau"
+                 + "".join(f"; {w}" for w in pool.notes.get("fig9", [])))
     fig, ax = new_figure()
     entries = [e for e, _, _ in pairs]
     plateaus = {id(e): r.plateau.value for e, r, _ in pairs}
@@ -609,8 +610,9 @@ def observable(pool, name):
     several = len({e.group for e in entries}) > 1
     curves(ax, entries, lambda e: (f"{os.path.basename(e.group)}: " if several else "")
            + e.case.label, obs=name)
-    units, long_name = entries[0].case.cf[name]
-    ax.set_ylabel(f"{name} [{units}]")
+    cf = entries[0].case.cf[name]
+    long_name = cf.get("long_name", name)
+    ax.set_ylabel(f"{name} [{cf.get('units', '1')}]")
     legend_above(ax, ncol=2)
     return captioned(fig, f"{long_name} against t: mean over {realizations(entries)}; bands: "
                           "mean +- 1 standard error over realizations.")

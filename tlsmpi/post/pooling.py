@@ -10,11 +10,60 @@ from functools import cached_property
 import numpy as np
 
 from .. import randomstates
+from ..runfile.reader import Run
+from ..runfile.settings import differences, differing_keys
 from . import analysis
 
 
 class NoData(LookupError):
     """The files hold no data for a figure."""
+
+
+class NotCombinable(ValueError):
+    """Run files that cannot be pooled as one ensemble (the message names why)."""
+
+
+#: The keys in which files of one ensemble may differ (docs/post.md).
+SPLIT_KEYS = ("ensemble.realizations", "ensemble.first_realization")
+
+
+def ensembles(runs):
+    """The run files with every set of files of one ensemble joined into one run
+    (`tlsmpi.runfile.reader.Run.joined`): files whose configurations differ only in
+    `SPLIT_KEYS`.  NotCombinable names the files and the realizations two of them both
+    hold, or the keys in which two files with the same cases differ."""
+    groups = []
+    for run in runs:
+        for group in groups:
+            keys = [k for k in differing_keys(group[0].config, run.config) if k not in SPLIT_KEYS]
+            if not keys:
+                _check_disjoint(group, run)
+                group.append(run)
+                break
+            if [c.params for c in group[0].cases] == [c.params for c in run.cases]:
+                why = differences(group[0].config, run.config, names=("first", "second"))
+                raise NotCombinable(
+                    f"{group[0].path} and {run.path} hold the same cases but are not one "
+                    f"ensemble ({why}): pool only files whose configurations differ in "
+                    f"{' or '.join(SPLIT_KEYS)}, or give one of them")
+        else:
+            groups.append([run])
+    return [g[0] if len(g) == 1 else Run.joined(g) for g in groups]
+
+
+def _check_disjoint(group, run):
+    have = run.cases[0].realizations
+    for other in group:
+        both = np.intersect1d(other.cases[0].realizations, have)
+        if len(both):
+            raise NotCombinable(
+                f"{other.path} and {run.path} both hold realizations {_span(both)} of one "
+                "ensemble: give each realization once (make the second file with "
+                "ensemble.first_realization, docs/post.md)")
+
+
+def _span(indices):
+    return f"{indices[0]}-{indices[-1]}" if len(indices) > 1 else f"{indices[0]}"
 
 
 class Entry:
@@ -83,6 +132,22 @@ class Pool:
         self.entries = [Entry(r, c, n_boot, seed) for r in runs for c in r.cases]
         self.randomstates = list(randomstate_files)
         self.memo = {}
+        #: figure -> why cases were left out of it (printed when the figure is skipped)
+        self.notes = {}
+
+    def duplicates(self):
+        """One line per parameter set found in several files (of different configurations:
+        files of one ensemble are joined first), naming the one the figures use."""
+        seen = {}
+        for e in self.entries:
+            seen.setdefault(tuple(sorted(e.params.items())), []).append(e)
+        lines = []
+        for same in (s for s in seen.values() if len(s) > 1):
+            best = max(same, key=lambda e: e.case.n_done)
+            lines.append(f"{same[0].case.label} is in " + ", ".join(
+                f"{e.group} ({e.case.n_done} done)" for e in same)
+                + f": the figures use {best.group} (most realizations)")
+        return lines
 
     def family(self, obs, vary, where=lambda p: True):
         """The largest set of cases with ``obs`` whose parameters differ only in the keys
@@ -139,16 +204,23 @@ def open_family(pool, obs="concurrence"):
 
 @pooled
 def stretched_pairs(pool):
-    """(entry at 0 < epsilon < 1, matching epsilon = 0 entry, Estimate of delta)."""
+    """(entry at 0 < epsilon < 1, matching epsilon = 0 entry, Estimate of delta); why a
+    case at 0 < epsilon < 1 has none goes to ``pool.notes["fig9"]``."""
     fam = open_family(pool)
     ref = {e.params["N"]: e for e in fam if e.params["epsilon"] == 0}
-    out = []
-    for e in fam:
-        r = ref.get(e.params["N"])
-        if 0 < e.params["epsilon"] < 1 and r is not None and np.array_equal(e.t, r.t):
+    out, why = [], pool.notes.setdefault("fig9", [])
+    for e in (e for e in fam if 0 < e.params["epsilon"] < 1):
+        r, name = ref.get(e.params["N"]), f"N={e.params['N']} epsilon={e.params['epsilon']:g}"
+        if r is None:
+            why.append(f"{name}: no epsilon = 0 case of that N")
+        elif not np.array_equal(e.t, r.t):
+            why.append(f"{name} ({e.group}): its epsilon = 0 case ({r.group}) has other times")
+        else:
             est = analysis.stretched_estimate(e.t, e.rows(), r.rows(), paired=e.group == r.group,
                                               n_boot=e.n_boot, seed=e.seed)
             out.append((e, r, est))
+            if not np.isfinite(est.value):
+                why.append(f"{name}: no fit window (C(t) does not leave the epsilon = 0 plateau)")
     return out
 
 

@@ -48,8 +48,9 @@ from ..physics.observables import result_bytes
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
 #: Fault injection for the tests: "KIND:RANK:WHERE" (RANK and WHERE may be *); does nothing
-#: unless set.  WHERE is a realization index (* = any), "create" (rank 0 creating the file)
-#: or "start" (right after MPI start-up, before the configuration is read).
+#: unless set.  WHERE is a realization index (* = any), "create" (rank 0 creating the file),
+#: "grow" (rank 0 growing it) or "start" (right after MPI start-up, before the configuration
+#: is read).
 #: KIND: exception, keyboard, exit, memory, solver, stop (SIGUSR1 to self), or fsize (a
 #: 100 kB file-size limit from here on: writes fail with EFBIG, as a quota would).
 FAULT_VARIABLE = "TLSMPI_FAULT"
@@ -63,17 +64,23 @@ def parser():
         prog="python -m tlsmpi.run", description=__doc__.split("\n\n")[0], error_type=ConfigError,
         epilog="Options with a single dash (e.g. -mfn_tol 1e-10, -log_view) go to PETSc/SLEPc "
                "for engines that take solver options.  Exit status: 0 done, 1 crash, 2 bad "
-               "input, 3 stopped (resume with --resume), 4 I/O error.")
+               "input, 3 stopped (resume with --resume), 4 I/O error.  The configuration "
+               "keys (SECTION.KEY of the TOML file and of --set): docs/configuration.md, or "
+               "`tlsmpi config [CONFIG]` (every key with its value, default and a one-line "
+               "description).")
     p.add_argument("config", nargs="?", help="TOML run configuration (default: the small default "
                                              "job)")
     p.add_argument("--out", help="output HDF5 file (default: CONFIG stem + .h5, or default.h5)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="SECTION.KEY=VALUE",
-                   help="override a configuration value, e.g. --set model.N=20 (repeatable)")
+                   help="override a configuration value, e.g. --set model.N=20 (repeatable; "
+                        "the keys: docs/configuration.md, tlsmpi config)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     group.add_argument("--resume", action="store_true",
-                       help="continue an interrupted run in --out (same configuration)")
+                       help="continue an interrupted run in --out (same configuration), or "
+                            "grow a finished one: a larger ensemble.realizations adds "
+                            "realizations (docs/output.md)")
     p.add_argument("--repair", action="store_true",
                    help="with --resume: recompute rows that fail verification (checksum, status)")
     p.add_argument("--strict-options", action="store_true",
@@ -140,7 +147,6 @@ def check_resources(engine, cfg, args, comm):
     """Refuse (ConfigError) what cannot fit: memory per node for the largest case, and
     the run file against the free space of its filesystem.  Rank 0's verdict rules."""
     from mpi4py import MPI
-    from ..runfile.writer import file_size_estimate
     on_node = comm.allreduce(comm.Split_type(MPI.COMM_TYPE_SHARED).size, op=MPI.MAX)
     error = None
     if comm.rank == 0:
@@ -148,20 +154,26 @@ def check_resources(engine, cfg, args, comm):
             check_directory(args.out, args.resume)
             check_memory(engine, cfg, on_node)
             if not args.resume:
-                need = file_size_estimate(cfg, engine.outputs(cfg.request))
-                free = shutil.disk_usage(os.path.dirname(os.path.abspath(args.out))).free
-                if args.overwrite and os.path.isfile(args.out):
-                    free += os.path.getsize(args.out)
-                if need * 1.05 + 1e6 > free:
-                    raise ConfigError(f"--out {args.out}: the run file needs ~{_bytes(need)} but "
-                                      f"its filesystem has {_bytes(free)} free; free space, choose "
-                                      "another --out, or save less (observables.save_disorder = "
-                                      "false)")
+                check_space(args.out, cfg, engine, args.overwrite and os.path.isfile(args.out))
         except (ConfigError, OutputError) as err:
             error = err
     error = comm.bcast(error, root=0)
     if error:
         raise error
+
+
+def check_space(out, cfg, engine, replaces=False, doing="the run file"):
+    """Refuse (ConfigError) a run file ``out`` of ``cfg`` that its filesystem cannot hold
+    (``replaces``: the file it replaces is freed first)."""
+    from ..runfile.writer import file_size_estimate
+    need = file_size_estimate(cfg, engine.outputs(cfg.request))
+    free = shutil.disk_usage(os.path.dirname(os.path.abspath(out))).free
+    if replaces:
+        free += os.path.getsize(out)
+    if need * 1.05 + 1e6 > free:
+        raise ConfigError(f"--out {out}: {doing} needs ~{_bytes(need)} but its filesystem has "
+                          f"{_bytes(free)} free; free space, choose another --out, or save less "
+                          "(observables.save_disorder = false)")
 
 
 #: Bytes of rank 0's bookkeeping per work item (item and pending lists of tuples, predicted
@@ -234,7 +246,8 @@ def _bytes(n):
 
 def claim_output(args, cfg):
     """Rank 0: take the run's lock, then check what --out holds.  Returns the lock and
-    the damaged rows to recompute (--repair); raises ConfigError, LockError or OutputError."""
+    the damaged rows to recompute (--repair) and the realization count of a file to grow
+    (None if it does not grow); raises ConfigError, LockError or OutputError."""
     out = args.out
     try:
         held = RunLock(out).acquire()
@@ -245,15 +258,15 @@ def claim_output(args, cfg):
         if held.taken_over:
             log.warning(f"took over the lock of {out} from {held.taken_over}")
         exists = os.path.exists(out)
-        repair = []
+        repair, had = [], None
         if args.resume:
             if not exists:
                 raise ConfigError(f"--resume: {out} does not exist; start the run without --resume")
-            repair = check_resumable(out, cfg, args.repair)
+            repair, had = check_resumable(out, cfg, args.repair)
         elif exists and not args.overwrite:
             raise ConfigError(f"{out} exists: pass --resume to continue it, --overwrite to replace "
                               "it, or choose another --out")
-        return held, repair
+        return held, repair, had
     except BaseException:
         held.release()
         raise
@@ -296,7 +309,8 @@ def os_refusal(err, message):
 
 def check_resumable(path, cfg, repair):
     """Refuse to resume a file of another configuration, seed or layout, or with damaged
-    rows (unless ``repair``); return the damaged rows [(case, index)] to recompute."""
+    rows (unless ``repair``); return the damaged rows [(case, index)] to recompute and,
+    when only ``ensemble.realizations`` grew, the file's realization count (else None)."""
     from ..runfile.writer import LAYOUT_VERSION
     from ..runfile.reader import DamagedRun, NotARunFile, Run
     try:
@@ -315,14 +329,24 @@ def check_resumable(path, cfg, repair):
     if run.attrs.get("seed") != cfg.seed:
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
-    if run.config != cfg.to_toml() and configuration.resolved_toml(run.config) != cfg.to_toml():
+    had = len(run.cases[0].status)
+    known = configuration.defaults(cfg.engine)    # keys added since the file was written
+    keys = configuration.differing_keys(run.config, cfg.to_toml(), known)
+    grows = keys == ["ensemble.realizations"]
+    if grows and cfg.realizations < had:
+        raise ConfigError(f"--resume: {path} holds {had} realizations, more than "
+                          f"ensemble.realizations = {cfg.realizations}; a run grows but never "
+                          f"shrinks: resume with ensemble.realizations >= {had}")
+    if keys and not grows:
         raise ConfigError(f"--resume: {path} was written with another configuration "
-                          f"({configuration.differences(run.config, cfg.to_toml())}); resume with "
-                          "the same config and --set options, or use another --out")
+                          f"({configuration.differences(run.config, cfg.to_toml(), defaults=known)}"
+                          "); resume with "
+                          "the same config and --set options (only ensemble.realizations may "
+                          "grow), or use another --out")
     if run.problems and not repair:
         raise ConfigError(f"--resume: {DamagedRun(path, run.problems)}")
     names = [c.name for c in run.cases]
-    return sorted({(names.index(c), r) for c, r, _, _ in run.problems})
+    return sorted({(names.index(c), r) for c, r, _, _ in run.problems}), had if grows else None
 
 
 def provenance(comm, engine, argv, command=None):
@@ -396,7 +420,7 @@ def _fault(rank, where):
     if not spec:
         return
     kind, at_rank, at = spec.split(":")
-    anywhere = at == "*" and where not in ("create", "start")
+    anywhere = at == "*" and where not in ("create", "grow", "start")
     if at_rank in ("*", str(rank)) and (at == str(where) or anywhere):
         if kind == "stop":
             os.kill(os.getpid(), signal.SIGUSR1)
@@ -432,7 +456,8 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
     Returns (real, results or partial result, error message or None, wall seconds), or
     None if the engine gave the item up at a stop (`tlsmpi.engines.Interrupted`)."""
     state.item = (("" if part is None else f"part {part} of ") +
-                  f"realization {r} of case {params.N=}, {params.epsilon=}".replace("params.", ""))
+                  f"realization {cfg.first_realization + r} of case {params.N=}, "
+                  f"{params.epsilon=}".replace("params.", ""))
     t0 = time.perf_counter()
     real = cfg.realization(params, r)
     try:
@@ -503,7 +528,7 @@ def resume_command(args):
 
 
 def predicted_costs(engine, cfg, cases, times):
-    """Predicted seconds of every item (case, r), shape (n_cases, R); rank 0 computes."""
+    """Predicted seconds of every item (case, row r), shape (n_cases, R); rank 0 computes."""
     R = cfg.realizations
     costs = np.empty((len(cases), R))
     for c, params in enumerate(cases):
@@ -548,10 +573,10 @@ def execute(args, cfg, solver, comm, argv, state):
                           f"divide the {comm.size} MPI ranks: launch a multiple of it")
     check_resources(engine, cfg, args, comm)
 
-    held, repair, error = None, [], None
+    held, repair, had, error = None, [], None, None
     if comm.rank == 0:
         try:
-            held, repair = claim_output(args, cfg)
+            held, repair, had = claim_output(args, cfg)
         except (ConfigError, OutputError) as err:
             error = err
         except LockError as err:
@@ -561,7 +586,7 @@ def execute(args, cfg, solver, comm, argv, state):
         raise error
     state.lock_path, state.lock_record = args.out, record
     try:
-        return Job(args, cfg, engine, comm, state).run(argv, held, repair)
+        return Job(args, cfg, engine, comm, state).run(argv, held, repair, had)
     finally:
         if held is not None:
             held.release()
@@ -577,10 +602,11 @@ class Job:
         self.args, self.cfg, self.engine, self.comm, self.state = args, cfg, engine, comm, state
         self.cases, self.times = cfg.cases(), cfg.times
 
-    def run(self, argv, held, repair):
-        """All steps; returns the exit status."""
+    def run(self, argv, held, repair, had=None):
+        """All steps (``had``: the realization count of a file to grow, rank 0); returns
+        the exit status."""
         from ..runfile.writer import RunFile
-        self.create_file(argv)
+        self.create_file(argv, had)
         try:                               # collective: every rank gets the same error
             self.file = RunFile(self.args.out, self.comm)
         except OSError as err:
@@ -591,12 +617,14 @@ class Job:
         stopped = self.work()
         return self.finish(stopped, held)
 
-    def create_file(self, argv):
-        """Rank 0 creates the run file (not on --resume); OutputError on every rank if
-        that fails."""
+    def create_file(self, argv, had=None):
+        """Rank 0 creates the run file (not on --resume), or grows it from ``had``
+        realizations; OutputError or ConfigError on every rank if that fails."""
         from ..runfile.writer import create
         args, failure = self.args, None
-        if self.comm.rank == 0 and not args.resume:
+        if self.comm.rank == 0 and had is not None and had < self.cfg.realizations:
+            failure = self.grow_file(argv, had)
+        elif self.comm.rank == 0 and not args.resume:
             try:
                 _fault(0, "create")
                 create(args.out, self.cfg, provenance(self.comm, self.engine, argv),
@@ -608,6 +636,31 @@ class Job:
         failure = self.comm.bcast(failure, root=0)
         if failure:
             raise failure
+
+    def grow_file(self, argv, had):
+        """Rank 0: rewrite the run file with ``cfg.realizations`` rows (`writer.grow`);
+        returns the error for every rank, or None.  A fault leaves the file as it was."""
+        from ..runfile.writer import LayoutMismatch, grow
+        args, cfg = self.args, self.cfg
+        when = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        record = (f"{when}: {had} -> {cfg.realizations} realizations by "
+                  f"{shlex.join([sys.executable, '-m', 'tlsmpi.run', *argv])} (tlsmpi "
+                  f"{__version__}, {self.comm.size} rank(s))")
+        try:
+            check_space(args.out, cfg, self.engine, doing=f"growing to {cfg.realizations} "
+                        "realizations (a new copy of the file)")
+            _fault(0, "grow")
+            grow(args.out, cfg, record, self.engine.outputs(cfg.request))
+        except ConfigError as err:
+            return err
+        except LayoutMismatch as err:
+            return ConfigError(f"--resume: cannot grow {args.out} ({err}); finish it with the "
+                               "tlsmpi that started it, or start a run with all realizations")
+        except OSError as err:
+            return os_refusal(err, os_message(err, args.out, "growing",
+                                              "the file is unchanged: fix it and resume again"))
+        log.info(f"grew {args.out} from {had} to {cfg.realizations} realizations")
+        return None
 
     def plan(self, repair):
         """The pending realizations and their work items: every part of every pending

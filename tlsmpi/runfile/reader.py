@@ -78,14 +78,34 @@ class Case:
                    for k in [*self._rows, *("disorder/" + d for d in group.get("disorder", ()))]}
         self.stored_means = {o: group[o + "_mean"][...] for o in self.observables
                              if o + "_mean" in group}
-        #: CF attributes (units, long name) of each observable's rows
-        self.cf = {o: tuple(_text(group[o].attrs.get(k, "")) for k in ("units", "long_name"))
-                   for o in self.observables}
-        self.errors = {int(r): group["error"][r].decode(errors="replace")
+        root = group.file
+        self.realizations = (root["realization"][...] if layout >= 2 else
+                             np.arange(len(self.status)))
+        self.errors = {int(self.realizations[r]): group["error"][r].decode(errors="replace")
                        for r in np.flatnonzero(self.status == FAILED)}
         self.wall_seconds = group["wall_seconds"][...]
         self.disorder = ({k: v[...] for k, v in group["disorder"].items()}
                          if "disorder" in group else {})
+
+    @classmethod
+    def joined(cls, cases):
+        """The same case of several run files with disjoint realizations as one, its rows
+        in realization order (docs/post.md); no stored means (they are per file)."""
+        new, first = cls.__new__(cls), cases[0]
+        order = np.argsort(np.concatenate([c.realizations for c in cases]), kind="stable")
+
+        def cat(get):
+            return np.concatenate([get(c) for c in cases])[order]
+        new.name, new.params, new.label = first.name, first.params, first.label
+        new.observables = first.observables
+        new.realizations, new.status = cat(lambda c: c.realizations), cat(lambda c: c.status)
+        new.wall_seconds = cat(lambda c: c.wall_seconds)
+        new._rows = {o: cat(lambda c: c._rows[o]) for o in first._rows}
+        new.disorder = {k: cat(lambda c: c.disorder[k]) for k in first.disorder}
+        new.errors = dict(sorted(e for c in cases for e in c.errors.items()))
+        new.problems = [p for c in cases for p in c.problems]
+        new.stored_means = {}
+        return new
 
     @property
     def N(self):
@@ -108,8 +128,8 @@ class Case:
         return int((self.status == PENDING).sum())
 
     def rows(self, obs):
-        """Per-realization rows (R, T) of every realization, NaN where not done (row r is
-        realization r, the same disorder in every run of the same seed)."""
+        """Per-realization rows (R, T) of every realization, NaN where not done (row k is
+        realization ``realizations[k]``, the same disorder in every run of the same seed)."""
         return self._rows[obs]
 
     def values(self, obs):
@@ -170,6 +190,22 @@ class Run:
         if self.problems and verify:
             raise DamagedRun(self.path, self.problems)
 
+    @classmethod
+    def joined(cls, runs):
+        """Run files of one configuration (but for ``ensemble.realizations`` and
+        ``ensemble.first_realization``) with disjoint realizations, as one run: every case
+        `Case.joined`; ``path`` is the paths joined by " + " (docs/post.md)."""
+        new, first = cls.__new__(cls), runs[0]
+        new.path = " + ".join(r.path for r in runs)
+        new.layout = min(r.layout for r in runs)
+        new.attrs = dict(first.attrs, n_realizations=sum(len(r.cases[0].status) for r in runs))
+        new.times, new.complete = first.times, all(r.complete for r in runs)
+        new.writer = "; ".join(r.writer for r in runs if r.writer) or None
+        new.stale_lock = None
+        new.cases = [Case.joined(cases) for cases in zip(*(r.cases for r in runs))]
+        new.problems = [p for c in new.cases for p in c.problems]
+        return new
+
     @property
     def config(self):
         return self.attrs["config"]
@@ -220,7 +256,8 @@ class Run:
                         "pending)", "flag_values": np.array([0, 1, -1], dtype="i1"),
                         "flag_meanings": "pending done failed"}),
             "error": (("case", "realization"),
-                      np.array([[c.errors.get(r, "") for r in range(R)] for c in cases]),
+                      np.array([[c.errors.get(int(c.realizations[r]), "") for r in range(R)]
+                                for c in cases]),
                       {"long_name": "failure message of a failed realization"}),
             "wall_seconds": (("case", "realization"), np.stack([c.wall_seconds for c in cases]),
                              {"units": "s", "long_name": "compute time of the realization"}),
@@ -245,7 +282,7 @@ class Run:
                                           names=swept)
         ds = xr.Dataset(data, coords={
             "time": ("time", self.times, {"units": "1", "long_name": "time in units of hbar/W"}),
-            "realization": np.arange(R), "site": np.arange(sites),
+            "realization": cases[0].realizations, "site": np.arange(sites),
             "label": ("case", [c.label for c in cases])})
         if hasattr(xr, "Coordinates"):         # xarray >= 2023.08: the explicit form
             ds = ds.assign_coords(xr.Coordinates.from_pandas_multiindex(index, "case"))

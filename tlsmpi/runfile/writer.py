@@ -124,9 +124,24 @@ def file_size_estimate(config, rows):
 
 # --------------------------------------------------------------------------- creation
 
-def create(path, config, meta, rows, overwrite=False):
+class LayoutMismatch(ValueError):
+    """A run file to grow holds per-realization datasets other than the new layout's."""
+
+
+def grow(path, config, record, rows):
+    """Rewrite the run file at ``path`` for the larger ``config.realizations``
+    (``--resume`` with more realizations, docs/output.md): the new layout of `create`,
+    the old file's root attributes with ``record`` appended to ``grown``, and every
+    dataset with a realization dimension copied bitwise into its first rows; the new
+    rows are pending.  Published by an atomic rename as `create` does, so a fault leaves
+    the old file as it was.  Raises OSError, or LayoutMismatch (nothing changed)."""
+    create(path, config, record, rows, overwrite=True, source=path)
+
+
+def create(path, config, meta, rows, overwrite=False, source=None):
     """Make the complete run file at ``path`` (one process; no MPI) for the engine's
-    ``rows`` ({name: (units, long name)}, `tlsmpi.engines.Engine.outputs`).
+    ``rows`` ({name: (units, long name)}, `tlsmpi.engines.Engine.outputs`); with
+    ``source`` (`grow`) the rows and attributes of that run file are carried over.
 
     The file is written under a unique temporary name in the target directory and
     published with a no-clobber hard link (or, with ``overwrite``, an atomic rename),
@@ -143,10 +158,11 @@ def create(path, config, meta, rows, overwrite=False):
         os.close(read)
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), 2)    # HDF5's own error stack
-            _create(tmp, path, config, meta, rows, overwrite)
+            _create(tmp, path, config, meta, rows, overwrite, source)
             os.write(write, b"0\n")
         except BaseException as err:               # report before the failed file's objects
             code = getattr(err, "errno", None) or 0    # are freed: freeing them may crash
+            code = MISMATCH if isinstance(err, LayoutMismatch) else code
             os.write(write, f"{code}\n{_strerror(err) or type(err).__name__}".encode())
         finally:
             os._exit(0)
@@ -159,8 +175,14 @@ def create(path, config, meta, rows, overwrite=False):
     if not report:
         raise OSError(f"the process creating the file died ({_wait_text(status)})")
     code, message = report.split("\n", 1)
+    if message and int(code) == MISMATCH:
+        raise LayoutMismatch(message)
     if message:
         raise OSError(int(code), message)
+
+
+#: The child's report code of a LayoutMismatch (errno values are positive).
+MISMATCH = -1
 
 
 def _wait_text(status):
@@ -171,11 +193,20 @@ def _wait_text(status):
     )
 
 
-def _create(tmp, path, config, meta, rows, overwrite):
+def _create(tmp, path, config, meta, rows, overwrite, source=None):
     h5py = h5py_module()
+    old = None
+    if source is not None:
+        old = h5py.File(source, "r")
+        attrs = {k: v for k, v in old.attrs.items()}
+        grown = attrs.get("grown", "")
+        meta = {**attrs, "grown": (grown + "\n" if grown else "") + meta}
     f = h5py.File(tmp, "w", libver=("v108", "latest"))
     try:                                           # no close after a failure: it may crash
         _make_layout(f, config, meta, rows)
+        if old is not None:
+            _copy_rows(old, f)
+            old.close()
         f.close()
     except (RuntimeError, OSError) as err:         # h5py reports a failed write as either,
         raise with_errno(err if isinstance(err, OSError) else OSError(_strerror(err)),  # the
@@ -185,6 +216,37 @@ def _create(tmp, path, config, meta, rows, overwrite):
     else:
         os.link(tmp, path)                         # fails if path exists: no clobber
         os.unlink(tmp)
+
+
+def _per_realization(ds):
+    """Whether the dataset ``ds`` has the realization dimension scale on its first axis."""
+    return ds.ndim >= 1 and any(s.name == "/realization" for s in ds.dims[0].values())
+
+
+def _copy_rows(old, new, block_bytes=64e6):
+    """Copy every per-realization dataset of the run file ``old`` into the first rows of
+    its namesake in ``new`` (blocks of at most ``block_bytes``); LayoutMismatch names a
+    dataset that one of them lacks or holds in another shape or type."""
+    h5py = h5py_module()
+
+    def per_realization(f):
+        names = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset)
+                     and _per_realization(o) else None)
+        return names
+    have, want = per_realization(old), per_realization(new)
+    for name in sorted(set(have) ^ set(want)):
+        where = "the file" if name in have else "this tlsmpi's layout"
+        raise LayoutMismatch(f"dataset {name} is only in {where}")
+    for name in have:
+        src, dst = old[name], new[name]
+        if src.shape[1:] != dst.shape[1:] or src.dtype != dst.dtype:
+            raise LayoutMismatch(f"dataset {name} is {src.dtype} {src.shape[1:]} per realization "
+                                 f"in the file, {dst.dtype} {dst.shape[1:]} in this layout")
+        step = max(1, int(block_bytes // max(1, src.dtype.itemsize * np.prod(src.shape[1:]))))
+        for a in range(0, src.shape[0], step):
+            b = min(a + step, src.shape[0])
+            dst[a:b] = src[a:b]
 
 
 def _strerror(err):
@@ -255,8 +317,9 @@ def _make_layout(f, config, meta, rows):
                    n_realizations=R, swept=",".join(swept),
                    units_note="energy W, time hbar/W, length nm (see docs/output.md)")
     time = _scale(f, "time", times, "time in units of hbar/W")
-    realization = _scale(f, "realization", np.arange(R), "disorder realization index r "
-                         "(drawn from numpy.random.default_rng([r, seed]))")
+    realization = _scale(f, "realization", config.first_realization + np.arange(R),
+                         "disorder realization index r (drawn from "
+                         "numpy.random.default_rng([r, seed]))")
     f.create_dataset("complete", shape=(), dtype="i1", fillvalue=0, dcpl=_early()).attrs[
         "long_name"] = "1 once no realization is pending"
     f.create_dataset("end_time", shape=(), dtype="S32", dcpl=_early()).attrs[
