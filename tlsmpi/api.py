@@ -75,7 +75,7 @@ def simulate(config=None, overrides=None, *, out=None, progress=None):
         if os.path.exists(path):
             raise ConfigError(f"out = {path!r} exists: choose another out, or remove the file "
                               "first (tlsmpi.simulate never replaces a run file)")
-        held, _ = job.claim_output(args, cfg)
+        held = job.claim_output(args, cfg)[0]
         try:
             create(path, cfg, job.provenance(SERIAL, engine, [], _call(config, overrides)),
                    engine.outputs(cfg.request))

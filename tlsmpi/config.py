@@ -155,9 +155,8 @@ DESCRIPTIONS = {
     "ensemble": {
         "realizations": "disorder realizations per case",
         "seed": "realization r draws from numpy.random.default_rng([r, seed])",
-        "first_realization": "index of the first realization: the run computes realizations "
-                             "first_realization ... first_realization + realizations - 1 "
-                             "(a second file of the same ensemble, pooled by post)",
+        "first_realization": "realization index of row 0: rows are realizations first_realization "
+                             "... + realizations - 1 (files pooled by post)",
     },
     "engine": {
         "name": 'the engine: "exact", "liouvillian", "ed" or a registered one',
