@@ -282,8 +282,23 @@ def stretched_exp_fit(t, y, p0=None, t0=0.0, sigma=None):
 
 # ---------------------------------------------------------------- ensemble estimators
 
+#: A maximum counts as a peak only this many standard errors above the plateau.
+PEAK_SIGMAS = 3
+
+
 def peak_estimate(t, rows, n_boot=N_BOOT, seed=0):
-    """Time and height of the concurrence maximum (Fig. 6b, Eq. 30: t_1 ~ hbar/J)."""
+    """Time and height of the concurrence maximum (Fig. 6b, Eq. 30: t_1 ~ hbar/J).
+
+    A mean curve whose maximum does not stand above its plateau (`plateau_value`) by more
+    than ``PEAK_SIGMAS`` standard errors has no peak (C rises to its plateau, e.g. N = 4):
+    the maximum of a noisy plateau would only measure the noise (an estimate outside its
+    own bootstrap interval), so both are NaN, with the reason in ``info["why"]``."""
+    m = np.mean(rows, 0)
+    k = int(np.nanargmax(m))
+    if m[k] - plateau_value(m) <= PEAK_SIGMAS * sem(rows)[k]:
+        why = "no peak: C(t) rises to its plateau"
+        return Estimate(np.nan, np.nan, {"why": why, "C_max": Estimate(np.nan, np.nan,
+                                                                        {"why": why})})
     v, _, reps = bootstrap([rows], lambda m: np.array(peak(t, m)), n_boot, seed)
     t_max, c_max = estimates(v, reps)
     t_max.info["C_max"] = c_max
