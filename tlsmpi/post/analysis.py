@@ -536,8 +536,8 @@ def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
     the real and imaginary parts are resampled together.
 
     Returns the Estimate of T_M with x, A (Estimates), t_window and chi2_dof in ``info``;
-    with chi^2/dof above ``CHI2_MAX`` the model does not describe the data: ``info``
-    says so and no interval is given (NaN)."""
+    a fit that fails its chi^2 test (`fit_quality`: above the 99.9 % point of chi^2_nu/nu)
+    does not describe the data: ``info`` says so and no interval is given (NaN)."""
     m_re, m_im = np.mean(rows_re, 0), np.mean(rows_im, 0)
     y = echo_amplitude(m_re, m_im)
     # errors of ln|E| from |E| d|E| = Re dRe + Im dIm; points within 5 errors of zero
@@ -558,12 +558,12 @@ def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
                                           sigma=sw))
     v, _, reps = bootstrap([rows_re, rows_im], fit, n_boot, seed, [0, 0])
     A, T_M, x = estimates(v, reps)
-    chi2 = chi2_dof(np.log(y[window]) - (np.log(v[0]) - (tw / v[1]) ** v[2]), sw, 3)
+    quality = fit_quality(np.log(y[window]) - (np.log(v[0]) - (tw / v[1]) ** v[2]), sw, 3)
     verdict = ""
-    if not chi2 <= CHI2_MAX:
+    if quality["fails"] or not np.isfinite(quality["chi2_dof"]):
         verdict = "model does not describe the data"
         for est in (A, T_M, x):
             est.err, est.interval = np.nan, (np.nan, np.nan)
     T_M.info.update(x=x, A=A, t_window=(float(tw[0]), float(tw[-1])), window=window,
-                    chi2_dof=chi2, verdict=verdict)
+                    verdict=verdict, **quality)
     return T_M
