@@ -523,14 +523,14 @@ def coupling_scales(J):
 # ---------------------------------------------------------------- echoes (docs/echo.md)
 
 def echo_amplitude(re, im):
-    """|E(t)| / |E(t_0)| of the mean echo signal E = Re + i Im (the first time t_0 is
+    """``|E(t)| / |E(t_0)|`` of the mean echo signal E = Re + i Im (the first time t_0 is
     the reference: t_0 = 0, or the earliest echo read)."""
     a = np.hypot(re, im)
     return a / a[0] if a[0] > 0 else np.full_like(a, np.nan)
 
 
 def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
-    """Phase memory time T_M and exponent x of the echo decay |E(t)| / |E(t_0)| =
+    """Phase memory time T_M and exponent x of the echo decay ``|E(t)| / |E(t_0)|`` =
     A exp(-(t / T_M)^x), t = 2 tau the time of the echo (docs/echo.md), fitted in log space
     (`stretched_exp_fit`) on the points with t > 0 and amplitude >= ``FLOOR``; the rows of
     the real and imaginary parts are resampled together.
