@@ -10,6 +10,7 @@ from tlsmpi.errors import ConfigError
 from tlsmpi.results import Run
 
 from conftest import run_tlsmpi
+from runfiles import case_datasets
 
 xr = pytest.importorskip("xarray", reason="xarray (pip install 'tlsmpi[notebook]') is missing")
 pytest.importorskip("h5netcdf", reason="h5netcdf (pip install 'tlsmpi[notebook]') is missing")
@@ -21,24 +22,6 @@ pytest.importorskip("h5netcdf", reason="h5netcdf (pip install 'tlsmpi[notebook]'
 SWEEP = {"time.n_times": 9, "time.t_max": 1e3, "ensemble.realizations": 5,
          "sweep.N": [4, 5], "sweep.epsilon": [0.0, 1.0]}
 ENGINES = {"exact": {}, "ed": {"engine.trajectories": 40, "observables.entropy": True}}
-
-
-def case_datasets(path):
-    """{name: array} of every dataset under the case groups, with the checksum column of
-    wall_seconds (a compute time, different in every run) left out."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name.startswith("case_") \
-                    and not name.endswith("wall_seconds"):
-                data = obj[...]
-                if name.endswith("/checksum"):
-                    keep = [k for k, d in enumerate(obj.attrs["datasets"].split())
-                            if d != "wall_seconds"]
-                    data = data[:, keep]
-                out[name] = data
-        f.visititems(visit)
-    return out
 
 
 @pytest.mark.mpi

@@ -14,6 +14,7 @@ import pytest
 from tlsmpi.results import Run
 
 from conftest import run_tlsmpi
+from runfiles import case_datasets
 from test_reliability import faulty, kill_job, start
 
 pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
@@ -26,21 +27,9 @@ def R(n):
 
 
 def case_data(path):
-    """Every dataset of the case groups (wall_seconds and its checksum column left out:
-    compute times differ from run to run), the realization scale and count."""
-    out = {}
+    """`runfiles.case_datasets` with the realization count and the complete flag."""
+    out = case_datasets(path)
     with h5py.File(path, "r") as f:
-        def visit(name, obj):
-            if not (isinstance(obj, h5py.Dataset) and name.startswith("case_")) \
-                    or name.endswith("wall_seconds"):
-                return
-            data = obj[...]
-            if name.endswith("/checksum"):
-                keep = [k for k, d in enumerate(obj.attrs["datasets"].split())
-                        if d != "wall_seconds"]
-                data = data[:, keep]
-            out[name] = data
-        f.visititems(visit)
         out["n_realizations"] = f.attrs["n_realizations"]
         out["complete"] = f["complete"][()]
     return out

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, mpi_env, run_tlsmpi
+from runfiles import case_datasets
 
 pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.slow]
 
@@ -223,23 +224,6 @@ def cluster():
         c.stop()
 
 
-def case_data(path):
-    """{dataset path: array} of every dataset under the case groups, without the compute
-    times (``wall_seconds`` and its checksum column), which differ between any two runs."""
-    data = {}
-    with h5py.File(path, "r") as f:
-        def keep(name, obj):
-            if isinstance(obj, h5py.Dataset) and not name.endswith("wall_seconds"):
-                data[name] = obj[()]
-                if name.endswith("/checksum"):
-                    names = obj.attrs["datasets"].split()
-                    data[name] = data[name][:, [i for i, n in enumerate(names)
-                                                if n != "wall_seconds"]]
-        for case in (g for g in f if g.startswith("case_")):
-            f[case].visititems(lambda name, obj, case=case: keep(f"{case}/{name}", obj))
-    return data
-
-
 def sized_config(path):
     """Write CONFIG to ``path`` with realizations for ~COMPUTE_SECONDS of two ranks, from
     the compute time of four realizations measured here; return that number."""
@@ -321,7 +305,7 @@ def test_job_stops_requeues_resumes_and_equals_an_uninterrupted_run(cluster):
     res = run_tlsmpi([config, "--out", ref], ranks=2, timeout=900)
     assert res.returncode == 0, res.stdout + res.stderr
     t_ref = time.monotonic() - t1
-    got, want = case_data(out), case_data(ref)
+    got, want = case_datasets(out), case_datasets(ref)
     assert sorted(got) == sorted(want) and "case_000/concurrence" in got
     assert "case_000/disorder/J" in got and "case_000/concurrence_mean" in got
     differ = [k for k in want if got[k].dtype != want[k].dtype or got[k].shape != want[k].shape
