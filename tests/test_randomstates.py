@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import concurrence_states
+import randomstates_reference as reference
 from tlsmpi import randomstates as rs
 from tolerances import rounding, summed
 
@@ -103,3 +104,19 @@ def test_mpi_reduction_matches_serial(tmp_path):
             assert f["count"][k] == 301 and f["nonzero"][k] == nz.sum()
     data = rs.read(str(out))
     assert data["states"] == 301 and data["seed"] == 9
+
+
+@pytest.mark.parametrize("N", [2, 3, 4, 5, 6, 7])
+def test_states_bit_for_bit_as_one_generator_per_state(N):
+    """The vectorized seeding gives every state's amplitudes and pair average exactly as
+    ``default_rng([k, N, seed])`` per state (tests/randomstates_reference.py), across a batch
+    boundary, at the largest 32-bit index and past it (numpy's own generator then)."""
+    idx = np.r_[0:40, rs.BATCH - 3:rs.BATCH + 3, 2**32 - 3:2**32 + 2]
+    for seed in (2021, 0, 2**32 + 7):
+        got = rs.random_states(N, idx, seed)
+        want = np.array([reference.random_state(N, int(k), seed) for k in idx])
+        assert np.array_equal(got.view(np.uint64), want.view(np.uint64)), seed
+    idx = np.arange(rs.BATCH + 5)
+    for got, want in zip(rs.state_concurrences(N, idx, 3),
+                         reference.state_concurrences(N, idx, 3)):
+        assert np.array_equal(got, want) and got.dtype == want.dtype

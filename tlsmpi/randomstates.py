@@ -32,9 +32,86 @@ BATCH = 2048
 
 def random_state(N, index, seed):
     """State ``index`` of size N: a normalized complex Gaussian vector of length 2^N."""
-    rng = np.random.default_rng([index, N, seed])
-    psi = rng.standard_normal(2**N) + 1j * rng.standard_normal(2**N)
-    return psi / np.linalg.norm(psi)
+    return random_states(N, [index], seed)[0]
+
+
+# numpy's SeedSequence (O'Neill's seed_seq_fe, pool of 4 words) and PCG64's seeding,
+# vectorized over the state index; `random_states` checks the result against numpy
+_HASH_A, _MULT_A, _HASH_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R, _POOL = 0xCA01F9DD, 0x4973F715, 4
+_PCG_MULT = (2549297995355413924 << 64) + 4865540595714422341
+_MASK128 = (1 << 128) - 1
+
+
+def _seed_words(entropy):
+    """SeedSequence(entropy[b]).generate_state(4, uint64) for every row of the uint32 words
+    ``entropy`` (B, n), as uint64 (B, 4) (numpy.random.SeedSequence, bit for bit)."""
+    h = _HASH_A
+
+    def hashmix(v):
+        nonlocal h
+        v = v ^ np.uint32(h)
+        h = (h * _MULT_A) & 0xFFFFFFFF
+        v = v * np.uint32(h)
+        return v ^ (v >> np.uint32(16))
+
+    def mix(x, y):
+        r = np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y
+        return r ^ (r >> np.uint32(16))
+
+    with np.errstate(over="ignore"):
+        zero = np.zeros(len(entropy), np.uint32)
+        pool = [hashmix(entropy[:, i] if i < entropy.shape[1] else zero) for i in range(_POOL)]
+        for src in range(_POOL):
+            for dst in range(_POOL):
+                if src != dst:
+                    pool[dst] = mix(pool[dst], hashmix(pool[src]))
+        for src in range(_POOL, entropy.shape[1]):
+            for dst in range(_POOL):
+                pool[dst] = mix(pool[dst], hashmix(entropy[:, src]))
+        h, out = _HASH_B, []
+        for i in range(2 * _POOL):
+            v = pool[i % _POOL] ^ np.uint32(h)
+            h = (h * _MULT_B) & 0xFFFFFFFF
+            v = v * np.uint32(h)
+            out.append(v ^ (v >> np.uint32(16)))
+    return np.ascontiguousarray(np.stack(out, 1).astype("<u4")).view("<u8")
+
+
+def _pcg64_state(words):
+    """PCG64's internal (state, inc) after seeding with the 4 words (pcg64_set_seed)."""
+    w0, w1, w2, w3 = (int(x) for x in words)
+    inc = ((((w2 << 64) | w3) << 1) | 1) & _MASK128
+    state = (inc + ((w0 << 64) | w1)) & _MASK128
+    return (state * _PCG_MULT + inc) & _MASK128, inc
+
+
+def random_states(N, indices, seed):
+    """States ``indices`` of size N (B, 2^N), each bit for bit ``default_rng([k, N, seed])``'s
+    normalized complex Gaussian vector, without building B generators: the seed words are
+    hashed for all k at once and one generator is set to each state's seeded PCG64 state."""
+    indices = np.asarray(indices, dtype=np.int64)
+    n = 2**N
+    if not all(0 <= int(v) < 2**32 for v in (N, seed)) or (
+            len(indices) and not 0 <= indices.min() <= indices.max() < 2**32):
+        # entropy of other than three 32-bit words: numpy's own generator per state
+        draws = np.array([np.random.default_rng([int(k), N, seed]).standard_normal(2 * n)
+                          for k in indices]).reshape(len(indices), 2 * n)
+    else:
+        entropy = np.stack([indices.astype(np.uint32), np.full(len(indices), N, np.uint32),
+                            np.full(len(indices), seed, np.uint32)], 1)
+        rng = np.random.Generator(np.random.PCG64(0))
+        bits = rng.bit_generator
+        fresh = bits.state
+        draws = np.empty((len(indices), 2 * n))
+        for row, words in zip(draws, _seed_words(entropy)):
+            state, inc = _pcg64_state(words)
+            fresh["state"] = {"state": state, "inc": inc}
+            bits.state = fresh
+            rng.standard_normal(out=row)     # the real parts, then the imaginary parts
+    psi = draws[:, :n] + 1j * draws[:, n:]
+    norm = np.array([np.linalg.norm(row) for row in psi])
+    return psi / norm[:, None]
 
 
 def pair_density_matrices(psi, N):
@@ -53,7 +130,7 @@ def state_concurrences(N, indices, seed):
     """Per-state pair-averaged concurrence and the number of entangled pairs of each state."""
     mean, nonzero = [], []
     for start in range(0, len(indices), BATCH):
-        psi = np.array([random_state(N, k, seed) for k in indices[start:start + BATCH]])
+        psi = random_states(N, indices[start:start + BATCH], seed)
         C = concurrence(pair_density_matrices(psi, N))
         mean.append(C.mean(1))
         nonzero.append((C > 0).sum(1))
