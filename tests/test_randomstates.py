@@ -13,6 +13,7 @@ import pytest
 import concurrence_states
 import randomstates_reference as reference
 from tlsmpi import randomstates as rs
+from conftest import mpi_env, run_tlsmpi
 from tolerances import rounding, summed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -120,3 +121,96 @@ def test_states_bit_for_bit_as_one_generator_per_state(N):
     for got, want in zip(rs.state_concurrences(N, idx, 3),
                          reference.state_concurrences(N, idx, 3)):
         assert np.array_equal(got, want) and got.dtype == want.dtype
+
+
+def _states(tmp_path, name, *args, ranks=1, sizes=("2", "3", "4"), seed="9"):
+    """Run the random-state program into tmp_path/name (ranks > 1: under mpirun)."""
+    out = tmp_path / name
+    res = run_tlsmpi(["--sizes", *sizes, "--seed", seed, "--per-state", "--out", out, *args],
+                     ranks=ranks, module="tlsmpi.randomstates")
+    assert res.returncode == 0, res.stderr
+    return str(out)
+
+
+def _post(*paths):
+    return subprocess.run([sys.executable, "-m", "tlsmpi.post", "summary", *map(str, paths)],
+                          capture_output=True, text=True, timeout=300, env=mpi_env())
+
+
+@pytest.mark.mpi
+def test_chunks_pool_to_the_one_piece_run_and_overlaps_are_refused(tmp_path):
+    """States 0..300 as one serial file and as two chunks made on 2 and 3 ranks: per-state
+    values bit for bit, counts exactly, the sums to rounding (301 terms <= 1 each, summed in
+    another order); post pools the chunks and refuses overlaps, other seeds, other sizes."""
+    whole = rs.read(_states(tmp_path, "whole.h5", "--states", "301"))
+    a = _states(tmp_path, "a.h5", "--states", "130", ranks=2)
+    b = _states(tmp_path, "b.h5", "--states", "171", "--first-state", "130", ranks=3)
+    pooled = rs.combine([rs.read(b), rs.read(a)])
+    assert pooled["states"] == 301 and pooled["ranges"] == [(0, 130), (130, 301)]
+    for key in ("N", "count", "nonzero"):
+        assert np.array_equal(pooled[key], whole[key]), key
+    for key in ("sum", "sum2", "mean"):
+        assert np.abs(pooled[key] - whole[key]).max() <= summed(301), key
+    cancel = 1 + (whole["mean"] / (whole["sem"] * math.sqrt(301))) ** 2
+    assert (np.abs(pooled["sem"] / whole["sem"] - 1) <= summed(301, cancel)).all()
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(a) as fa, h5py.File(b) as fb, h5py.File(tmp_path / "whole.h5") as fw:
+        assert fb.attrs["first_state"] == 130
+        for N in (2, 3, 4):
+            key = f"per_state/N={N}"
+            assert np.array_equal(np.r_[fa[key][...], fb[key][...]], fw[key][...])
+    res = _post(b, a)
+    assert res.returncode == 0 and "301 states per N in 2 file(s)" in res.stdout, res.stderr
+    over = _states(tmp_path, "over.h5", "--states", "20", "--first-state", "120")
+    other_seed = _states(tmp_path, "s.h5", "--states", "20", "--first-state", "400", seed="10")
+    other_sizes = _states(tmp_path, "n.h5", "--states", "20", "--first-state", "400",
+                          sizes=("2", "3"))
+    for bad, words in ((over, "state 120 is in both"), (other_seed, "seeds 9 and 10"),
+                       (other_sizes, "sizes N = [2, 3, 4] and [2, 3] differ")):
+        res = _post(a, b, bad)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1 and words in lines[0], res.stderr
+        assert os.path.basename(bad) in lines[0] and "Traceback" not in res.stderr
+
+
+def test_killed_or_failed_run_leaves_no_file(tmp_path):
+    """A run killed while computing writes nothing at --out; a write that fails midway
+    leaves only the .part file, never a partial file under the output name."""
+    out = tmp_path / "killed.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "tlsmpi.randomstates", "--sizes", "7",
+                             "--states", "10000000", "--out", str(out)], env=mpi_env())
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -9 and not out.exists()     # killed, not finished or failed
+    res = {"N": [2], "mean": [0.5], "sem": [0.1], "count": [10], "nonzero": [4], "sum": [5.0],
+           "per_state": {}}                                   # no "sum2": the write fails
+    with pytest.raises(KeyError):
+        rs.write(str(out), res, 1, 10)
+    assert not out.exists() and (tmp_path / "killed.h5.part").exists()
+
+
+def test_files_without_first_state_and_sums_still_read(tmp_path):
+    """A file of the earlier layout reads as states 0..K-1, its sums recovered from mean
+    and sem (a few roundings of values <= K), and pools with a chunk after it."""
+    h5py = pytest.importorskip("h5py")
+    old, K = tmp_path / "old.h5", 50
+    c, nz = rs.state_concurrences(3, np.arange(K), 4)
+    with h5py.File(old, "w") as f:
+        f.attrs.update(kind=rs.KIND, seed=4, states=K)
+        f["N"], f["count"], f["nonzero"] = [3], [K], [nz.sum()]
+        f["mean"], f["sem"] = [c.mean()], [c.std(ddof=1) / math.sqrt(K)]
+    data = rs.read(str(old))
+    assert data["first_state"] == 0 and data["states"] == K
+    assert abs(data["sum"][0] - c.sum()) < summed(K) and abs(data["sum2"][0] - (c * c).sum()) < (
+        rounding(K))
+    c2, nz2 = rs.state_concurrences(3, np.arange(K, 2 * K), 4)
+    new = {"N": [3], "mean": [c2.mean()], "sem": [0.0], "count": [K], "nonzero": [nz2.sum()],
+           "sum": [c2.sum()], "sum2": [(c2 * c2).sum()], "per_state": {}}
+    rs.write(str(tmp_path / "new.h5"), new, 4, K, first_state=K)
+    pooled = rs.combine([rs.read(str(old)), rs.read(str(tmp_path / "new.h5"))])
+    both = np.r_[c, c2]
+    assert pooled["count"][0] == 2 * K and pooled["nonzero"][0] == nz.sum() + nz2.sum()
+    assert abs(pooled["mean"][0] - both.mean()) < summed(2 * K)

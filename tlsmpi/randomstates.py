@@ -1,24 +1,32 @@
 """Concurrence of Haar-random N-qubit states (App. C, Fig. 12).
 
     mpirun -n P python -m mpi4py -m tlsmpi.randomstates --sizes 3 4 5 6 7 --states 100000 \\
-        --out randomstates.h5 [--seed 2021] [--per-state]
+        --out randomstates.h5 [--seed 2021] [--first-state K] [--per-state]
 
 A random state is a complex Gaussian vector of length 2^N, normalized (uniform on
 CP^(2^N - 1)).  State k of size N is drawn from ``default_rng([k, N, seed])`` and
-states are dealt out to MPI ranks by index (rank r takes k = r, r + P, ...), so every
-per-state number is independent of the rank count.  For each state the concurrence
-(Eq. 27) of every pair of qubits is computed and averaged over the N(N-1)/2 pairs;
-sums over states are reduced with MPI and rank 0 writes a small HDF5 file:
+the file holds states k = K ... K + states - 1 (``--first-state K``, default 0), dealt out
+to MPI ranks by index (rank r takes k = K + r, K + r + P, ...), so every per-state number
+is independent of the rank count and of how the states are split into files.  For each
+state the concurrence (Eq. 27) of every pair of qubits is computed and averaged over the
+N(N-1)/2 pairs; sums over states are reduced with MPI and rank 0 writes a small HDF5 file
+under a temporary name, renamed when complete (a killed run leaves no file at ``--out``):
 
     /N (n,)  /mean (n,) <C>  /sem (n,)  /count (n,) states  /nonzero (n,) pairs with C > 0
+    /sum (n,)  /sum2 (n,)   sums of the per-state values and of their squares
     /per_state/N=<N> (K,)   per-state pair averages, in state order (with --per-state)
-    attrs: seed, states, kind = "tlsmpi-randomstates"
+    attrs: seed, states, first_state, kind = "tlsmpi-randomstates"
+
+`combine` pools files of disjoint state ranges of one seed and one set of sizes (a long
+run made as chunks, docs/post.md); files written before ``first_state`` and ``sum`` existed
+read as states 0 ... states - 1 with the sums recovered from mean and sem.
 
 `fit_scaling` fits log2(-ln <C>) = log2(a) + b N (Eq. C7).  For N >~ 7, <C> is
 exp(-a 2^N) < 1e-7 and a finite sample finds no entangled pair at all, so <C> = 0
 exactly: only sizes with at least ``MIN_NONZERO`` entangled pairs enter the fit.
 """
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -168,13 +176,14 @@ def fit_scaling(N, mean, sem, nonzero, min_nonzero=MIN_NONZERO):
             "b": float(p[1]), "b_err": float(np.sqrt(cov[1, 1])), "chi2_dof": chi2}
 
 
-def run(sizes, states, seed, comm, per_state=False):
-    """Compute on all ranks of ``comm``; rank 0 gets the dict of results (others None)."""
+def run(sizes, states, seed, comm, per_state=False, first_state=0):
+    """States ``first_state`` ... ``first_state + states - 1`` of every size, computed on all
+    ranks of ``comm``; rank 0 gets the dict of results (others None)."""
     from mpi4py import MPI
     res = {"N": np.array(sizes), "mean": [], "sem": [], "count": [], "nonzero": [],
-           "per_state": {}}
+           "sum": [], "sum2": [], "per_state": {}}
     for N in sizes:
-        mine = np.arange(comm.rank, states, comm.size)
+        mine = np.arange(first_state + comm.rank, first_state + states, comm.size)
         c, nz = state_concurrences(N, mine, seed)
         local = np.array([c.sum(), (c * c).sum(), len(c), nz.sum()], dtype=float)
         tot = np.zeros_like(local)
@@ -183,12 +192,13 @@ def run(sizes, states, seed, comm, per_state=False):
             parts = comm.gather(c, root=0)
         if comm.rank == 0:
             s, s2, n, nzs = tot
-            mean = s / n
-            var = max(s2 / n - mean * mean, 0.0) * n / (n - 1) if n > 1 else np.nan
+            mean, sem = moments(s, s2, n)
             res["mean"].append(mean)
-            res["sem"].append(np.sqrt(var / n))
+            res["sem"].append(sem)
             res["count"].append(int(n))
             res["nonzero"].append(int(nzs))
+            res["sum"].append(s)
+            res["sum2"].append(s2)
             if per_state:
                 full = np.empty(states)
                 for r, part in enumerate(parts):
@@ -197,24 +207,83 @@ def run(sizes, states, seed, comm, per_state=False):
     return res if comm.rank == 0 else None
 
 
-def write(path, res, seed, states):
+def moments(s, s2, n):
+    """Mean and standard error of n values from their sum s and sum of squares s2."""
+    mean = s / n
+    var = max(s2 / n - mean * mean, 0.0) * n / (n - 1) if n > 1 else np.nan
+    return mean, np.sqrt(var / n)
+
+
+def write(path, res, seed, states, first_state=0):
+    """Write ``path`` + ".part" and rename it to ``path`` once closed and synced."""
     import h5py
-    with h5py.File(path, "w") as f:
-        f.attrs.update(kind=KIND, seed=seed, states=states)
-        for key in ("N", "mean", "sem", "count", "nonzero"):
+    part = path + ".part"
+    with h5py.File(part, "w") as f:
+        for key in ("N", "mean", "sem", "count", "nonzero", "sum", "sum2"):
             f[key] = np.asarray(res[key])
         for N, values in res["per_state"].items():
             f[f"per_state/N={N}"] = values
+        f.attrs.update(kind=KIND, seed=seed, states=states, first_state=first_state)
+    with open(part, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(part, path)
 
 
 def read(path):
-    """The dict written by `write`; raises ValueError if the file is not one."""
+    """The dict written by `write` (with its ``path``); raises ValueError if the file is
+    not one."""
     import h5py
     with h5py.File(path, "r") as f:
         if f.attrs.get("kind") != KIND:
             raise ValueError(f"{path}: not a tlsmpi random-state file")
         out = {k: f[k][...] for k in ("N", "mean", "sem", "count", "nonzero")}
         out["seed"], out["states"] = int(f.attrs["seed"]), int(f.attrs["states"])
+        out["first_state"] = int(f.attrs.get("first_state", 0))
+        if "sum" in f:
+            out["sum"], out["sum2"] = f["sum"][...], f["sum2"][...]
+        else:   # written before the sums were stored: invert `moments`
+            n = out["count"].astype(float)
+            out["sum"] = out["mean"] * n
+            out["sum2"] = n * (out["sem"] ** 2 * (n - 1) + out["mean"] ** 2)
+    out["path"] = path
+    return out
+
+
+def combine(files):
+    """One dict (as `read` gives) of the pooled states of ``files``, dicts of `read`.
+
+    The files must share the seed and the sizes and hold disjoint state ranges; counts and
+    entangled pairs add exactly, the sums to rounding, and mean and sem follow from the
+    pooled sums.  ``ranges`` lists the (first, last + 1) state ranges, sorted; ``paths``
+    the files.  Raises ValueError with one line naming the files that cannot be pooled.
+    """
+    files = sorted(files, key=lambda d: d["first_state"])
+    head = files[0]
+    for d in files[1:]:
+        if d["seed"] != head["seed"]:
+            raise ValueError(f"{head['path']} and {d['path']}: random states of seeds "
+                             f"{head['seed']} and {d['seed']} cannot be pooled; give the "
+                             "files of one seed")
+        if not np.array_equal(d["N"], head["N"]):
+            raise ValueError(f"{head['path']} and {d['path']}: sizes N = {list(head['N'])} "
+                             f"and {list(d['N'])} differ; give files of the same --sizes")
+    ranges = [(d["first_state"], d["first_state"] + d["states"]) for d in files]
+    reach = 0      # the file reaching furthest so far
+    for i, (first, _) in enumerate(ranges[1:], 1):
+        if first < ranges[reach][1]:
+            raise ValueError(f"{files[reach]['path']} and {files[i]['path']}: state {first} "
+                             f"is in both (seed {head['seed']}); give chunks of disjoint "
+                             "--first-state ranges")
+        reach = i if ranges[i][1] > ranges[reach][1] else reach
+    if len(files) == 1:
+        return {**head, "ranges": ranges, "paths": [head["path"]]}
+    out = {"N": head["N"], "seed": head["seed"], "first_state": head["first_state"],
+           "ranges": ranges, "paths": [d["path"] for d in files]}
+    for key in ("count", "nonzero", "sum", "sum2"):
+        out[key] = np.sum([d[key] for d in files], axis=0)
+    out["states"] = int(sum(d["states"] for d in files))
+    out["mean"], out["sem"] = (np.array(x) for x in zip(
+        *(moments(s, s2, n) for s, s2, n in zip(out["sum"], out["sum2"], out["count"]))))
     return out
 
 
@@ -225,15 +294,17 @@ def main(argv=None):
     p.add_argument("--states", type=int, required=True, help="random states per size")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--seed", type=int, default=2021)
+    p.add_argument("--first-state", type=int, default=0,
+                   help="index of the first state (chunks of one run: disjoint ranges)")
     p.add_argument("--per-state", action="store_true", help="also store every state's value")
     args = p.parse_args(argv)
-    if min(args.sizes) < 2 or args.states < 2:
-        p.error("need N >= 2 and at least 2 states")
+    if min(args.sizes) < 2 or args.states < 2 or args.first_state < 0:
+        p.error("need N >= 2, at least 2 states and --first-state >= 0")
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
-    res = run(args.sizes, args.states, args.seed, comm, args.per_state)
+    res = run(args.sizes, args.states, args.seed, comm, args.per_state, args.first_state)
     if comm.rank == 0:
-        write(args.out, res, args.seed, args.states)
+        write(args.out, res, args.seed, args.states, args.first_state)
         fit = fit_scaling(res["N"], res["mean"], res["sem"], res["nonzero"])
         for N, m, s, nz in zip(res["N"], res["mean"], res["sem"], res["nonzero"]):
             print(f"N = {N:2d}: <C> = {m:.6g} ± {s:.2g} ({nz} entangled pairs)")

@@ -65,7 +65,8 @@ class Refused(Exception):
 
 def load(paths):
     """Run files (the files of one ensemble joined, `pooling.ensembles`) and random-state
-    files; InputError names the first bad file, or files that cannot be pooled."""
+    files (all of them pooled into one: chunks of one seed, `randomstates.combine`);
+    InputError names the first bad file, or files that cannot be pooled."""
     runs, states = [], []
     for path in paths:
         if not os.path.exists(path):
@@ -85,6 +86,10 @@ def load(paths):
             states.append(randomstates.read(path))
         except (OSError, KeyError, ValueError):
             raise InputError(run_error) from None
+    try:
+        states = [randomstates.combine(states)] if states else []
+    except ValueError as err:
+        raise InputError(str(err)) from None
     try:
         return pooling.ensembles(runs), states
     except pooling.NotCombinable as err:
@@ -193,7 +198,8 @@ def analysis_lines(pool):
                    f"{_fit(vol, (min(vol.info['N_used']), max(vol.info['N_used'])), 'N=')}")
     for data in pool.randomstates:
         fit = pooling.random_state_fit(data)
-        out.append(f"  random states (Fig. 12, {data['states']} states): a = {fit['a']:.4g} ± "
+        out.append(f"  random states (Fig. 12, {data['states']} states per N in "
+                   f"{len(data['paths'])} file(s)): a = {fit['a']:.4g} ± "
                    f"{fit['a_err']:.2g}, b = {fit['b']:.4g} ± {fit['b_err']:.2g} (fit covariance) "
                    f"over N = {fit['N_used']}, chi2/dof {fit['chi2_dof']:.2g}")
     for name, m in phase_diagram.materials().items():
