@@ -132,8 +132,8 @@ def _states(tmp_path, name, *args, ranks=1, sizes=("2", "3", "4"), seed="9"):
     return str(out)
 
 
-def _post(*paths):
-    return subprocess.run([sys.executable, "-m", "tlsmpi.post", "summary", *map(str, paths)],
+def _post(*paths, what="summary"):
+    return subprocess.run([sys.executable, "-m", "tlsmpi.post", what, *map(str, paths)],
                           capture_output=True, text=True, timeout=300, env=mpi_env())
 
 
@@ -161,6 +161,9 @@ def test_chunks_pool_to_the_one_piece_run_and_overlaps_are_refused(tmp_path):
             assert np.array_equal(np.r_[fa[key][...], fb[key][...]], fw[key][...])
     res = _post(b, a)
     assert res.returncode == 0 and "301 states per N in 2 file(s)" in res.stdout, res.stderr
+    res = _post(a, b, "--outdir", tmp_path / "figs", what="fig12")
+    caption = (tmp_path / "figs" / "fig12.txt").read_text()
+    assert res.returncode == 0 and "301 states per N (pooled from 2 chunk files)" in caption
     over = _states(tmp_path, "over.h5", "--states", "20", "--first-state", "120")
     other_seed = _states(tmp_path, "s.h5", "--states", "20", "--first-state", "400", seed="10")
     other_sizes = _states(tmp_path, "n.h5", "--states", "20", "--first-state", "400",

@@ -573,6 +573,12 @@ def fig11(pool):
              f"{realizations(fam)}; {BAND}")
 
 
+def chunks(data):
+    """' (pooled from K chunk files)' for random states pooled from several files, else ''."""
+    n = len(data.get("paths", ()))
+    return f" (pooled from {n} chunk files)" if n > 1 else ""
+
+
 def fig12(pool):
     """log2(-ln <C>) of Haar-random states against N with the linear fit (App. C)."""
     data = need(pool.randomstates, 1, "fig12 needs a random-state file (python -m "
@@ -592,7 +598,8 @@ def fig12(pool):
     ax.set(xlabel="$N$", ylabel=r"$\log_2(-\ln\langle C\rangle)$")
     ax.xaxis.get_major_locator().set_params(integer=True)
     return captioned(
-        fig, f"Fig. 12. Average concurrence of Haar-random states, {data['states']} states per N: "
+        fig, f"Fig. 12. Average concurrence of Haar-random states, {data['states']} states per N"
+             f"{chunks(data)}: "
              "log2(-ln <C>) against N (error bars: standard errors; open: fewer than "
              f"{randomstates.MIN_NONZERO} entangled pairs, not fitted).",
         f"Dashed: <C> ~ exp(-a 2^(b N)), a = {fit['a']:.3f} +- {fit['a_err']:.3f}, "
