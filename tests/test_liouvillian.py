@@ -390,7 +390,7 @@ def test_ill_conditioned_realization_falls_back_to_mfn(monkeypatch, caplog):
     times = [0.0, 0.5, 3.0]
     request = Request(("concurrence", "entropy"))
     mfn = liouvillian.compute(real, times, request, method="mfn")
-    monkeypatch.setattr(liouvillian, "SPECTRAL_COND_MAX", 0.0)
+    monkeypatch.setattr(liouvillian.spectral, "SPECTRAL_COND_MAX", 0.0)
     with caplog.at_level("WARNING", logger="tlsmpi"):
         out = liouvillian.compute(real, times, request, method="spectral")
     assert "condition number" in caplog.text and "MFN stepping instead" in caplog.text
