@@ -164,7 +164,7 @@ def test_huge_requests_are_refused_from_arithmetic(tmp_path, override, words):
     take under 2 s: nothing of the requested size is built.  They are timed in this process,
     since MPI start-up on a loaded machine varies by seconds."""
     from conftest import run_tlsmpi
-    from tlsmpi.run import job
+    from tlsmpi.run import resources
     from tlsmpi.runfile import writer
     res = run_tlsmpi(["--set", override, "--out", tmp_path / "x.h5"])
     lines = res.stderr.strip().splitlines()
@@ -174,7 +174,7 @@ def test_huge_requests_are_refused_from_arithmetic(tmp_path, override, words):
     cfg = config.load(None, [override])
     engine = engines.get(cfg.engine)(cfg.engine_options)
     with pytest.raises(ConfigError, match=words):
-        job.check_memory(engine, cfg, on_node=1)
+        resources.check_memory(engine, cfg, on_node=1)
     writer.file_size_estimate(cfg, engine.outputs(cfg.request))
     elapsed = time.perf_counter() - t0
     print(f"{override}: checks took {elapsed:.3f} s: {lines[0]}")
