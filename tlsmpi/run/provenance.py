@@ -11,6 +11,9 @@ import numpy as np
 
 from .. import __version__
 
+#: The directory holding the tlsmpi package (tlsmpi/run/provenance.py, three levels up):
+#: a checkout's root when tlsmpi runs from one (tests/test_output.py checks the commit).
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def provenance(comm, engine, argv, command=None):
     """Root attributes: who made the file, with what, from which command (``command``:
     the text of a call that is not ``python -m tlsmpi.run argv``).  With the serial
@@ -35,7 +38,7 @@ def provenance(comm, engine, argv, command=None):
 def git_commit():
     """The commit of the tlsmpi checkout this code runs from ('' if not a checkout),
     with '-dirty' when it has uncommitted changes."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    here = CHECKOUT
     if not os.path.exists(os.path.join(here, ".git")):
         return ""
     try:
