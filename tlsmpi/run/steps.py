@@ -138,14 +138,14 @@ class Job:
     def work(self):
         """The item loop: take chunks from the queue until it is empty or a stop was
         agreed, compute, buffer rows, write at checkpoints.  Returns True if stopped."""
-        from ..parallel import Collector, WorkQueue
+        from ..parallel import Collector, QueueSettings, WorkQueue
         items, split, group_comm = self.items, self.split, self.group_comm
         stop = self.state.stop
         self.engine.should_stop = stop
         self.given_up = False              # this group gave an item up at a stop
         queue = WorkQueue(self.comm, self.item_costs, worker=self.leader, width=self.widths,
-                          group_size=group_comm.size,
-                          progress_seconds=self.cfg.section("output")["progress_seconds"],
+                          group_size=group_comm.size, settings=QueueSettings(
+                              progress_seconds=self.cfg.section("output")["progress_seconds"]),
                           done_cost=self.done_cost, done_items=self.done_items,
                           log_label="parts of realizations" if split else "realizations",
                           families=[f for f, _ in items] if split else None,
