@@ -93,10 +93,14 @@ SCHEMA = {
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
 
-#: Keys left out of the stored TOML text at their defaults (`Config.to_toml`): an empty
-#: time.values, and the keys added after run files of layout 2 were written.
+#: Keys left out of the stored TOML text at their defaults (`Config.to_toml`), so that
+#: files written before they existed keep their text: an empty time.values, the keys added
+#: after run files of layout 2 were written, and every key of [initial] and [protocol] (the
+#: paper's experiment).  A section of such keys only is one unit: left out with its header
+#: when all its keys are at their defaults, else written whole.
 QUIET_KEYS = {"time": ("values",), "ensemble": ("first_realization",),
-              "model": ("geometry", "film_nm", "d_min_nm", "couplings")}
+              "model": ("geometry", "film_nm", "d_min_nm", "couplings"),
+              "initial": tuple(SCHEMA["initial"]), "protocol": tuple(SCHEMA["protocol"])}
 
 
 _SELECTION_LINES = {
@@ -105,9 +109,6 @@ _SELECTION_LINES = {
     "nu_max": 'upper edge of the band of hbar nu_i (Eq. 11) in units of W (select = "band")',
     "sites": 'indices of the selected TLSs, 0 .. N-1 (select = "sites")',
 }
-
-#: Sections left out of the resolved TOML text when every key is at its default.
-EXPERIMENT = ("initial", "protocol")
 
 
 def _observable_description(name):
@@ -356,18 +357,24 @@ class Config:
 
     def to_toml(self):
         """The resolved configuration as TOML text (stored in every output file).
-        The `QUIET_KEYS` at their defaults, and the `EXPERIMENT` sections when all at
-        their defaults, are left out: files written before those keys existed keep
-        their text (a missing key reads as its default: `defaults`)."""
+        The `QUIET_KEYS` at their defaults are left out: files written before those keys
+        existed keep their text (a missing key reads as its default: `defaults`)."""
         lines = []
         for name, table in self.data.items():
-            if name in EXPERIMENT and all(v == SCHEMA[name][k][0] for k, v in table.items()):
-                continue                    # the paper's experiment: the text of before
-            lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
-                      if not (k in QUIET_KEYS.get(name, ()) and v == SCHEMA[name][k][0])]
-            lines.append("")
+            keys = _stored_keys(name, table)
+            if keys is not None:
+                lines += [f"[{name}]", *(f"{k} = {_toml_value(table[k])}" for k in keys), ""]
         return "\n".join(lines)
+
+
+def _stored_keys(name, table):
+    """The keys of section ``name`` that the stored TOML text writes, or None for no
+    section at all (`QUIET_KEYS`: a section of quiet keys only is all or nothing)."""
+    quiet = QUIET_KEYS.get(name, ())
+    silent = {k for k in table if k in quiet and table[k] == SCHEMA[name][k][0]}
+    if table and set(table) <= set(quiet):
+        return None if silent == set(table) else list(table)
+    return [k for k in table if k not in silent]
 
 
 def _selection(table):
