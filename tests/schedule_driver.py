@@ -28,7 +28,7 @@ from mpi4py import MPI
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tlsmpi.parallel import Collector, WorkQueue  # noqa: E402
+from tlsmpi.parallel import Collector, QueueSettings, WorkQueue  # noqa: E402
 
 COSTS = np.random.default_rng(7).uniform(0.002, 0.03, 80)
 COSTS[:2] = 0.3
@@ -52,9 +52,10 @@ def main(scenario):
     if scenario.startswith("collect"):
         families = np.arange(len(COSTS)) // 5
         costs = COSTS[families * 5]
+    settings = QueueSettings(progress_seconds=0.2, min_chunk_seconds=0.01,
+                             serve_in_thread=scenario != "rankserver")
     queue = WorkQueue(comm, costs, worker=worker, group_size=group_size, width=width,
-                      progress_seconds=0.2, min_chunk_seconds=0.01,
-                      serve_in_thread=scenario != "rankserver", families=families)
+                      settings=settings, families=families)
     if families is not None:
         collector = Collector(comm, families, np.arange(len(COSTS)) % 5, sorted(queue.group_sizes))
     complete = []

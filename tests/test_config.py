@@ -3,6 +3,7 @@ another valid value, either changes what the engine and the runner are given or 
 refused; overrides of swept keys and of the time grid say what they replaced."""
 import logging
 import time
+import tomllib
 
 import numpy as np
 import pytest
@@ -164,7 +165,7 @@ def test_huge_requests_are_refused_from_arithmetic(tmp_path, override, words):
     take under 2 s: nothing of the requested size is built.  They are timed in this process,
     since MPI start-up on a loaded machine varies by seconds."""
     from conftest import run_tlsmpi
-    from tlsmpi.run import job
+    from tlsmpi.run import resources
     from tlsmpi.runfile import writer
     res = run_tlsmpi(["--set", override, "--out", tmp_path / "x.h5"])
     lines = res.stderr.strip().splitlines()
@@ -174,7 +175,7 @@ def test_huge_requests_are_refused_from_arithmetic(tmp_path, override, words):
     cfg = config.load(None, [override])
     engine = engines.get(cfg.engine)(cfg.engine_options)
     with pytest.raises(ConfigError, match=words):
-        job.check_memory(engine, cfg, on_node=1)
+        resources.check_memory(engine, cfg, on_node=1)
     writer.file_size_estimate(cfg, engine.outputs(cfg.request))
     elapsed = time.perf_counter() - t0
     print(f"{override}: checks took {elapsed:.3f} s: {lines[0]}")
@@ -231,3 +232,23 @@ def test_config_command_prints_every_key_value_default_and_description():
     assert "values of model.epsilon" in printed["sweep", "epsilon"]
     bad = run_tlsmpi(["config", "--set", "model.N=1"], module="tlsmpi.command")
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "model.N" in bad.stderr
+
+
+def test_the_stored_text_leaves_out_quiet_keys_at_their_defaults():
+    """config.QUIET_KEYS is the one rule of the stored TOML text: a quiet key at its
+    default is not written and every other key is; a section of quiet keys only
+    ([initial], [protocol]: the paper's experiment) is left out with its header at its
+    defaults and written whole otherwise; the text reads back to the same configuration."""
+    default = config.load(None)
+    text = tomllib.loads(default.to_toml())
+    assert "initial" not in text and "protocol" not in text
+    assert text["sweep"] == default.data["sweep"]
+    assert "values" not in text["time"] and "first_realization" not in text["ensemble"]
+    assert set(text["model"]) == set(default.data["model"]) - set(config.QUIET_KEYS["model"])
+    assert set(text["observables"]) == set(default.data["observables"])
+    echo = config.load(None, ['protocol.kind="hahn"', "ensemble.first_realization=4"])
+    text = tomllib.loads(echo.to_toml())
+    assert set(text["protocol"]) == set(echo.data["protocol"]) and "initial" not in text
+    assert text["ensemble"]["first_realization"] == 4
+    for cfg in (default, echo):
+        assert config.validate(tomllib.loads(cfg.to_toml())).data == cfg.data

@@ -217,7 +217,7 @@ def test_engine_registered_and_checked():
     """engine.name = "ed" is valid; epsilon > 0 without trajectories and a model that does
     not fit the memory (the runner's check, with the engine's estimate) are refused with
     the value and the fix."""
-    from tlsmpi.run.job import memory_verdict
+    from tlsmpi.run.resources import memory_verdict
     assert "ed" in engines.names()
     cfg = config.load(None, ['engine.name="ed"', "engine.trajectories=10", "model.N=6"])
     assert cfg.engine_options == {"trajectories": 10}

@@ -247,7 +247,7 @@ def test_nnz_model_matches_assembled_matrix():
 
 def test_memory_check_refuses_with_largest_fitting_N():
     from tlsmpi import config
-    from tlsmpi.run.job import memory_verdict
+    from tlsmpi.run.resources import memory_verdict
     assert 1.5e9 < liouvillian.mfn_memory(11, 1) < 4e9        # docs/design.md section 5: ~2 GB
     assert liouvillian.mfn_memory(11, 4) < liouvillian.mfn_memory(11, 1) / 3
     cfg = config.load(None, ['engine.name="liouvillian"', "model.N=12"])
@@ -390,7 +390,7 @@ def test_ill_conditioned_realization_falls_back_to_mfn(monkeypatch, caplog):
     times = [0.0, 0.5, 3.0]
     request = Request(("concurrence", "entropy"))
     mfn = liouvillian.compute(real, times, request, method="mfn")
-    monkeypatch.setattr(liouvillian, "SPECTRAL_COND_MAX", 0.0)
+    monkeypatch.setattr(liouvillian.spectral, "SPECTRAL_COND_MAX", 0.0)
     with caplog.at_level("WARNING", logger="tlsmpi"):
         out = liouvillian.compute(real, times, request, method="spectral")
     assert "condition number" in caplog.text and "MFN stepping instead" in caplog.text

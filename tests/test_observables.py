@@ -343,7 +343,7 @@ def test_memory_check_counts_resolved_rows():
     """A resolved request at N = 200 adds 3 copies of T N(N-1)/2 doubles per pair
     observable to the per-rank memory the runner checks."""
     from tlsmpi import engines
-    from tlsmpi.run.job import memory_verdict
+    from tlsmpi.run.resources import memory_verdict
     base = ["model.N=200", "time.n_times=1000", "observables.zz=true",
             "observables.concurrence=false"]
     engine = engines.get("exact")()

@@ -1,6 +1,8 @@
 """The run file as other software reads it: named dimensions, CF attributes, provenance,
 the docs/output.md xarray example, and the previous layout."""
+import os
 import re
+import subprocess
 
 import h5py
 import numpy as np
@@ -73,6 +75,11 @@ def test_cf_attributes_and_provenance(default_h5):
             assert f.attrs[key] != "", key
         assert "--out" in f.attrs["command_line"]
         assert f["end_time"][()].decode().startswith(f.attrs["created"][:4])
+        commit = f.attrs["git_commit"]
+    if os.path.exists(os.path.join(ROOT, ".git")):   # the tests run the checkout's code
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        assert commit in (head, head + "-dirty"), (commit, head)
 
 
 def test_previous_layout_is_read(tmp_path):

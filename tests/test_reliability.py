@@ -214,7 +214,8 @@ def test_stop_signal_then_resume(tmp_path, reference, how):
 
 
 def faulty(kind, args, ranks=2, timeout=180, where="1:*"):
-    """The real runner with TLSMPI_FAULT = KIND:RANK:REALIZATION (tlsmpi.run._fault)."""
+    """The real runner with TLSMPI_FAULT = KIND:RANK:REALIZATION
+    (tlsmpi.run.signals.inject_fault)."""
     cmd = ["mpirun", "-n", str(ranks), sys.executable, "-m", "tlsmpi.run", *map(str, args)]
     env = dict(mpi_env(), TLSMPI_FAULT=f"{kind}:{where}")
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)

@@ -5,7 +5,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from tlsmpi import config, engines
-from tlsmpi.run import job
+from tlsmpi.run import items
 
 from runfiles import agree, disagreeing
 from tolerances import EPS
@@ -24,8 +24,8 @@ def test_engines_compute_with_one_blas_thread(monkeypatch):
     monkeypatch.setattr(engine, "compute", compute)
     with threadpool_limits(4):                  # as an OMP_NUM_THREADS=4 environment would
         outside = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
-        real, results, error, _ = job.compute_realization(engine, cfg.cases()[0], cfg,
-                                                          cfg.times, 0)
+        real, results, error, _ = items.compute_realization(engine, cfg.cases()[0], cfg,
+                                                            cfg.times, 0)
     assert error is None and seen and set(seen[0].values()) == {1}
     assert max(outside.values()) > 1           # the limit is the runner's, not the machine's
 

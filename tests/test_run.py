@@ -128,7 +128,7 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
 
 
 def test_solver_options_are_split_from_our_arguments():
-    from tlsmpi.run.job import split_solver_options
+    from tlsmpi.run.command_line import split_solver_options
     ours, solver = split_solver_options(
         ["-mfn_tol", "1e-12", "cfg.toml", "--out", "x.h5", "-log_view", "-mfn_ncv", "8",
          "--set", "model.eta=-1e3", "-h"])

@@ -8,9 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from tlsmpi.parallel import Dealer, WorkQueue, group_efficiency, plan_groups
+from tlsmpi.parallel import Dealer, QueueSettings, WorkQueue, group_efficiency, plan_groups
 
 from conftest import ROOT, mpi_env
+
+#: Tiny guided chunks (chunk_factor 1e9) and no minimum chunk time.
+GREEDY = QueueSettings(chunk_factor=1e9, min_chunk_seconds=0.0)
 
 DRIVER = os.path.join(ROOT, "tests", "schedule_driver.py")
 
@@ -114,7 +117,8 @@ def test_family_dealing_measures_every_kind_early():
     families = np.repeat(np.arange(20), 10)
     kinds = (families >= 10).astype(int)
     seconds = costs * np.where(kinds == 0, 1.0, 0.1)
-    dealer = Dealer(costs, {0: 1}, kinds=kinds, families=families, max_chunk_seconds=30.0)
+    dealer = Dealer(costs, {0: 1}, kinds=kinds, families=families,
+                    settings=QueueSettings(max_chunk_seconds=30.0))
     now, done, opened = 0.0, [], []
     while True:
         chunk = dealer.handle(0, done, False, now)
@@ -134,7 +138,8 @@ def test_chunks_capped_in_wall_time(families):
     """One worker, 1000 items of 1 s each: chunks grow only after a measurement and never
     beyond max_chunk_seconds of measured wall time (so rank 0 hears of progress and one
     rank never takes half the job at once), with and without families."""
-    dealer = Dealer(np.ones(1000), {0: 1}, max_chunk_seconds=60.0, families=families)
+    dealer = Dealer(np.ones(1000), {0: 1}, settings=QueueSettings(max_chunk_seconds=60.0),
+                    families=families)
     done, sizes = [], []
     while True:
         chunk = dealer.handle(0, done, False, 0.0)
@@ -180,8 +185,8 @@ def test_eta_uses_measured_wall_per_predicted_cost(caplog):
     first three items come one by one, then a guided chunk of 3 (remaining 7 / 2, whole
     items); the ETA is then 7 x 2 ms; percent counts the earlier job's done_cost."""
     from mpi4py import MPI
-    queue = WorkQueue(MPI.COMM_SELF, np.ones(10), min_chunk_seconds=0.0, done_cost=10.0,
-                      done_items=10, progress_seconds=0.0)
+    queue = WorkQueue(MPI.COMM_SELF, np.ones(10), done_cost=10.0, done_items=10,
+                      settings=QueueSettings(min_chunk_seconds=0.0, progress_seconds=0.0))
     chunks, done = [], []
     assert queue.eta() is None
     with caplog.at_level(logging.INFO, logger="tlsmpi"):
@@ -221,7 +226,7 @@ def test_eta_follows_a_cost_model_that_errs_with_size():
     """Walls grow as cost^0.5 while the model says cost: once the items of cost 100 and
     10 are measured, the ETA of those of cost 1 and 0.1 is their true sum."""
     costs = np.repeat([100.0, 10.0, 1.0, 0.1], 10)
-    dealer = Dealer(costs, {0: 1}, chunk_factor=1e9, min_chunk_seconds=0.0, kinds=None)
+    dealer = Dealer(costs, {0: 1}, settings=GREEDY, kinds=None)
     wall = 0.01 * costs ** 0.5
     chunk, now = dealer.handle(0, [], False, 0.0), 0.0
     while costs[chunk[0]] >= 10:
@@ -238,7 +243,8 @@ def test_three_items_of_every_kind_first_and_eta_per_kind():
     mean of the fit (the geometric mean sqrt(3)) and 3 x its kind's ratio, weights 1, 3."""
     costs, kinds = np.ones(20), np.repeat([0, 1], 10)
     wall = 1.0 + 2.0 * kinds
-    dealer = Dealer(costs, {0: 1, 1: 1}, min_chunk_seconds=0.0, kinds=kinds)
+    dealer = Dealer(costs, {0: 1, 1: 1}, settings=QueueSettings(min_chunk_seconds=0.0),
+                    kinds=kinds)
     first = [dealer.handle(w % 2, [], False, 0.0) for w in range(2)]
     for _ in range(2):
         first += [dealer.handle(w, [(first[-2 + w][0], wall[first[-2 + w][0]])], False, 1.0)
@@ -258,7 +264,7 @@ def test_progress_rate_and_eta_come_from_one_estimate():
     import re
     from tlsmpi.parallel.progress import Progress
     costs = np.repeat([100.0, 10.0, 1.0, 0.1], 10)
-    dealer = Dealer(costs, {0: 1}, chunk_factor=1e9, min_chunk_seconds=0.0, kinds=None)
+    dealer = Dealer(costs, {0: 1}, settings=GREEDY, kinds=None)
     progress = Progress(len(costs), costs.sum(), done_items=5, done_cost=250.0)
     assert "ETA unknown" in progress.line(dealer, 0.0)
     wall = 0.01 * costs ** 0.5

@@ -6,7 +6,7 @@ a run file (`tlsmpi.runfile.reader.Run.to_xarray`).
     >>> ds = tlsmpi.simulate(overrides={"model.N": 8, "ensemble.realizations": 4})
     >>> ds.concurrence_mean.sel(epsilon=1.0).plot(x="time", xscale="log")
 
-The job is the runner's (`tlsmpi.run.job`): the same configuration (`tlsmpi.config.load`),
+The job is the runner's (`tlsmpi.run`): the same configuration (`tlsmpi.config.load`),
 realization r drawn from ``default_rng([r, seed])``, the engine's parts combined in part
 order, the rows written through the run file's writer on the one-process communicator
 (`tlsmpi.runfile.writer.SERIAL`) and read back verified.  So the numbers are bitwise those
@@ -22,7 +22,10 @@ from types import SimpleNamespace
 from . import config as configuration
 from . import engines
 from .errors import ConfigError
-from .run import job
+from .run.items import compute_realization, record
+from .run.output import check_directory, claim_output
+from .run.provenance import provenance
+from .run.resources import check_memory
 from .runfile.reader import Run, open_run
 
 __all__ = ["open_run", "simulate"]
@@ -67,17 +70,17 @@ def simulate(config=None, overrides=None, *, out=None, progress=None):
                           "mpirun python -m tlsmpi.run")
     engine = engines.get(cfg.engine)(cfg.engine_options)
     engine.init(["tlsmpi"])
-    job.check_memory(engine, cfg, 1)
+    check_memory(engine, cfg, 1)
     with tempfile.TemporaryDirectory(prefix="tlsmpi-") as tmp:
         path = os.path.join(tmp, "simulate.h5") if out is None else os.fspath(out)
         args = SimpleNamespace(out=path, resume=False, overwrite=False, repair=False)
-        job.check_directory(path)
+        check_directory(path)
         if os.path.exists(path):
             raise ConfigError(f"out = {path!r} exists: choose another out, or remove the file "
                               "first (tlsmpi.simulate never replaces a run file)")
-        held = job.claim_output(args, cfg)[0]
+        held = claim_output(args, cfg)[0]
         try:
-            create(path, cfg, job.provenance(SERIAL, engine, [], _call(config, overrides)),
+            create(path, cfg, provenance(SERIAL, engine, [], _call(config, overrides)),
                    engine.outputs(cfg.request))
             _compute(RunFile(path, SERIAL), engine, cfg, progress)
         finally:
@@ -97,7 +100,7 @@ def _compute(file, engine, cfg, progress):
     try:
         for c, params in enumerate(cases):
             for r in range(R):
-                job.record(file, c, r, *job.compute_realization(engine, params, cfg, times, r))
+                record(file, c, r, *compute_realization(engine, params, cfg, times, r))
                 bar.update()
                 if time.monotonic() - last > cfg.section("output")["checkpoint_seconds"]:
                     file.write_buffer()

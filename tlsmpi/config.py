@@ -93,10 +93,14 @@ SCHEMA = {
                "progress_seconds": (10.0, lambda v: v > 0, "a number > 0")},
 }
 
-#: Keys left out of the stored TOML text at their defaults (`Config.to_toml`): an empty
-#: time.values, and the keys added after run files of layout 2 were written.
+#: Keys left out of the stored TOML text at their defaults (`Config.to_toml`), so that
+#: files written before they existed keep their text: an empty time.values, the keys added
+#: after run files of layout 2 were written, and every key of [initial] and [protocol] (the
+#: paper's experiment).  A section of such keys only is one unit: left out with its header
+#: when all its keys are at their defaults, else written whole.
 QUIET_KEYS = {"time": ("values",), "ensemble": ("first_realization",),
-              "model": ("geometry", "film_nm", "d_min_nm", "couplings")}
+              "model": ("geometry", "film_nm", "d_min_nm", "couplings"),
+              "initial": tuple(SCHEMA["initial"]), "protocol": tuple(SCHEMA["protocol"])}
 
 
 _SELECTION_LINES = {
@@ -105,9 +109,6 @@ _SELECTION_LINES = {
     "nu_max": 'upper edge of the band of hbar nu_i (Eq. 11) in units of W (select = "band")',
     "sites": 'indices of the selected TLSs, 0 .. N-1 (select = "sites")',
 }
-
-#: Sections left out of the resolved TOML text when every key is at its default.
-EXPERIMENT = ("initial", "protocol")
 
 
 def _observable_description(name):
@@ -356,18 +357,24 @@ class Config:
 
     def to_toml(self):
         """The resolved configuration as TOML text (stored in every output file).
-        The `QUIET_KEYS` at their defaults, and the `EXPERIMENT` sections when all at
-        their defaults, are left out: files written before those keys existed keep
-        their text (a missing key reads as its default: `defaults`)."""
+        The `QUIET_KEYS` at their defaults are left out: files written before those keys
+        existed keep their text (a missing key reads as its default: `defaults`)."""
         lines = []
         for name, table in self.data.items():
-            if name in EXPERIMENT and all(v == SCHEMA[name][k][0] for k, v in table.items()):
-                continue                    # the paper's experiment: the text of before
-            lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()
-                      if not (k in QUIET_KEYS.get(name, ()) and v == SCHEMA[name][k][0])]
-            lines.append("")
+            keys = _stored_keys(name, table)
+            if keys is not None:
+                lines += [f"[{name}]", *(f"{k} = {_toml_value(table[k])}" for k in keys), ""]
         return "\n".join(lines)
+
+
+def _stored_keys(name, table):
+    """The keys of section ``name`` that the stored TOML text writes, or None for no
+    section at all (`QUIET_KEYS`: a section of quiet keys only is all or nothing)."""
+    quiet = QUIET_KEYS.get(name, ())
+    silent = {k for k in table if k in quiet and table[k] == SCHEMA[name][k][0]}
+    if table and set(table) <= set(quiet):
+        return None if silent == set(table) else list(table)
+    return [k for k in table if k not in silent]
 
 
 def _selection(table):
@@ -400,26 +407,7 @@ def load(path=None, overrides=()):
     given twice on the command line (the later wins).  ``model.K`` (not at its default)
     and ``sweep.K`` given together in one layer (file or command line) are refused.
     """
-    raw = {}
-    if isinstance(path, dict):
-        raw = copy.deepcopy(path)
-    elif path is not None:
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path!r} does not exist: check the path") from None
-        except (PermissionError, IsADirectoryError, OSError) as err:
-            raise ConfigError(
-                f"config file {path!r} cannot be read ({err.strerror}): "
-                "check the path and its permissions"
-            ) from None
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(
-                f"config file {path!r} is not valid TOML ({err}): fix the syntax"
-            ) from None
-    else:
-        raw = default_job()
+    raw = _read(path)
     source = ("the given configuration" if isinstance(path, dict) else
               f"config file {path!r}" if path is not None else "the default job")
     _check_sweep_conflicts(raw, source)
@@ -432,26 +420,56 @@ def load(path=None, overrides=()):
     _check_sweep_conflicts(_nest(given), "the overrides" if isinstance(overrides, dict)
                            else "the command line")
     for (section, name), value in given.items():
-        table = raw.get(section)
-        if section == "model" and isinstance(raw.get("sweep"), dict) and name in raw["sweep"]:
-            log.info("--set model.%s = %r replaces the sweep sweep.%s = %r of %s",
-                     name, value, name, raw["sweep"].pop(name), source)
-        if section == "sweep" and isinstance(raw.get("model"), dict) and name in raw["model"]:
-            log.info("--set sweep.%s = %r replaces model.%s = %r of %s",
-                     name, value, name, raw["model"].pop(name), source)
-        if section == "time" and isinstance(table, dict):
-            grid = ("t_min", "t_max", "n_times", "spacing")
-            replaced = grid if name == "values" else ("values",) if name in grid else ()
-            gone = {k: table.pop(k) for k in replaced if k in table and ("time", k) not in given}
-            if gone:
-                log.info("--set time.%s = %r replaces %s of %s", name, value,
-                         ", ".join(f"time.{k} = {v!r}" for k, v in gone.items()), source)
-        if table is None:
-            table = raw[section] = {}
-        if not isinstance(table, dict):
-            raise ConfigError(f"config entry {section!r} must be a table [{section}]")
-        table[name] = value
+        _override(raw, section, name, value, given, source)
     return validate(raw)
+
+
+def _read(path):
+    """The raw nested dict of ``path`` (`load`): a TOML file, a dict (copied) or, for
+    None, the default job."""
+    if isinstance(path, dict):
+        return copy.deepcopy(path)
+    if path is None:
+        return default_job()
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} does not exist: check the path") from None
+    except (PermissionError, IsADirectoryError, OSError) as err:
+        raise ConfigError(
+            f"config file {path!r} cannot be read ({err.strerror}): "
+            "check the path and its permissions"
+        ) from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(
+            f"config file {path!r} is not valid TOML ({err}): fix the syntax"
+        ) from None
+
+
+def _override(raw, section, name, value, given, source):
+    """Set ``section.name`` = ``value`` in ``raw``, dropping (with a log line) the keys of
+    ``source`` it replaces: a sweep of the key, the model key of a sweep, the time grid
+    for time.values and time.values for a grid key (``given``: all overrides)."""
+    table = raw.get(section)
+    if section == "model" and isinstance(raw.get("sweep"), dict) and name in raw["sweep"]:
+        log.info("--set model.%s = %r replaces the sweep sweep.%s = %r of %s",
+                 name, value, name, raw["sweep"].pop(name), source)
+    if section == "sweep" and isinstance(raw.get("model"), dict) and name in raw["model"]:
+        log.info("--set sweep.%s = %r replaces model.%s = %r of %s",
+                 name, value, name, raw["model"].pop(name), source)
+    if section == "time" and isinstance(table, dict):
+        grid = ("t_min", "t_max", "n_times", "spacing")
+        replaced = grid if name == "values" else ("values",) if name in grid else ()
+        gone = {k: table.pop(k) for k in replaced if k in table and ("time", k) not in given}
+        if gone:
+            log.info("--set time.%s = %r replaces %s of %s", name, value,
+                     ", ".join(f"time.{k} = {v!r}" for k, v in gone.items()), source)
+    if table is None:
+        table = raw[section] = {}
+    if not isinstance(table, dict):
+        raise ConfigError(f"config entry {section!r} must be a table [{section}]")
+    table[name] = value
 
 
 def _override_items(overrides):
@@ -496,54 +514,16 @@ def default_job():
 
 def validate(raw):
     """Check every key, type and range; raise ConfigError naming the value and the fix."""
-    data = {}
     for section, table in raw.items():
         if section not in SCHEMA:
             raise ConfigError(f"unknown config section [{section}]: use one of {sorted(SCHEMA)}")
         if not isinstance(table, dict):
             raise ConfigError(f"config entry {section!r} must be a table [{section}]")
-    for section, schema in SCHEMA.items():
+    data = {}
+    for section in SCHEMA:
         table = dict(raw.get(section, {}))
-        out = {}
-        if section == "engine":             # the named engine adds its own keys
-            name = table.get("name", schema["name"][0])
-            if not isinstance(name, str):
-                raise ConfigError(f"engine.name = {name!r}: expected a string, one of "
-                                  f"{engines.names()}")
-            schema = section_schema("engine", name)
-        if section == "observables":        # observables registered after import
-            schema = section_schema("observables")
-        if section == "sweep":
-            for key, values in table.items():
-                if key not in MODEL_KEYS:
-                    raise ConfigError(f"sweep.{key}: only model parameters can be swept, "
-                                      f"one of {sorted(MODEL_KEYS)}")
-                if not isinstance(values, list) or not values:
-                    raise ConfigError(f"sweep.{key} = {values!r}: expected a non-empty list of "
-                                      "values")
-                default = _MODEL_DEFAULTS[key]
-                for v in values:
-                    if not _type_ok(v, default):
-                        raise ConfigError(f"sweep.{key} contains {v!r}: expected "
-                                          f"{_typename(default)}")
-                out[key] = [float(v) if isinstance(default, float) else v for v in values]
-            data[section] = out
-            continue
-        for key in table:
-            if key not in schema:
-                raise ConfigError(f"unknown key {section}.{key}: valid keys are {sorted(schema)}")
-        for key, (default, check, want) in schema.items():
-            value = table.get(key, default)
-            if not _type_ok(value, default):
-                raise ConfigError(f"{section}.{key} = {value!r}: expected {_typename(default)}")
-            if isinstance(default, float):
-                value = float(value)
-                if not math.isfinite(value):
-                    raise ConfigError(f"{section}.{key} = {value!r}: must be finite")
-            if check is not None and not check(value):
-                raise ConfigError(f"{section}.{key} = {value!r}: expected {want}")
-            out[key] = value
-        data[section] = out
+        data[section] = (_validate_sweep(table) if section == "sweep" else
+                         _validate_table(section, _schema_of(section, table), table))
     _check_times(data["time"], raw.get("time", {}))
     _apply_material(data["model"], raw.get("model", {}), data["sweep"])
     config = Config(data)
@@ -555,6 +535,61 @@ def validate(raw):
     _check_engine(config, cases)
     _check_unused(config, cases, raw)
     return config
+
+
+def _schema_of(section, table):
+    """The schema of ``section`` given its raw ``table``: [engine] with the named engine's
+    own keys, [observables] with the observables registered by now."""
+    if section == "engine":
+        name = table.get("name", SCHEMA["engine"]["name"][0])
+        if not isinstance(name, str):
+            raise ConfigError(f"engine.name = {name!r}: expected a string, one of "
+                              f"{engines.names()}")
+        return section_schema("engine", name)
+    if section == "observables":
+        return section_schema("observables")
+    return SCHEMA[section]
+
+
+def _validate_sweep(table):
+    """The [sweep] table checked: model keys only, each a non-empty list of values of the
+    key's type (floats as float)."""
+    out = {}
+    for key, values in table.items():
+        if key not in MODEL_KEYS:
+            raise ConfigError(f"sweep.{key}: only model parameters can be swept, "
+                              f"one of {sorted(MODEL_KEYS)}")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.{key} = {values!r}: expected a non-empty list of "
+                              "values")
+        default = _MODEL_DEFAULTS[key]
+        for v in values:
+            if not _type_ok(v, default):
+                raise ConfigError(f"sweep.{key} contains {v!r}: expected "
+                                  f"{_typename(default)}")
+        out[key] = [float(v) if isinstance(default, float) else v for v in values]
+    return out
+
+
+def _validate_table(section, schema, table):
+    """Every key of ``schema`` from ``table`` or its default, checked for name, type,
+    finiteness and range."""
+    for key in table:
+        if key not in schema:
+            raise ConfigError(f"unknown key {section}.{key}: valid keys are {sorted(schema)}")
+    out = {}
+    for key, (default, check, want) in schema.items():
+        value = table.get(key, default)
+        if not _type_ok(value, default):
+            raise ConfigError(f"{section}.{key} = {value!r}: expected {_typename(default)}")
+        if isinstance(default, float):
+            value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(f"{section}.{key} = {value!r}: must be finite")
+        if check is not None and not check(value):
+            raise ConfigError(f"{section}.{key} = {value!r}: expected {want}")
+        out[key] = value
+    return out
 
 
 def _explicit(raw, section, key, schema):

@@ -48,7 +48,8 @@ import numpy as np
 
 from .. import config as configuration
 from .. import engines
-from ..parallel import Dealer, WorkQueue, group_efficiency, plan_groups, poll_recv
+from ..parallel import (Dealer, QueueSettings, WorkQueue, group_efficiency, plan_groups,
+                        poll_recv)
 
 #: Median wall seconds per realization of the exact engine, (N, epsilon) -> s, from
 #: ``python -m tlsmpi.run run/figX_quick.toml --set ensemble.realizations=20`` on one
@@ -564,7 +565,8 @@ def probe_queue(comm, rounds=200):
     out = {}
     for main, work in (("sleeping", time.sleep), ("in numpy", _busy_numpy), ("in Python", _busy)):
         queue = WorkQueue(comm, np.ones(rounds * comm.size), worker=comm.rank != 0,
-                          min_chunk_seconds=0.0, chunk_factor=1e9, progress_seconds=1e9)
+                          settings=QueueSettings(min_chunk_seconds=0.0, chunk_factor=1e9,
+                                                 progress_seconds=1e9))
         latencies = []
         if comm.rank == 0:
             while queue.dealer.untaken() > 0:
@@ -604,7 +606,7 @@ def queue_only(comm, table, seconds, realizations, slow_rank=-1):
     ]
     speed = 2.0 if comm.rank == slow_rank else 1.0
     kinds = np.repeat(np.arange(len(cfg.cases())), realizations)
-    queue = WorkQueue(comm, predicted, progress_seconds=1e9, kinds=kinds)
+    queue = WorkQueue(comm, predicted, settings=QueueSettings(progress_seconds=1e9), kinds=kinds)
     first = comm.allreduce(time.time(), op=MPI.MIN)
     etas, stop = [], threading.Event()
     if comm.rank == 0:

@@ -6,6 +6,8 @@ import collections
 
 import numpy as np
 
+from .settings import QueueSettings
+
 #: Items of every kind handed out first, one per chunk (`Dealer`).
 SAMPLES = 3
 
@@ -100,8 +102,9 @@ class Dealer:
         Worker id -> ranks in its group.
     width : array_like of int, optional
         Smallest group size of each item (default 1).
-    chunk_factor, min_chunk_seconds, max_chunk_seconds :
-        See `WorkQueue`.
+    settings : QueueSettings, optional
+        Its ``chunk_factor``, ``min_chunk_seconds`` and ``max_chunk_seconds``
+        (`tlsmpi.parallel.settings.QueueSettings`; default: its defaults).
     now : float
         Start time of the job.
     kinds : array_like of int, "auto" or None
@@ -110,8 +113,9 @@ class Dealer:
         A label of each item: see `WorkQueue`.
     """
 
-    def __init__(self, costs, group_sizes, *, width=None, chunk_factor=2.0, min_chunk_seconds=0.05,
-                 now=0.0, kinds="auto", families=None, max_chunk_seconds=60.0):
+    def __init__(self, costs, group_sizes, *, width=None, settings=None, now=0.0, kinds="auto",
+                 families=None):
+        settings = QueueSettings() if settings is None else settings
         self.costs = np.asarray(costs, dtype=float)
         if isinstance(kinds, str) and kinds == "auto":     # equal predicted costs: one kind
             values, inverse = np.unique(self.costs, return_inverse=True)
@@ -123,8 +127,9 @@ class Dealer:
         self.kind_count = np.zeros(n_kinds)
         self.group_sizes = dict(group_sizes)
         self.n_ranks = sum(self.group_sizes.values())
-        self.chunk_factor, self.min_chunk_seconds = chunk_factor, min_chunk_seconds
-        self.max_chunk_seconds = max_chunk_seconds
+        self.chunk_factor = settings.chunk_factor
+        self.min_chunk_seconds = settings.min_chunk_seconds
+        self.max_chunk_seconds = settings.max_chunk_seconds
         width = (
             np.ones(len(self.costs), dtype=int) if width is None else np.asarray(width, dtype=int)
         )

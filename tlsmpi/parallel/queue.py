@@ -7,7 +7,7 @@ cost (`tlsmpi.engines.Engine.cost`); this module knows nothing else about them.
   group) asks for the next chunk and gets the largest pending items first; cheap items
   come in chunks (guided self-scheduling: a chunk is worth about ``remaining cost /
   (chunk_factor x ranks)``, at least one item, and at least ``min_chunk_seconds`` and
-  at most ``max_chunk_seconds`` of measured wall time), so the queue is no hot spot
+  at most ``max_chunk_seconds`` of measured wall time: `QueueSettings`), so the queue is no hot spot
   even for millisecond items, and rank 0 hears of progress at least every minute.
 - **Families.**  Items that share a set-up (the blocks of trajectories of one
   realization) are dealt so that a worker stays with one family while it lasts, and
@@ -55,6 +55,7 @@ import numpy as np
 
 from .dealing import Dealer
 from .progress import Progress
+from .settings import QueueSettings
 from .transport import BYE, CLOSED, POLL_PAUSE, REPLY, REPLY_SPIN, REQUEST, poll_recv
 
 log = logging.getLogger("tlsmpi")
@@ -74,8 +75,6 @@ class WorkQueue:
     worker : bool
         Whether this rank asks for work (group leaders only; the other members of a
         group get their items from their leader).
-    progress_seconds : float
-        Interval of the progress log on rank 0 (INFO, logger "tlsmpi").
     done_cost : float
         Predicted cost completed by earlier jobs (``--resume``), for percent done.
     done_items : int
@@ -87,16 +86,6 @@ class WorkQueue:
         worker whose group is at least that large, exact fits first.  Default: any.
     group_size : int
         Ranks in this worker's group (its leader included).
-    chunk_factor : float
-        Guided chunking: a chunk is worth about remaining cost / (chunk_factor x ranks).
-    min_chunk_seconds, max_chunk_seconds : float
-        Smallest and largest chunk in measured wall seconds (converted with the
-        measured ratio of wall time to predicted cost, once items have completed); a
-        chunk has at least one item.
-    serve_in_thread : bool
-        True: rank 0 serves from a thread and computes too.  False: rank 0 only
-        serves (its `take` serves until the job ends, then returns []); chosen
-        automatically when MPI does not provide ``MPI_THREAD_MULTIPLE``.
     kinds : array_like of int, "auto" or None
         A label of each item, e.g. its case.  Items of one kind are expected to take
         the same wall time per predicted cost: the ETA and the minimum chunk use each
@@ -115,18 +104,22 @@ class WorkQueue:
         per worker that helps with it.  With ``kinds``, the largest family of every
         kind is opened first (so that every kind is measured early).  Ignored unless
         every item has width 1.
+    settings : QueueSettings, optional
+        The tuning knobs: progress log interval, chunk sizes, serving from a thread
+        (`tlsmpi.parallel.settings.QueueSettings`; default: its defaults).
     """
 
-    def __init__(self, comm, costs, *, worker=True, progress_seconds=10.0, done_cost=0.0,
-                 done_items=0, log_label="realizations", width=None, group_size=1,
-                 chunk_factor=2.0, min_chunk_seconds=0.05, serve_in_thread=True, kinds="auto",
-                 families=None, max_chunk_seconds=60.0):
+    def __init__(self, comm, costs, *, worker=True, width=None, group_size=1, kinds="auto",
+                 families=None, done_cost=0.0, done_items=0, log_label="realizations",
+                 settings=None):
         from mpi4py import MPI
+        settings = QueueSettings() if settings is None else settings
         self.comm = comm.Dup()
         self.rank, self.size = self.comm.rank, self.comm.size
         self.worker = worker
         self.costs = np.asarray(costs, dtype=float)
-        self.serve_in_thread = serve_in_thread and MPI.Query_thread() >= MPI.THREAD_MULTIPLE
+        self.serve_in_thread = (settings.serve_in_thread
+                                and MPI.Query_thread() >= MPI.THREAD_MULTIPLE)
         workers = self.comm.allgather(group_size if worker else 0)
         self.group_sizes = {r: g for r, g in enumerate(workers) if g}
         if not self.serve_in_thread and self.size > 1:
@@ -142,12 +135,11 @@ class WorkQueue:
         self._finished = False
         if self.rank != 0:
             return
-        self.dealer = Dealer(self.costs, self.group_sizes, width=width, chunk_factor=chunk_factor,
-                             min_chunk_seconds=min_chunk_seconds, now=time.monotonic(),
-                             kinds=kinds, families=families, max_chunk_seconds=max_chunk_seconds)
+        self.dealer = Dealer(self.costs, self.group_sizes, width=width, settings=settings,
+                             now=time.monotonic(), kinds=kinds, families=families)
         self.progress = Progress(len(self.costs), float(self.costs.sum()), done_items=done_items,
-                                 done_cost=done_cost, label=log_label, seconds=progress_seconds,
-                                 now=time.monotonic())
+                                 done_cost=done_cost, label=log_label,
+                                 seconds=settings.progress_seconds, now=time.monotonic())
         self._lock = threading.RLock()
         self._served = False
         if self.size > 1 and self.serve_in_thread:

@@ -244,53 +244,78 @@ class Run:
             Root attributes of the file (provenance, ``config``, ``seed``, ...) as
             ``attrs``, with ``complete`` and ``path``.
         """
-        import pandas as pd
         import xarray as xr
-        cases, R = self.cases, len(self.cases[0].status)
-        sites = max(c.N for c in cases)
+        cases = self.cases
         done = np.stack([c.done for c in cases])
         cf = {k: v for c in reversed(cases) for k, v in c.cf.items()}
-        data = {
-            "status": (("case", "realization"), np.stack([c.status for c in cases]).astype("i1"),
-                       {"long_name": "state of each realization (a damaged row counts as "
-                        "pending)", "flag_values": np.array([0, 1, -1], dtype="i1"),
-                        "flag_meanings": "pending done failed"}),
-            "error": (("case", "realization"),
-                      np.array([[c.errors.get(int(c.realizations[r]), "") for r in range(R)]
-                                for c in cases]),
-                      {"long_name": "failure message of a failed realization"}),
-            "wall_seconds": (("case", "realization"), np.stack([c.wall_seconds for c in cases]),
-                             {"units": "s", "long_name": "compute time of the realization"}),
-        }
-        for name in dict.fromkeys(n for c in cases for n in c._rows):
-            per_item = (registry.get(name[:-len("_resolved")]).kind,) \
-                if name.endswith("_resolved") else ()
-            data[name] = (("case", "realization", "time", *per_item),
-                          _stacked([c.rows(name) for c in cases], done), cf[name])
-        for obs in dict.fromkeys(o for c in cases for o in c.observables):
-            mean, sem = zip(*(c.mean_sem(obs) for c in cases))
-            data[obs + "_mean"] = (("case", "time"), np.stack(mean),
-                                   {**cf[obs], "long_name": cf[obs].get("long_name", obs)
-                                    + ", mean over the verified done realizations"})
-            data[obs + "_sem"] = (("case", "time"), np.stack(sem),
-                                  {**cf[obs], "long_name": cf[obs].get("long_name", obs)
-                                   + ", standard error of the mean"})
+        data = {**_bookkeeping_variables(cases), **_row_variables(cases, done, cf),
+                **_mean_variables(cases, cf)}
         if disorder:
             data.update(_disorder(cases, done, cf))
-        swept = [k for k in str(self.attrs.get("swept", "")).split(",") if k] or ["N"]
-        index = pd.MultiIndex.from_arrays([[c.params[k] for c in cases] for k in swept],
-                                          names=swept)
         ds = xr.Dataset(data, coords={
             "time": ("time", self.times, {"units": "1", "long_name": "time in units of hbar/W"}),
-            "realization": cases[0].realizations, "site": np.arange(sites),
+            "realization": cases[0].realizations, "site": np.arange(max(c.N for c in cases)),
             "label": ("case", [c.label for c in cases])})
-        if hasattr(xr, "Coordinates"):         # xarray >= 2023.08: the explicit form
-            ds = ds.assign_coords(xr.Coordinates.from_pandas_multiindex(index, "case"))
-        else:
-            ds = ds.assign_coords(case=index)
+        ds = _index_cases(ds, cases, self.attrs.get("swept", ""))
         ds.attrs.update({k: _text(v) for k, v in self.attrs.items()}, complete=int(self.complete),
                         path=self.path)
         return ds
+
+
+def _bookkeeping_variables(cases):
+    """The ``status``, ``error`` and ``wall_seconds`` variables of `Run.to_xarray`."""
+    R = len(cases[0].status)
+    return {
+        "status": (("case", "realization"), np.stack([c.status for c in cases]).astype("i1"),
+                   {"long_name": "state of each realization (a damaged row counts as "
+                    "pending)", "flag_values": np.array([0, 1, -1], dtype="i1"),
+                    "flag_meanings": "pending done failed"}),
+        "error": (("case", "realization"),
+                  np.array([[c.errors.get(int(c.realizations[r]), "") for r in range(R)]
+                            for c in cases]),
+                  {"long_name": "failure message of a failed realization"}),
+        "wall_seconds": (("case", "realization"), np.stack([c.wall_seconds for c in cases]),
+                         {"units": "s", "long_name": "compute time of the realization"}),
+    }
+
+
+def _row_variables(cases, done, cf):
+    """The row variables of `Run.to_xarray`, (case, realization, time[, item]), NaN
+    outside the verified done rows ``done``."""
+    data = {}
+    for name in dict.fromkeys(n for c in cases for n in c._rows):
+        per_item = (registry.get(name[:-len("_resolved")]).kind,) \
+            if name.endswith("_resolved") else ()
+        data[name] = (("case", "realization", "time", *per_item),
+                      _stacked([c.rows(name) for c in cases], done), cf[name])
+    return data
+
+
+def _mean_variables(cases, cf):
+    """The ``<obs>_mean`` and ``<obs>_sem`` variables of `Run.to_xarray`, (case, time)."""
+    data = {}
+    for obs in dict.fromkeys(o for c in cases for o in c.observables):
+        mean, sem = zip(*(c.mean_sem(obs) for c in cases))
+        data[obs + "_mean"] = (("case", "time"), np.stack(mean),
+                               {**cf[obs], "long_name": cf[obs].get("long_name", obs)
+                                + ", mean over the verified done realizations"})
+        data[obs + "_sem"] = (("case", "time"), np.stack(sem),
+                              {**cf[obs], "long_name": cf[obs].get("long_name", obs)
+                               + ", standard error of the mean"})
+    return data
+
+
+def _index_cases(ds, cases, swept):
+    """``ds`` with its ``case`` dimension indexed by the ``swept`` parameters (a pandas
+    MultiIndex; ``N`` when nothing is swept)."""
+    import pandas as pd
+    import xarray as xr
+    swept = [k for k in str(swept).split(",") if k] or ["N"]
+    index = pd.MultiIndex.from_arrays([[c.params[k] for c in cases] for k in swept],
+                                      names=swept)
+    if hasattr(xr, "Coordinates"):         # xarray >= 2023.08: the explicit form
+        return ds.assign_coords(xr.Coordinates.from_pandas_multiindex(index, "case"))
+    return ds.assign_coords(case=index)
 
 
 def _disorder(cases, done, cf):

@@ -306,17 +306,35 @@ def _trailing_scale(g, dims, name, N):
 
 
 def _make_layout(f, config, meta, rows):
-    times = config.times
-    R, T = config.realizations, len(times)
+    """The whole layout of a new run file in the open ``f``: root attributes and
+    coordinates, then every case group (docs/output.md)."""
     cases = config.cases()
-    swept = list(config.section("sweep"))
+    time, realization = _make_root(f, config, meta, len(cases))
     save = config.section("observables")["save_disorder"]
+    names = row_datasets(rows, save)
+    swept = list(config.section("sweep"))
+    for k, params in enumerate(cases):
+        g = f.create_group(case_name(k))
+        g.attrs.update({key: getattr(params, key) for key in params.__dataclass_fields__})
+        g.attrs["label"] = case_label(params, swept)
+        # the case's own time coordinate (on the root's dimension), for xarray's group=
+        _attach(g.create_dataset("time", data=config.times), time)
+        g["time"].attrs.update(units="1", long_name="time in units of hbar/W")
+        _make_bookkeeping(g, config.realizations, names, realization)
+        _make_rows(g, rows, params.N, (config.realizations, len(config.times)),
+                   (realization, time), save)
+
+
+def _make_root(f, config, meta, n_cases):
+    """Root attributes (``meta``, the configuration text, conventions), the ``time`` and
+    ``realization`` coordinates (returned) and the ``complete`` and ``end_time`` flags."""
+    R = config.realizations
     f.attrs.update(meta)
     f.attrs.update(Conventions="CF-1.8", layout_version=LAYOUT_VERSION, config=config.to_toml(),
-                   seed=config.seed, engine=config.engine, n_cases=len(cases),
-                   n_realizations=R, swept=",".join(swept),
+                   seed=config.seed, engine=config.engine, n_cases=n_cases,
+                   n_realizations=R, swept=",".join(config.section("sweep")),
                    units_note="energy W, time hbar/W, length nm (see docs/output.md)")
-    time = _scale(f, "time", times, "time in units of hbar/W")
+    time = _scale(f, "time", config.times, "time in units of hbar/W")
     realization = _scale(f, "realization", config.first_realization + np.arange(R),
                          "disorder realization index r (drawn from "
                          "numpy.random.default_rng([r, seed]))")
@@ -324,57 +342,61 @@ def _make_layout(f, config, meta, rows):
         "long_name"] = "1 once no realization is pending"
     f.create_dataset("end_time", shape=(), dtype="S32", dcpl=_early()).attrs[
         "long_name"] = "when the run was finalized (ISO 8601), empty before"
-    names = row_datasets(rows, save)
-    for k, params in enumerate(cases):
-        g = f.create_group(case_name(k))
-        g.attrs.update({key: getattr(params, key) for key in params.__dataclass_fields__})
-        g.attrs["label"] = case_label(params, swept)
-        # the case's own time coordinate (on the root's dimension), for xarray's group=
-        _attach(g.create_dataset("time", data=times), time)
-        g["time"].attrs.update(units="1", long_name="time in units of hbar/W")
-        status = g.create_dataset(
-            "status", shape=(R,), dtype="i1", fillvalue=PENDING, dcpl=_early()
-        )
-        status.attrs.update(long_name="state of each realization",
-                            flag_values=np.array(list(STATUS_MEANINGS), dtype="i1"),
-                            flag_meanings=" ".join(STATUS_MEANINGS.values()))
-        _attach(status, realization)
-        item = _scale(g, "checksum_item", np.arange(len(names)), "row dataset covered by "
-                      "the checksum: see attribute datasets")
-        item.attrs["datasets"] = " ".join(names)
-        checksum = g.create_dataset("checksum", shape=(R, len(names)), dtype="u4", fillvalue=0,
-                                    dcpl=_early())
-        checksum.attrs.update(long_name="CRC32 of the little-endian bytes of each row of a "
-                              "written realization", datasets=" ".join(names))
-        _attach(checksum, realization, item)
-        error = g.create_dataset("error", shape=(R,), dtype=f"S{ERROR_LEN}", dcpl=_early())
-        error.attrs["long_name"] = "failure message of a failed realization"
-        _attach(error, realization)
-        ancillary = "status checksum"
-        N = params.N
-        dims = {}
-        for obs, attrs in rows.items():
-            units, long_name = attrs[:2]
-            scales = (realization, time)
-            if len(attrs) > 2:
-                scales += (_trailing_scale(g, dims, attrs[2], N),)
-            shape = (R, T) + ((trailing_size(attrs, N),) if len(attrs) > 2 else ())
-            _data(g, obs, shape, scales, units, long_name).attrs["ancillary_variables"] = ancillary
-        _data(g, "wall_seconds", (R,), (realization,), *WALL_SECONDS).attrs[
-            "ancillary_variables"] = ancillary
-        for obs in averaged(rows):
-            units, long_name = rows[obs]
-            _data(g, obs + "_mean", (T,), (time,), units, long_name + ", mean over done "
-                                                                      "realizations")
-            _data(g, obs + "_sem", (T,), (time,), units, long_name + ", standard error of the mean")
-        if save:
-            for name in ("site", "site_other", "xyz"):
-                _trailing_scale(g, dims, name, N)
-            d = g.create_group("disorder")
-            for name, (trailing, units, long_name) in DISORDER.items():
-                shape = (R,) + tuple(3 if t == "xyz" else N for t in trailing)
-                _data(d, name, shape, (realization,) + tuple(dims[t] for t in trailing),
-                      units, long_name)
+    return time, realization
+
+
+def _make_bookkeeping(g, R, names, realization):
+    """A case's ``status``, ``checksum`` (over the row datasets ``names``) and ``error``
+    of each of its R realizations."""
+    status = g.create_dataset(
+        "status", shape=(R,), dtype="i1", fillvalue=PENDING, dcpl=_early()
+    )
+    status.attrs.update(long_name="state of each realization",
+                        flag_values=np.array(list(STATUS_MEANINGS), dtype="i1"),
+                        flag_meanings=" ".join(STATUS_MEANINGS.values()))
+    _attach(status, realization)
+    item = _scale(g, "checksum_item", np.arange(len(names)), "row dataset covered by "
+                  "the checksum: see attribute datasets")
+    item.attrs["datasets"] = " ".join(names)
+    checksum = g.create_dataset("checksum", shape=(R, len(names)), dtype="u4", fillvalue=0,
+                                dcpl=_early())
+    checksum.attrs.update(long_name="CRC32 of the little-endian bytes of each row of a "
+                          "written realization", datasets=" ".join(names))
+    _attach(checksum, realization, item)
+    error = g.create_dataset("error", shape=(R,), dtype=f"S{ERROR_LEN}", dcpl=_early())
+    error.attrs["long_name"] = "failure message of a failed realization"
+    _attach(error, realization)
+
+
+def _make_rows(g, rows, N, size, coords, save):
+    """A case's row datasets (the engine's ``rows``, ``wall_seconds``) of ``size`` = (R, T)
+    on the ``coords`` (realization, time), the means and standard errors of the averaged
+    rows, and with ``save`` the disorder group."""
+    (R, T), (realization, time) = size, coords
+    ancillary = "status checksum"
+    dims = {}
+    for obs, attrs in rows.items():
+        units, long_name = attrs[:2]
+        scales = (realization, time)
+        if len(attrs) > 2:
+            scales += (_trailing_scale(g, dims, attrs[2], N),)
+        shape = (R, T) + ((trailing_size(attrs, N),) if len(attrs) > 2 else ())
+        _data(g, obs, shape, scales, units, long_name).attrs["ancillary_variables"] = ancillary
+    _data(g, "wall_seconds", (R,), (realization,), *WALL_SECONDS).attrs[
+        "ancillary_variables"] = ancillary
+    for obs in averaged(rows):
+        units, long_name = rows[obs]
+        _data(g, obs + "_mean", (T,), (time,), units, long_name + ", mean over done "
+                                                                  "realizations")
+        _data(g, obs + "_sem", (T,), (time,), units, long_name + ", standard error of the mean")
+    if save:
+        for name in ("site", "site_other", "xyz"):
+            _trailing_scale(g, dims, name, N)
+        d = g.create_group("disorder")
+        for name, (trailing, units, long_name) in DISORDER.items():
+            shape = (R,) + tuple(3 if t == "xyz" else N for t in trailing)
+            _data(d, name, shape, (realization,) + tuple(dims[t] for t in trailing),
+                  units, long_name)
 
 
 # --------------------------------------------------------------------------- writing
