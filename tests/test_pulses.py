@@ -286,3 +286,23 @@ def test_echo_errors_are_those_of_the_ratio_to_t0():
     alone = np.abs(z).std(0, ddof=1) / np.sqrt(R) / np.abs(z.mean(0))
     high = np.exp(-t**1.5) > 0.5
     assert high.sum() >= 3 and np.all(alone[high] > 10 * sigma[high])
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 1.0])
+def test_pulsed_tables_are_freed_without_the_cyclic_collector(epsilon):
+    """The O(N^2 T) tables of a pulsed segment hold no reference cycle: with the cyclic
+    garbage collector off they are freed as soon as the engine drops them (a cycle kept one
+    set per realization alive in a run: 9 GB after 64 realizations at N = 400)."""
+    import gc
+    import weakref
+    real = sample(ModelParams(N=5, epsilon=epsilon, T_K=800.0 if epsilon else 0.0), 3, 0)
+    protocol = Protocol("cpmg", n_pulses=2, select=SUBSET)
+    gc.disable()
+    try:
+        segments = exact.pair_tables(real, TIMES, protocol)
+        refs = [weakref.ref(tables) for _, tables in segments]
+        assert refs
+        del segments
+        assert all(ref() is None for ref in refs)
+    finally:
+        gc.enable()

@@ -7,10 +7,10 @@
 (SiO2, N = 400, Hahn echo of the TLSs with hbar nu = (0.9 .. 1.1) h 1 GHz): at each
 T the asymmetry window is eps <= max(2 k_B T, 0.55 h 1 GHz) (model.eps_max; it holds
 every TLS with hbar nu <= 4 k_B T and the whole band), and the realizations grow with
-the window so that every file holds about the same number of band TLSs.  A file that
-exists is left alone (delete it to redo it).  `table` fits every file's echo
-(`tlsmpi.post.analysis.echo_estimate`) and writes one CSV line per file, in the order of
-`RUNS`.
+the window so that every file holds about the same number of band TLSs.  A complete
+file is left alone (delete it to redo it), an interrupted one resumed.  `table` fits the
+echo of every run (`tlsmpi.post.analysis.echo_estimate`; files of one ensemble joined) and
+writes one CSV line per run, in the order of `RUNS`.
 """
 import argparse
 import csv
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from tlsmpi.physics.model import KB_EV, MATERIALS
-from tlsmpi.post import analysis
+from tlsmpi.post import analysis, pooling
 from tlsmpi.runfile.reader import Run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,13 +30,15 @@ H_EV_S = 4.135667696e-15            # Planck constant, eV s
 DRIVE_HZ = 1e9
 BAND = (0.9, 1.1)                   # the band of the A TLSs, in units of h DRIVE_HZ
 W_EV = MATERIALS["SiO2"]["W_meV"] * 1e-3
-#: (T_K, T_K of the window, pi-pulsed TLSs) of every run file: the Hahn echo with the pi
-#: pulse on the band at 0 ... 1 K; at T = 0 with the windows of 0.3 and 1 K (the same
-#: disorder as those runs, no thermal flips: the instantaneous diffusion of the band alone);
-#: and with the pi pulse on all TLSs of the window at three temperatures.
-RUNS = ([(T, T, "band") for T in (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)]
-        + [(0.0, W, "band") for W in (0.3, 1.0)]
-        + [(T, T, "all") for T in (0.01, 0.1, 1.0)])
+#: (T_K, T_K of the window, pi-pulsed TLSs, first realization) of every run file: the Hahn
+#: echo with the pi pulse on the band at 0 ... 1 K; at T = 0 with the windows of 0.3 and 1 K
+#: (the same disorder as those runs, no thermal flips: the instantaneous diffusion of the
+#: band alone); with the pi pulse on all TLSs of the window at three temperatures; and a
+#: second file of realizations at 1 K (fewest band TLSs per realization), pooled by `table`.
+RUNS = ([(T, T, "band", 0) for T in (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)]
+        + [(0.0, W, "band", 0) for W in (0.3, 1.0)]
+        + [(T, T, "all", 0) for T in (0.01, 0.1, 1.0)]
+        + [(1.0, 1.0, "band", 96)])
 
 
 def drive():
@@ -54,19 +56,20 @@ def realizations(T_w):
     return int(min(96, max(24, round(48 * window(T_w) / window(0.1)))))
 
 
-def name(T_K, T_w, select):
+def name(T_K, T_w, select, first):
     w = "" if T_w == T_K else f"_w{1e3 * T_w:04.0f}mK"
-    return f"echo_sio2_T{1e3 * T_K:04.0f}mK{w}_{select}.h5"
+    part = f"_from{first}" if first else ""
+    return f"echo_sio2_T{1e3 * T_K:04.0f}mK{w}_{select}{part}.h5"
 
 
-def settings(T_K, T_w, select):
+def settings(T_K, T_w, select, first):
     """The --set values of one run file: temperature T_K, the window and realizations of
-    T_w."""
+    T_w, realizations from ``first`` on."""
     lo, hi = (b * drive() for b in BAND)
     # a band for pulses on all TLSs would be refused (a setting without effect)
     p_lo, p_hi = (lo, hi) if select == "band" else (0.0, 0.0)
     return [f"model.T_K={T_K!r}", f"model.eps_max={window(T_w)!r}",
-            f"ensemble.realizations={realizations(T_w)}",
+            f"ensemble.realizations={realizations(T_w)}", f"ensemble.first_realization={first}",
             f"initial.nu_min={lo!r}", f"initial.nu_max={hi!r}",
             f"protocol.nu_min={p_lo!r}", f"protocol.nu_max={p_hi!r}",
             f'protocol.select="{select}"']
@@ -74,12 +77,15 @@ def settings(T_K, T_w, select):
 
 def run(outdir, jobs):
     os.makedirs(outdir, exist_ok=True)
-    todo = [r for r in RUNS if not os.path.exists(os.path.join(outdir, name(*r)))]
+    def done(path):
+        return os.path.exists(path) and Run(path).complete
+    todo = [r for r in RUNS if not done(os.path.join(outdir, name(*r)))]
     running = []
     for r in todo:
         if len(running) >= jobs:
             running.pop(0).wait()
-        args = [a for v in settings(*r) for a in ("--set", v)]
+        resume = ["--resume"] if os.path.exists(os.path.join(outdir, name(*r))) else []
+        args = [a for v in settings(*r) for a in ("--set", v)] + resume
         log = open(os.path.join(outdir, name(*r)[:-3] + ".log"), "w")
         running.append(subprocess.Popen(
             [sys.executable, "-m", "tlsmpi.run", CONFIG, *args, "--out",
@@ -94,9 +100,8 @@ FIELDS = ["file", "material", "select", "T_K", "eps_max", "N", "realizations", "
           "t_to", "T_M_us", "verdict"]
 
 
-def row(path, n_boot, seed):
-    """One CSV row of a run file: the echo fit and what the file holds."""
-    r = Run(path)
+def row(r, n_boot, seed):
+    """One CSV row of a run (files of one ensemble joined): the echo fit and what it holds."""
     case = r.cases[0]
     p = case.params
     text = r.config
@@ -109,7 +114,8 @@ def row(path, n_boot, seed):
     x = est.info.get("x", analysis.Estimate(np.nan, np.nan))
     window = est.info["t_window"] or (np.nan, np.nan)
     hbar_over_W_us = 6.582119569e-16 / W_EV * 1e6
-    return dict(file=os.path.basename(path), material=p["material"], select=select,
+    files = " + ".join(os.path.basename(f) for f in r.path.split(" + "))
+    return dict(file=files, material=p["material"], select=select,
                 T_K=p["T_K"], eps_max=p["eps_max"], N=p["N"], realizations=case.n_done,
                 band_tls=band, T_M=est.value,
                 T_M_lo=est.interval[0], T_M_hi=est.interval[1], x=x.value,
@@ -120,8 +126,9 @@ def row(path, n_boot, seed):
 
 
 def table(outdir, out, n_boot, seed):
-    rows = [row(os.path.join(outdir, name(*r)), n_boot, seed) for r in RUNS
-            if os.path.exists(os.path.join(outdir, name(*r)))]
+    paths = [os.path.join(outdir, name(*r)) for r in RUNS]
+    runs = pooling.ensembles([Run(p) for p in paths if os.path.exists(p)])
+    rows = [row(r, n_boot, seed) for r in runs]
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
