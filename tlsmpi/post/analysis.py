@@ -533,18 +533,23 @@ def echo_amplitude(re, im):
 ECHO_TOP = 0.95
 
 
-def echo_errors(rows_re, rows_im):
-    """Standard errors of ln(|E(t)| / |E(t_0)|) over realizations, shape (T,): each
-    realization r moves ln|E(t)| by u_r(t) = Re((z_r(t) - E(t)) / E(t)) / R (z = Re + i Im,
-    E the mean), so the ratio to t_0 has the paired influence u_r(t) - u_r(t_0).  A spread
-    of the amplitude between realizations (how many signal TLSs each holds) moves |E(t)| and
-    |E(t_0)| together and cancels; zero at t_0."""
+def echo_influence(rows_re, rows_im):
+    """How much each realization moves ln(|E(t)| / |E(t_0)|), shape (R, T), times R: each
+    realization r moves ln|E(t)| by u_r(t) / R, u_r(t) = Re((z_r(t) - E(t)) / E(t)) (z = Re
+    + i Im, E the mean), so the ratio to t_0 by (u_r(t) - u_r(t_0)) / R."""
     z = np.asarray(rows_re, dtype=float) + 1j * np.asarray(rows_im, dtype=float)
     E = z.mean(0)
     with np.errstate(divide="ignore", invalid="ignore"):
         u = ((z - E) / E).real
-    d = u - u[:, :1]
-    return d.std(0, ddof=1) / np.sqrt(len(z))
+    return u - u[:, :1]
+
+
+def echo_errors(rows_re, rows_im):
+    """Standard errors of ln(|E(t)| / |E(t_0)|) over realizations, shape (T,), from
+    `echo_influence`: a spread of the amplitude between realizations (how many signal TLSs
+    each holds) moves |E(t)| and |E(t_0)| together and cancels; zero at t_0."""
+    d = echo_influence(rows_re, rows_im)
+    return d.std(0, ddof=1) / np.sqrt(len(d))
 
 
 def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
