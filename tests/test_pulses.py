@@ -306,3 +306,16 @@ def test_pulsed_tables_are_freed_without_the_cyclic_collector(epsilon):
         assert all(ref() is None for ref in refs)
     finally:
         gc.enable()
+
+
+def test_echo_fit_refuses_an_echo_that_does_not_decay():
+    """A drop at the first echo and then a plateau (a few partners each, nothing more in
+    the window) fits A exp(-(t/T_M)^x) with any T_M far beyond the window (seen: T_M =
+    1e116 at x = 0.013): the fit refuses it with a verdict instead of a number."""
+    from tlsmpi.post import analysis
+    rng = np.random.default_rng(2)
+    t, R = np.linspace(0, 10, 30), 200
+    z = np.where(t > 0, 0.5, 1.0) * np.exp(0.2j) + 0.01 * (
+        rng.standard_normal((R, 30)) + 1j * rng.standard_normal((R, 30)))
+    est = analysis.echo_estimate(t, z.real, z.imag, n_boot=20)
+    assert np.isnan(est.value) and "no decay law measured" in est.info["verdict"]

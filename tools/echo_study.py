@@ -35,12 +35,12 @@ HBAR_OVER_W_US = 6.582119569e-16 / W_EV * 1e6     # the time unit hbar/W in micr
 #: (T_K, T_K of the window, pi-pulsed TLSs, first realization) of every run file: the Hahn
 #: echo with the pi pulse on the band at 0 ... 1 K; at T = 0 with the windows of 0.3 and 1 K
 #: (the same disorder as those runs, no thermal flips: the instantaneous diffusion of the
-#: band alone); with the pi pulse on all TLSs of the window at three temperatures; and a
-#: second file of realizations at 1 K (fewest band TLSs per realization), pooled by `table`.
+#: band alone); and with the pi pulse on all TLSs of the window at three temperatures.  A
+#: further file of an ensemble (first realization > 0, e.g. more realizations at 1 K, where
+#: each holds fewest band TLSs) is pooled with it by `table`.
 RUNS = ([(T, T, "band", 0) for T in (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)]
         + [(0.0, W, "band", 0) for W in (0.3, 1.0)]
-        + [(T, T, "all", 0) for T in (0.01, 0.1, 1.0)]
-        + [(1.0, 1.0, "band", 96)])
+        + [(T, T, "all", 0) for T in (0.01, 0.1, 1.0)])
 
 
 def drive():

@@ -558,8 +558,9 @@ def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
     (`stretched_exp_fit`, errors `echo_errors`) on the decay: the points with t > 0,
     ``FLOOR`` <= amplitude <= ``ECHO_TOP`` and a relative error in (0, 0.2) (|mean| is
     biased near zero; the plateau before the decay, known to rounding, would fix A and
-    weigh the early-time law, not T_M); the rows of the real and imaginary parts are
-    resampled together.
+    weigh the early-time law, not T_M), which must fall by at least a factor e (with A
+    free, a flat echo fits any T_M beyond the window); the rows of the real and imaginary
+    parts are resampled together.
 
     Returns the Estimate of T_M with x, A (Estimates), t_window and chi2_dof in ``info``;
     a fit that fails its chi^2 test (`fit_quality`: above the 99.9 % point of chi^2_nu/nu)
@@ -574,6 +575,11 @@ def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
     if len(window) < MIN_POINTS:
         nothing.info["verdict"] = "too few points above the noise"
         return nothing
+    if y[window[0]] < np.e * y[window[-1]]:
+        # A is free: an echo that does not decay in the window fits any T_M beyond it
+        nothing.info["verdict"] = "the echo falls by less than a factor e over the points " \
+            "above the noise: no decay law measured"
+        return nothing
     tw, sw = t[window], sigma[window]
     best = stretched_exp_fit(tw, y[window], sigma=sw)
 
@@ -582,6 +588,7 @@ def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
                                           sigma=sw))
     v, _, reps = bootstrap([rows_re, rows_im], fit, n_boot, seed, [0, 0])
     A, T_M, x = estimates(v, reps)
+    x.info["bounds"] = DELTA_BOUNDS             # formatted "at the fit bound" when it is
     quality = fit_quality(np.log(y[window]) - (np.log(v[0]) - (tw / v[1]) ** v[2]), sw, 3)
     verdict = ""
     if quality["fails"] or not np.isfinite(quality["chi2_dof"]):
