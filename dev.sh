@@ -14,7 +14,7 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=${TLSMPI_VENV:-$PWD/.venv}
-PKGS="python3-venv python3-pip python3-mpi4py python3-h5py-mpi python3-petsc4py python3-slepc4py python3-scipy python3-matplotlib python3-pytest python3-mpmath python3-sympy python3-xarray python3-h5netcdf openmpi-bin"
+PKGS="python3-venv python3-pip python3-mpi4py python3-h5py-mpi python3-petsc4py python3-slepc4py python3-scipy python3-matplotlib python3-pytest python3-mpmath python3-sympy python3-threadpoolctl python3-xarray python3-h5netcdf openmpi-bin"
 PETSC_PY=/usr/lib/petscdir/petsc3.18/x86_64-linux-gnu-real/lib/python3/dist-packages
 SLEPC_PY=/usr/lib/slepcdir/slepc3.18/x86_64-linux-gnu-real/lib/python3/dist-packages
 

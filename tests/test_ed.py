@@ -18,6 +18,7 @@ from tlsmpi.physics.model import ModelParams, sample
 from tlsmpi.physics.measures import concurrence, entropy_vn
 from tlsmpi.physics.observables import Request
 from tolerances import mfn
+from runfiles import agree
 
 EPS = np.finfo(float).eps
 X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -300,7 +301,7 @@ def test_trajectory_blocks_are_work_items(tmp_path):
                       res["concurrence_err"]]
             for name in rows:
                 for got, want in zip(rows[name][c], expect):
-                    assert np.array_equal(got[r], want), (name, c, r)
+                    assert agree(got[r], want), (name, c, r)
 
 
 @pytest.mark.mpi

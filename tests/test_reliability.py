@@ -14,6 +14,7 @@ import pytest
 from tlsmpi.results import Run
 
 from conftest import ROOT, mpi_env, run_tlsmpi
+from runfiles import agree
 
 pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
 
@@ -158,7 +159,7 @@ def kill_job(proc, sig, launcher=True):
 def assert_same(a, b):
     assert a.keys() == b.keys()
     for key in a:
-        assert np.array_equal(a[key], b[key], equal_nan=True), key
+        assert agree(a[key], b[key]), key
 
 
 @pytest.mark.mpi

@@ -9,6 +9,7 @@ from tlsmpi.physics.observables import Request
 from tlsmpi.results import Run
 
 from conftest import run_tlsmpi
+from runfiles import agree, disagreeing
 
 pytestmark = pytest.mark.needs_mpi   # runs python -m tlsmpi.run
 
@@ -29,9 +30,9 @@ def test_default_job_serial(tmp_path):
 @pytest.mark.mpi
 def test_results_identical_for_1_2_3_ranks(tmp_path):
     """Realization r is drawn from (seed, r) and computed by one rank alone, whichever rank
-    the work queue gives it to: bit-for-bit equal on one machine (the design's promise;
-    another BLAS or CPU may round differently, which is why this compares runs made
-    here, never stored numbers)."""
+    the work queue gives it to: the disorder and status bit for bit, the rows to rounding
+    (docs/design.md section 6; another BLAS or CPU may round differently, which is why
+    this compares runs made here, never stored numbers)."""
     data = {}
     for ranks in (1, 2, 3):
         out = tmp_path / f"r{ranks}.h5"
@@ -40,14 +41,9 @@ def test_results_identical_for_1_2_3_ranks(tmp_path):
         with h5py.File(out, "r") as f:
             data[ranks] = {f"{c}/{k}": f[c][k][...] for c in f if c.startswith("case_")
                            for k in ("concurrence", "concurrence_mean", "status", "disorder/J")}
-            for c in (c for c in f if c.startswith("case_")):   # checksums of the same bytes
-                names = f[c]["checksum"].attrs["datasets"].split()
-                keep = [i for i, n in enumerate(names) if n != "wall_seconds"]
-                data[ranks][c + "/checksum"] = f[c]["checksum"][:, keep]
             assert f.attrs["n_ranks"] == ranks
     for ranks in (2, 3):
-        for key, value in data[1].items():
-            assert np.array_equal(value, data[ranks][key], equal_nan=True), key
+        assert not disagreeing(data[1], data[ranks])
 
 
 def test_file_contents_recompute(tmp_path):
@@ -63,7 +59,7 @@ def test_file_contents_recompute(tmp_path):
     real = sample(ModelParams(N=7, epsilon=0.5), run.attrs["seed"], 4)
     assert np.array_equal(case.disorder["J"][4], real.J)
     expected = exact.compute(real, run.times, Request())["concurrence"]
-    assert np.array_equal(case.values("concurrence")[4], expected)
+    assert agree(case.values("concurrence")[4], expected)
     m, s = case.mean_sem("concurrence")
     rows = case.values("concurrence")
     assert np.allclose(m, rows.mean(0)) and np.allclose(s, rows.std(0, ddof=1) / np.sqrt(7))
@@ -126,7 +122,7 @@ def test_liouvillian_engine_through_the_runner(tmp_path):
         for obs in ("concurrence", "entropy"):
             ref = case_s.values(obs)
             # one rank per realization
-            assert np.array_equal(case_g.values(obs), ref)
+            assert agree(case_g.values(obs), ref)
             assert np.abs(case_p.values(obs) - ref).max() <= tol[obs]       # distributed matrix
             assert np.abs(case_e.values(obs) - ref).max() <= tol[obs]       # Engine 1
 

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, mpi_env, run_tlsmpi
-from runfiles import case_datasets
+from runfiles import case_datasets, disagreeing
 
 pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.slow]
 
@@ -308,9 +308,7 @@ def test_job_stops_requeues_resumes_and_equals_an_uninterrupted_run(cluster):
     got, want = case_datasets(out), case_datasets(ref)
     assert sorted(got) == sorted(want) and "case_000/concurrence" in got
     assert "case_000/disorder/J" in got and "case_000/concurrence_mean" in got
-    differ = [k for k in want if got[k].dtype != want[k].dtype or got[k].shape != want[k].shape
-              or got[k].tobytes() != want[k].tobytes()]
-    assert differ == [], differ
+    assert disagreeing(got, want) == []
     assert np.all(got["case_000/status"] == 1)
     print(f"\nslurm started in {cluster.start_seconds:.0f} s; job {job}: {restarts + 1} runs "
           f"({len(clean)} stopped at a realization boundary, {early} during start-up), "

@@ -137,10 +137,13 @@ class PulsedPairTables(PairTables):
     for pulses about y.  Without dissipation the trace factor of site k is cos Phi - i m_k
     sin Phi with Phi = 4 sum_i J_ik d_i/2 c_ik(t), c_ik = sum_q s_i^(q) u_k^(q) dt_q and
     u_k^(q) = +-1 the flips of site k itself, so the angle-addition tables of
-    `PairTables` apply with the effective times c_ik(t).
+    `PairTables` apply with the effective times c_ik(t).  With dissipation at T = 0
+    (``zero_temperature``) every factor uses per-interval tables instead of the closed
+    form (`_zero_temperature`).  ``closed_form`` takes the closed form everywhere (the
+    reference of both table paths in the tests).
     """
 
-    def __init__(self, real, durations, protocol):
+    def __init__(self, real, durations, protocol, closed_form=False):
         self.real = real
         D = np.asarray(durations, dtype=float)
         self.t = t = D.sum(1)
@@ -158,9 +161,10 @@ class PulsedPairTables(PairTables):
         gc = coherence_decay(real.Y, real.f)
         self.c = (phase * first)[:, None] * np.exp(1j * real.nu[:, None] * (sign @ D.T)
                                                    - np.outer(gc, t))
-        self.durations, self.pulsed = D, pulsed
         self.sign = sign
-        self.tables = self.unitary
+        self.tables = self.unitary and not closed_form
+        self.zero_temperature = not (self.unitary or closed_form or np.any(real.f))
+        self.durations, self.pulsed = D, pulsed
         if self.tables:
             # populations constant between pulses: v_j = p_j[s0] e^{-i s0 4 J_ij c_ij(t)}
             # at s = s0 u_j^(m) (swapped if j was pulsed an odd number of times)
@@ -176,8 +180,7 @@ class PulsedPairTables(PairTables):
             v = np.where(odd[None, :, None, None], v[:, :, ::-1], v)
         else:
             self.pop = np.stack(self.sequence([0.0] * (m + 1)), 1)            # (N, 2, T)
-            v = np.stack(self.sequence(self._alternating(
-                lambda q: 4 * real.J * sign[:, None, q])), 2)
+            v = np.stack(self._single(lambda q: 4 * real.J * sign[:, None, q]), 2)
         self.v = v
         F = v.sum(2)
         F[np.arange(N), np.arange(N)] = 1.0
@@ -199,14 +202,91 @@ class PulsedPairTables(PairTables):
         last = [omega(m), omega(m - 1)] if m else [omega(m)]
         return [last[(m - q) % 2] for q in range(m + 1)]
 
+    def _single(self, omega):
+        """(v_up, v_down) of site j under a coherence at i with omega(q) (i, j): at T = 0 by
+        `_zero_temperature`, else by the closed form interval by interval."""
+        if not self.zero_temperature:
+            return self.sequence(self._alternating(omega))
+        s = self.sign
+        return self._zero_temperature(lambda q, E, Ec: self._pick(s[:, q] > 0, E, Ec), omega)
+
     def _double(self, i, sign):
         if self.tables:
             return super()._double(i, sign)
+        if self.zero_temperature:
+            return self._double_zero_temperature(i, sign)
         J, s = self.real.J, self.sign
         up, down = self.sequence(self._alternating(
             lambda q: 4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None])))
         G = up + down
         N = self.real.N
+        G[:, i] = 1.0
+        G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
+        return G.prod(axis=1)
+
+
+    def _interval_tables(self):
+        """Per interval q: (E, E*, e^{-4 Y_k dt_q}) with E = e^{-i 4 J_ik dt_q}, shapes
+        (N, N, T), (N, N, T) and (N, T); intervals of one length share them; built once."""
+        if not hasattr(self, "_intervals"):
+            J, Y, D = self.real.J, self.real.Y, self.durations
+            keys = [D[:, q].tobytes() for q in range(D.shape[1])]
+            tables = {}
+            for q, key in enumerate(keys):
+                if key not in tables:
+                    E = np.exp(-4j * J[:, :, None] * D[:, q])
+                    tables[key] = (E, E.conj(), np.exp(-4 * np.outer(Y, D[:, q])))
+            self._intervals = [tables[key] for key in keys]
+        return self._intervals
+
+    @staticmethod
+    def _pick(mask, E, Ec):
+        """Row r of E where mask[r], else of Ec (the table itself when mask is uniform)."""
+        if mask.all():
+            return E
+        if not mask.any():
+            return Ec
+        return np.where(mask[:, None, None], E, Ec)
+
+    def _zero_temperature(self, phases, omegas):
+        """(v_up, v_down) = exp(M_m dt_m) S ... S exp(M_0 dt_0) p of every site k (axis -2,
+        times last) with dissipation at T = 0 (f = 0), where each interval's propagator is
+        upper triangular,
+
+            exp(M dt) = [[X, g (X* e^{-4 Y_k dt} - X)], [0, X* e^{-4 Y_k dt}]],
+            X = e^{-i omega dt},  g = 4 Y_k / (2 i omega - 4 Y_k)  (0 where Y_k = 0),
+
+        (M = Q - i omega diag(1, -1), Q relaxing down -> up at 4 Y_k).  ``phases(q, E,
+        E*)`` gives X of interval q from its tables E = e^{-i 4 J dt_q} by angle addition,
+        so no transcendental function is evaluated per element and interval (the closed
+        form, `propagate_sequence`, takes two complex exponentials); ``omegas(q)`` its
+        omega."""
+        Y, pulsed = self.real.Y, self.pulsed
+        v_up, v_down = self.p_up[:, None], 1 - self.p_up[:, None]
+        for q, (E, Ec, decay) in enumerate(self._interval_tables()):
+            if q and pulsed.all():
+                v_up, v_down = v_down, v_up
+            elif q and pulsed.any():
+                flip = pulsed[:, None]
+                v_up, v_down = np.where(flip, v_down, v_up), np.where(flip, v_up, v_down)
+            X = phases(q, E, Ec)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                g = np.where(Y == 0, 0.0, 4 * Y / (2j * omegas(q) - 4 * Y))[..., None]
+            back = X.conj() * decay
+            v_up, v_down = X * v_up + g * (back - X) * v_down, back * v_down
+        return v_up, v_down
+
+    def _double_zero_temperature(self, i, sign):
+        """`_double` with dissipation at T = 0 (`_zero_temperature`): X = e^{-i 4 s_i J_ik
+        dt} e^{-i 4 sign s_j J_jk dt} for the rows j > i."""
+        J, s, N = self.real.J, self.sign, self.real.N
+
+        def phases(q, E, Ec):
+            Ei = E[i] if s[i, q] > 0 else Ec[i]
+            return Ei * self._pick(sign * s[i + 1:, q] > 0, E[i + 1:], Ec[i + 1:])
+        v_up, v_down = self._zero_temperature(
+            phases, lambda q: 4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None]))
+        G = v_up + v_down
         G[:, i] = 1.0
         G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
         return G.prod(axis=1)
@@ -353,9 +433,13 @@ class ExactEngine(Engine):
     def memory(self, params, times, request, ranks=1):
         """The O(N^2 T) complex tables of `PairTables` (v, E, Ec, excl and one row's
         doubly coherent factors: about 8 arrays of N^2 T complex numbers), one more for
-        the site observables (`site_rdms`' trace factors)."""
+        the site observables (`site_rdms`' trace factors); under pulses two more and two
+        per distinct interval length of a segment (`PulsedPairTables`)."""
         N, T = params.N, len(times)
         tables = 8 + (1 if request.wants("site") else 0)
+        if not request.protocol.free:
+            tables += 2 + 2 * max(len({D[:, q].tobytes() for q in range(D.shape[1])})
+                                  for _, D in request.protocol.segments(times))
         return tables * 16.0 * N * N * T + 2 * 16.0 * N * T * 16
 
     def cost(self, params, times, request, draw):

@@ -38,6 +38,7 @@ INSTALL_HINT = {
     "h5py": "pip install h5py, or a parallel build for MPI runs (see docs/install.md)",
     "numpy": "pip install numpy",
     "scipy": "pip install scipy",
+    "threadpoolctl": "pip install threadpoolctl (Debian: python3-threadpoolctl)",
 }
 
 
@@ -181,13 +182,13 @@ def report():
     -------
     lines : list of str
     ok : bool
-        False when something ``python -m tlsmpi.run`` needs (numpy, scipy, h5py,
-        mpi4py) is missing.
+        False when something ``python -m tlsmpi.run`` needs (numpy, scipy, threadpoolctl,
+        h5py, mpi4py) is missing.
     """
     lines = [f"tlsmpi      {__version__} ({os.path.dirname(os.path.abspath(__file__))})",
              f"Python      {platform.python_version()} ({sys.executable})"]
     ok = True
-    for name in ("numpy", "scipy"):
+    for name in ("numpy", "scipy", "threadpoolctl"):
         version, error = _version_of(name)
         lines.append(f"{name:<11} {version or 'MISSING: ' + INSTALL_HINT[name]}")
         ok &= error is None

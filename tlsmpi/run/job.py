@@ -22,6 +22,7 @@ the path, the errno's meaning and whether anything was written (docs/reliability
 import contextlib
 import datetime
 import errno
+import functools
 import logging
 import os
 import shlex
@@ -448,10 +449,29 @@ class JobState:
         self.lock_path = self.lock_record = None
 
 
+@functools.cache
+def _threadpools():
+    """The BLAS/OpenMP thread pools of this process, found once (after the engines loaded
+    numpy and scipy)."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which BLAS and OpenMP run on one thread.
+
+    The engines compute inside it, in the job and in `tlsmpi.simulate`: the MPI ranks are
+    the parallelism, and BLAS threads on top of them oversubscribe the cores
+    (docs/performance.md, "One BLAS thread per rank"); the thread count of the machine is
+    then no input of a result either."""
+    return _threadpools().limit(limits=1)
+
+
 def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
-    """Compute one realization, or part ``part`` of it (`tlsmpi.engines.Engine.parts`);
-    a SolverError or a non-finite result makes the realization a failed one.  The item
-    is named in ``state`` (`JobState`) while it runs.
+    """Compute one realization, or part ``part`` of it (`tlsmpi.engines.Engine.parts`),
+    with one BLAS thread (`one_blas_thread`); a SolverError or a non-finite result makes
+    the realization a failed one.  The item is named in ``state`` (`JobState`) while it
+    runs.
 
     Returns (real, results or partial result, error message or None, wall seconds), or
     None if the engine gave the item up at a stop (`tlsmpi.engines.Interrupted`)."""
@@ -462,10 +482,11 @@ def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
     real = cfg.realization(params, r)
     try:
         _fault(rank, r)
-        if part is None:
-            results = _finite(engine.compute(real, times, cfg.request, group_comm))
-        else:
-            results = engine.compute_part(real, times, cfg.request, part, group_comm)
+        with one_blas_thread():
+            if part is None:
+                results = _finite(engine.compute(real, times, cfg.request, group_comm))
+            else:
+                results = engine.compute_part(real, times, cfg.request, part, group_comm)
     except SolverError as err:
         results, error = None, str(err)
     except engines.Interrupted:
@@ -488,8 +509,9 @@ def combine_parts(engine, params, cfg, times, r, values):
     if errors:
         return real, None, errors[0], wall
     try:
-        return (real, _finite(engine.combine(real, times, cfg.request, [v[0] for v in values])),
-                None, wall)
+        with one_blas_thread():
+            results = engine.combine(real, times, cfg.request, [v[0] for v in values])
+        return real, _finite(results), None, wall
     except SolverError as err:
         return real, None, str(err), wall
 
