@@ -129,3 +129,27 @@ def test_resolved_rows_are_padded_per_pair_and_site():
     assert np.isnan(rows.sel(N=4).values[..., 6:]).all()
     assert np.isfinite(rows.sel(N=4).values[..., :6]).all()
     assert np.isfinite(rows.sel(N=5).values).all()
+
+
+def test_simulate_on_the_liouvillian_engine_agrees_with_engine1():
+    """tlsmpi.simulate with engine.name = "liouvillian" (MFN, in this process, no MPI) gives
+    the concurrence of Engine 1 on the same realizations to within the bound the MFN
+    tolerance sets (tests/tolerances.mfn at the engine's default -mfn_tol, times the 32 of a
+    pair's C, tests/test_liouvillian.observable_error)."""
+    pytest.importorskip("slepc4py", reason="needs_petsc: slepc4py is not installed")
+    from tlsmpi import config
+    from tlsmpi.engines.liouvillian import DEFAULT_TOL
+    from tolerances import mfn
+    overrides = {"model.N": 4, "model.epsilon": 1.0, "model.T_K": 300.0, "time.n_times": 6,
+                 "time.t_max": 100.0, "ensemble.realizations": 3}
+    exact = tlsmpi.simulate(overrides=overrides, progress=False)
+    liou = tlsmpi.simulate(overrides={**overrides, "engine.name": "liouvillian",
+                                      "engine.method": "mfn"}, progress=False)
+    cfg = config.load(None, [f"{k}={v!r}" for k, v in overrides.items()])
+    a = exact.concurrence.values.reshape(3, -1)
+    b = liou.concurrence.values.reshape(3, -1)
+    assert a.max() > 1e-3                            # entangled: the comparison means something
+    for r in range(3):
+        real = cfg.realization(cfg.cases()[0], r)
+        tol = 32 * mfn(real, cfg.times, DEFAULT_TOL)
+        assert np.abs(a[r] - b[r]).max() <= tol < 1e-3 * a.max(), (r, tol)

@@ -32,6 +32,7 @@ def other_value(section, key, current):
                ("engine", "method"): "mfn" if current != "mfn" else "auto",
                ("engine", "ranks_per_realization"): 2, ("model", "geometry"): "open",
                ("model", "couplings"): "tensor", ("model", "d_min_nm"): 0.8,
+               ("model", "eps_max"): 0.5,
                ("initial", "state"): "ground", ("initial", "axis"): "y",
                ("initial", "select"): "sites", ("initial", "sites"): [1],
                ("protocol", "kind"): "hahn", ("protocol", "axis"): "y",

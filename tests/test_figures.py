@@ -14,6 +14,7 @@ import pytest
 from tlsmpi.post import analysis, commands, figures, pooling
 
 from conftest import ROOT
+from test_echo_post import CONFIG as ECHO, PULSES
 
 TIME = """
 [time]
@@ -37,18 +38,20 @@ N = 16
 [sweep]
 Dbar = [0.01, 0.1, 0.3]
 """
-FITTED = {"fig4", "fig5", "fig6a", "fig7", "fig9", "fig10", "fig12"}   # captions with fits
-PANELS = {"fig4": 2, "fig5": 2, "fig7": 2, "fig10": 2}          # axes with the insets
+FITTED = {"fig4", "fig5", "fig6a", "fig7", "fig9", "fig10", "fig12", "echo"}  # with fits
+PANELS = {"fig4": 2, "fig5": 2, "fig7": 2, "fig10": 2, "echo": 3}    # axes with the insets
+CAPTIONS = {"echo": "Echo decay,"}                   # the others: "Fig. N."
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """A sweep over N, epsilon and eta, one over Dbar, and a random-state file."""
+    """A sweep over N, epsilon and eta, one over Dbar, a Hahn echo over T_K (the echo
+    figure), and a random-state file."""
     pytest.importorskip("mpi4py", reason="needs_mpi: the run file is made by python -m tlsmpi.run")
     d = tmp_path_factory.mktemp("figures")
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")
-    for name, text in (("sweep", CONFIG), ("dbar", DBAR)):
+    for name, text in (("sweep", CONFIG), ("dbar", DBAR), ("echo", ECHO % PULSES["band"])):
         (d / f"{name}.toml").write_text(text)
         subprocess.run([sys.executable, "-m", "tlsmpi.run", f"{name}.toml", "--out",
                         f"{name}.h5"], check=True, env=env, cwd=d, capture_output=True,
@@ -56,7 +59,7 @@ def files(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "tlsmpi.randomstates", "--sizes", "2", "3", "4",
                     "--states", "2000", "--out", "states.h5"], check=True, env=env, cwd=d,
                    capture_output=True, timeout=300)
-    return [str(d / f) for f in ("sweep.h5", "dbar.h5", "states.h5")]
+    return [str(d / f) for f in ("sweep.h5", "dbar.h5", "states.h5", "echo.h5")]
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +143,7 @@ def test_figure_renders_for_print(pool, name, caplog):
     words = " ".join(t.get_text() for t in texts)
     assert "100000" not in words and "e+0" not in words, words
     text = figures.caption(fig)
-    assert text.startswith(f"Fig. {name[3:]}.") and "100000" not in text
+    assert text.startswith(CAPTIONS.get(name, f"Fig. {name[3:]}.")) and "100000" not in text
     if name in FITTED:
         assert "chi^2/nu" in text, f"{name}: a fit without its chi^2 in the caption"
     assert len(all_axes(fig)) == PANELS.get(name, 1), f"{name}: panels or insets missing"

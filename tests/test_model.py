@@ -209,3 +209,74 @@ def test_bubbles():
         assert d[i, A].max() <= d[i, outside].min()
     sub = r.bubbles(3)
     assert sub.shape == (3, 4) and np.array_equal(sub, r.bubbles(3))
+
+
+#: False-alarm rate of the Kolmogorov-Smirnov tests of the drawn distributions.
+KS_ALPHA = 1e-4
+
+
+def test_asymmetry_window_draws_uniform_eps_in_the_window():
+    """eps ~ U(eps_min, eps_max) (docs/echo.md section 7): all in the window, and a
+    Kolmogorov-Smirnov test at false-alarm rate KS_ALPHA accepts the uniform law (and
+    rejects a law 10 % narrower, so the test can fail); Delta keeps its law."""
+    from scipy import stats
+    p = ModelParams(N=4000, Dbar=1e-4, nD=6, eps_min=2e-4, eps_max=1e-3)
+    r = sample(p, 7, 0)
+    assert r.eps.min() >= 2e-4 and r.eps.max() <= 1e-3
+    assert np.all(r.nu >= 2 * 2e-4)                         # hbar nu >= 2 eps (Eq. 11)
+    w = p.eps_max - p.eps_min
+    assert stats.kstest(r.eps, stats.uniform(2e-4, w).cdf).pvalue >= KS_ALPHA
+    assert stats.kstest(r.eps, stats.uniform(2e-4, 0.9 * w).cdf).pvalue < KS_ALPHA
+    logD = np.log10(r.Delta / 1e-4)
+    assert stats.kstest(logD, stats.uniform(-3, 6).cdf).pvalue >= KS_ALPHA
+
+
+@pytest.mark.parametrize("geometry", ["periodic", "film"])
+def test_asymmetry_window_keeps_the_density_and_P0_U0(geometry):
+    """The N TLSs of a window of width w fill the volume N L0^3 / w: L = (N / (P0 w))^(1/3)
+    with P0 = 1 / (W L0^3); the positions are the paper's draw stretched to that cell, and
+    U0 = J r^3 per unit of the dipole factors (gamma eps / hbar nu)^2 D_ij is unchanged."""
+    extra = dict(geometry=geometry, film_nm=2.0 if geometry == "film" else 0.0)
+    full = ModelParams(N=50, L0_nm=1.3, **extra)
+    win = full.replace(eps_min=1e-4, eps_max=1e-4 + 2.5e-3)
+    w = 2.5e-3
+    sides, _ = win.cell
+    volume = np.prod(sides)
+    assert abs(volume * win.window / win.L0_nm**3 - 50) <= rounding(50)
+    if geometry == "periodic":
+        assert abs(win.box - 1.3 * (50 / w) ** (1 / 3)) <= rounding(win.box)
+    a, b = sample(full, 3, 2), sample(win, 3, 2)
+    scale = sides / full.cell[0]                    # a film keeps its thickness
+    assert np.abs(b.positions - a.positions * scale).max() <= rounding(sides.max())
+    assert np.array_equal(a.D, b.D) and np.array_equal(a.Delta, b.Delta)
+
+    def u0(r, params):
+        dist = r.distances()
+        np.fill_diagonal(dist, 1.0)
+        c = params.gamma * r.eps / r.nu
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return r.J * dist**3 / (np.outer(c, c) * r.D)
+    mask = ~np.eye(50, dtype=bool)
+    assert np.abs(u0(b, win)[mask] / u0(a, full)[mask] - 1).max() <= rounding(1, 64)
+
+
+def test_default_window_is_the_papers_draw():
+    """eps_min = 0, eps_max = 1 given explicitly: every array of the realization bitwise
+    equal to the default's (the run files of the default stay as they were)."""
+    a = sample(ModelParams(N=20, epsilon=1.0, T_K=0.5), 4, 1)
+    b = sample(ModelParams(N=20, epsilon=1.0, T_K=0.5, eps_min=0.0, eps_max=1.0), 4, 1)
+    for k in ("positions", "eps", "Delta", "g", "D", "theta", "phi", "nu", "J", "Y", "f"):
+        assert getattr(a, k).tobytes() == getattr(b, k).tobytes(), k
+
+
+@pytest.mark.parametrize("keys, words", [
+    (["model.eps_max=1.5"], "model.eps_max = 1.5: the window of the asymmetries must lie in "
+                            "[0, W]"),
+    (["model.eps_min=0.3", "model.eps_max=0.3"], "model.eps_min = 0.3 >= model.eps_max = 0.3"),
+    (["model.eps_min=0.5", "model.eps_max=0.2"], "model.eps_min = 0.5 >= model.eps_max = 0.2"),
+    (["model.eps_min=-0.1"], "model.eps_min = -0.1: must be finite and >= 0"),
+])
+def test_inconsistent_window_is_refused_in_one_line(keys, words):
+    with pytest.raises(ConfigError) as err:
+        config.load(None, keys)
+    assert words in str(err.value) and "\n" not in str(err.value)

@@ -6,7 +6,7 @@ computes every combination (a "case"), with the same disorder realizations in ea
 
     [model]        N, material, W_eV, Dbar, nD, gamma, rho_g_cm3, vL_km_s, vT_km_s,
                    L0_nm, eta, epsilon, T_K, flipflop, flipflop_form, geometry, film_nm,
-                   d_min_nm, couplings
+                   d_min_nm, couplings, eps_min, eps_max
                    (tlsmpi.physics.model.ModelParams); with material = "SiO2" | "BK7" | "PMMA"
                    the keys not given take the Table I values, given ones override
     [time]         t_min, t_max, n_times, spacing = "log" | "linear"; or values = [...]
@@ -99,7 +99,7 @@ SCHEMA = {
 #: paper's experiment).  A section of such keys only is one unit: left out with its header
 #: when all its keys are at their defaults, else written whole.
 QUIET_KEYS = {"time": ("values",), "ensemble": ("first_realization",),
-              "model": ("geometry", "film_nm", "d_min_nm", "couplings"),
+              "model": ("geometry", "film_nm", "d_min_nm", "couplings", "eps_min", "eps_max"),
               "initial": tuple(SCHEMA["initial"]), "protocol": tuple(SCHEMA["protocol"])}
 
 
@@ -131,7 +131,8 @@ DESCRIPTIONS = {
         "rho_g_cm3": "mass density of the glass, in g/cm^3",
         "vL_km_s": "longitudinal sound velocity, in km/s",
         "vT_km_s": "transverse sound velocity, in km/s (Debye average, Eq. A9)",
-        "L0_nm": "length scale of the periodic cube, L = L0 N^(1/3), in nm",
+        "L0_nm": "mean TLS spacing of the glass, rho_TLS^(-1/3), in nm: the periodic cube has "
+                 "L = L0 (N / (eps_max - eps_min))^(1/3)",
         "eta": "scale factor of the couplings, J -> eta J (Eq. 25)",
         "epsilon": "scale factor of the phonon rates, Y -> epsilon Y (Eq. 25); 0: unitary",
         "T_K": "bath temperature in K (Bose factors f_T); needs epsilon > 0",
@@ -144,6 +145,10 @@ DESCRIPTIONS = {
                     "random sequential addition",
         "couplings": '"gaussian": D_ij standard normal (Sec. IV A); "tensor": Eq. (A27) from '
                      "random elastic-dipole tensors with v_L, v_T",
+        "eps_min": "lower edge of the asymmetry window in units of W: eps ~ U(eps_min, eps_max) "
+                   "at the glass's density, the box grows to hold N (docs/echo.md section 7)",
+        "eps_max": "upper edge of the asymmetry window in units of W (<= 1; 1 with eps_min = 0: "
+                   "the paper's eps ~ U(0, W), Eq. 4)",
         "flipflop_form": '"exchange": K_ij (S+_i S-_j + h.c.); "xx": 2 K_ij S^x_i S^x_j per pair',
     },
     "time": {

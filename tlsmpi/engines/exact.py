@@ -161,8 +161,6 @@ class PulsedPairTables(PairTables):
         gc = coherence_decay(real.Y, real.f)
         self.c = (phase * first)[:, None] * np.exp(1j * real.nu[:, None] * (sign @ D.T)
                                                    - np.outer(gc, t))
-        Y, f = real.Y, real.f
-        self.sequence = lambda omegas: propagate_sequence(omegas, D, self.p_up, Y, f, pulsed)
         self.sign = sign
         self.tables = self.unitary and not closed_form
         self.zero_temperature = not (self.unitary or closed_form or np.any(real.f))
@@ -187,6 +185,14 @@ class PulsedPairTables(PairTables):
         F = v.sum(2)
         F[np.arange(N), np.arange(N)] = 1.0
         self.excl = exclusive_products(F)
+
+    def sequence(self, omegas):
+        """`propagate_sequence` of every site through the segment's intervals, site j seen
+        as omega_j^(q) = ``omegas[q]`` (a method, not a closure over self: a reference cycle
+        would keep these O(N^2 T) tables alive until the cyclic garbage collector runs,
+        one more per realization in a run)."""
+        return propagate_sequence(omegas, self.durations, self.p_up, self.real.Y, self.real.f,
+                                  self.pulsed)
 
     def _alternating(self, omega):
         """[omega(q) for each interval q]: the signs s^(q) alternate, so two arrays, each

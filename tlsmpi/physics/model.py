@@ -63,6 +63,13 @@ class ModelParams:
     minimum TLS separation (`place`); ``couplings = "tensor"`` contracts random
     elastic-dipole tensors by Eq. (A27) (`tensor_couplings`) instead of drawing D_ij
     Gaussian.
+
+    ``eps_min``, ``eps_max`` (units of W) restrict the asymmetries to a window of the
+    paper's eps ~ U(0, W) (Eq. 4) at the same density of states, P0 = 1 / (W L0^3) per unit
+    of eps and volume: the N TLSs fill the volume N / (P0 w), w = eps_max - eps_min, so
+    the cell grows as L = L0 (N W / w)^(1/3) and the couplings J ~ 1/r^3 (Eq. 22) shrink
+    by w / W, while P0 U0 (U0 = J r^3) stays the material's (`window`, docs/echo.md
+    section 7).  The window [0, w] holds every TLS with hbar nu <= 2 w (hbar nu >= 2 eps).
     """
     N: int = 16
     W_eV: float = 0.1
@@ -83,6 +90,8 @@ class ModelParams:
     film_nm: float = 0.0
     d_min_nm: float = 0.0
     couplings: str = "gaussian"
+    eps_min: float = 0.0
+    eps_max: float = 1.0
 
     def __post_init__(self):
         if self.material and self.material not in MATERIALS:
@@ -108,8 +117,9 @@ class ModelParams:
         self._check_variants()
 
     def _check_variants(self):
-        """Refuse an unknown geometry or coupling law, a film without thickness and a
-        minimum separation that random sequential addition cannot pack (`PACKING_LIMIT`)."""
+        """Refuse an unknown geometry or coupling law, a film without thickness, an
+        asymmetry window outside [0, W] or of width 0, and a minimum separation that random
+        sequential addition cannot pack (`PACKING_LIMIT`)."""
         for key, allowed in (("geometry", GEOMETRIES), ("couplings", COUPLINGS)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"model.{key} = {getattr(self, key)!r}: choose one of "
@@ -117,12 +127,20 @@ class ModelParams:
         if self.geometry == "film" and self.film_nm == 0:
             raise ValueError("model.geometry = \"film\" needs model.film_nm > 0 (the film "
                              "thickness in nm)")
-        d = self.d_min_nm
-        fill = math.pi / 6 * d**3 / self.L0_nm**3
+        if self.eps_max > 1:
+            raise ValueError(f"model.eps_max = {self.eps_max!r}: the window of the asymmetries "
+                             "must lie in [0, W] (eps ~ U(0, W), Eq. 4); use eps_max <= 1")
+        if self.eps_max <= self.eps_min:
+            raise ValueError(f"model.eps_min = {self.eps_min!r} >= model.eps_max = "
+                             f"{self.eps_max!r}: the window of the asymmetries needs eps_min < "
+                             "eps_max (units of W)")
+        d, spacing = self.d_min_nm, self.L0_nm * self.window ** (-1 / 3)
+        fill = math.pi / 6 * d**3 / spacing**3
         if fill > PACKING_LIMIT:
+            most = spacing * (6 * PACKING_LIMIT / math.pi)**(1 / 3)
             raise ValueError(f"model.d_min_nm = {d!r}: spheres of that diameter fill {fill:.2f}"
-                             f" > {PACKING_LIMIT} of the volume at L0 = {self.L0_nm!r} nm; use "
-                             f"d_min_nm <= {self.L0_nm * (6 * PACKING_LIMIT / math.pi)**(1/3):.3g}")
+                             f" > {PACKING_LIMIT} of the volume at a TLS spacing of {spacing:.4g}"
+                             f" nm; use d_min_nm <= {most:.3g}")
 
     @classmethod
     def from_material(cls, name, **overrides):
@@ -159,17 +177,24 @@ class ModelParams:
         return KB_EV * self.T_K / self.W_eV
 
     @property
+    def window(self):
+        """Width w = eps_max - eps_min of the asymmetry window, in units of W: the TLSs
+        drawn are a fraction w of the glass's, at the density P0 w = w / L0^3."""
+        return self.eps_max - self.eps_min
+
+    @property
     def box(self):
-        """Side of the periodic cube, L = L0 N^(1/3) (nm)."""
-        return self.L0_nm * self.N ** (1 / 3)
+        """Side of the periodic cube, L = (N / (P0 w))^(1/3) = L0 (N / w)^(1/3) (nm); the
+        paper's L0 N^(1/3) for the full window w = 1."""
+        return self.L0_nm * (self.N / self.window) ** (1 / 3)
 
     @property
     def cell(self):
         """(sides, periodic): the cell's three sides (nm) and which are periodic.  A cube
         of side `box` (periodic or open), or a film of thickness film_nm and side
-        sqrt(N L0^3 / film_nm) in x and y: every geometry keeps the density 1 / L0^3."""
+        sqrt(N L0^3 / (w film_nm)) in x and y: every geometry keeps the density w / L0^3."""
         if self.geometry == "film":
-            side = math.sqrt(self.N * self.L0_nm**3 / self.film_nm)
+            side = math.sqrt(self.N * self.L0_nm**3 / self.film_nm / self.window)
             return np.array([side, side, self.film_nm]), np.array([True, True, False])
         return np.full(3, self.box), np.full(3, self.geometry == "periodic")
 
@@ -367,7 +392,7 @@ def sample(params, seed, index):
     N = params.N
     rng = np.random.default_rng([index, seed])
     positions = place(params, rng, seed, index)
-    eps = rng.uniform(0.0, 1.0, size=N)
+    eps = rng.uniform(params.eps_min, params.eps_max, size=N)
     log_span = params.nD / 2 * np.log(10.0)
     Delta = params.Dbar * np.exp(rng.uniform(-log_span, log_span, size=N))
     iu = np.triu_indices(N, 1)

@@ -529,26 +529,56 @@ def echo_amplitude(re, im):
     return a / a[0] if a[0] > 0 else np.full_like(a, np.nan)
 
 
+#: The echo fit uses the decay: points below ECHO_TOP x |E(t_0)| (and above FLOOR).
+ECHO_TOP = 0.95
+
+
+def echo_influence(rows_re, rows_im):
+    """How much each realization moves ln(|E(t)| / |E(t_0)|), shape (R, T), times R: each
+    realization r moves ln|E(t)| by u_r(t) / R, u_r(t) = Re((z_r(t) - E(t)) / E(t)) (z = Re
+    + i Im, E the mean), so the ratio to t_0 by (u_r(t) - u_r(t_0)) / R."""
+    z = np.asarray(rows_re, dtype=float) + 1j * np.asarray(rows_im, dtype=float)
+    E = z.mean(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = ((z - E) / E).real
+    return u - u[:, :1]
+
+
+def echo_errors(rows_re, rows_im):
+    """Standard errors of ln(|E(t)| / |E(t_0)|) over realizations, shape (T,), from
+    `echo_influence`: a spread of the amplitude between realizations (how many signal TLSs
+    each holds) moves |E(t)| and |E(t_0)| together and cancels; zero at t_0."""
+    d = echo_influence(rows_re, rows_im)
+    return d.std(0, ddof=1) / np.sqrt(len(d))
+
+
 def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
     """Phase memory time T_M and exponent x of the echo decay ``|E(t)| / |E(t_0)|`` =
     A exp(-(t / T_M)^x), t = 2 tau the time of the echo (docs/echo.md), fitted in log space
-    (`stretched_exp_fit`) on the points with t > 0 and amplitude >= ``FLOOR``; the rows of
-    the real and imaginary parts are resampled together.
+    (`stretched_exp_fit`, errors `echo_errors`) on the decay: the points with t > 0,
+    ``FLOOR`` <= amplitude <= ``ECHO_TOP`` and a relative error in (0, 0.2) (|mean| is
+    biased near zero; the plateau before the decay, known to rounding, would fix A and
+    weigh the early-time law, not T_M), which must fall by at least a factor e (with A
+    free, a flat echo fits any T_M beyond the window); the rows of the real and imaginary
+    parts are resampled together.
 
     Returns the Estimate of T_M with x, A (Estimates), t_window and chi2_dof in ``info``;
     a fit that fails its chi^2 test (`fit_quality`: above the 99.9 % point of chi^2_nu/nu)
     does not describe the data: ``info`` says so and no interval is given (NaN)."""
     m_re, m_im = np.mean(rows_re, 0), np.mean(rows_im, 0)
     y = echo_amplitude(m_re, m_im)
-    # errors of ln|E| from |E| d|E| = Re dRe + Im dIm; points within 5 errors of zero
-    # carry the bias of |mean| and stay out
-    a2 = m_re**2 + m_im**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = np.sqrt((m_re * sem(rows_re)) ** 2 + (m_im * sem(rows_im)) ** 2) / a2
-    window = np.flatnonzero((t > 0) & (y >= FLOOR) & (sigma < 0.2))
+    sigma = echo_errors(rows_re, rows_im)
+    with np.errstate(invalid="ignore"):
+        window = np.flatnonzero((t > 0) & (y >= FLOOR) & (y <= ECHO_TOP) & (sigma > 0)
+                                & (sigma < 0.2))
     nothing = Estimate(np.nan, np.nan, {"t_window": None, "chi2_dof": np.nan, "verdict": ""})
     if len(window) < MIN_POINTS:
         nothing.info["verdict"] = "too few points above the noise"
+        return nothing
+    if y[window[0]] < np.e * y[window[-1]]:
+        # A is free: an echo that does not decay in the window fits any T_M beyond it
+        nothing.info["verdict"] = "the echo falls by less than a factor e over the points " \
+            "above the noise: no decay law measured"
         return nothing
     tw, sw = t[window], sigma[window]
     best = stretched_exp_fit(tw, y[window], sigma=sw)
@@ -558,6 +588,7 @@ def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
                                           sigma=sw))
     v, _, reps = bootstrap([rows_re, rows_im], fit, n_boot, seed, [0, 0])
     A, T_M, x = estimates(v, reps)
+    x.info["bounds"] = DELTA_BOUNDS             # formatted "at the fit bound" when it is
     quality = fit_quality(np.log(y[window]) - (np.log(v[0]) - (tw / v[1]) ** v[2]), sw, 3)
     verdict = ""
     if quality["fails"] or not np.isfinite(quality["chi2_dof"]):

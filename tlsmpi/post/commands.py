@@ -6,7 +6,7 @@
 
 WHAT is ``summary`` (the default: print the table only), ``all`` (the table and every
 figure the files can feed) or one or more figure names (fig2, fig4, fig5, fig6a, fig6b,
-fig6, fig7, fig8, fig9, fig10, fig11, fig12), comma separated, or ``observable``: the mean
+fig6, fig7, fig8, fig9, fig10, fig11, fig12, echo), comma separated, or ``observable``: the mean
 of each stored observable (those of ``--observable``, default every one the files hold)
 against t with its standard-error band, DIR/observable_<name>.png.  FILEs are run files of
 ``tlsmpi.run`` and random-state files of ``tlsmpi.randomstates``, in any mix; each
@@ -139,22 +139,24 @@ def case_table(pool):
 
 
 def echo_lines(pool):
-    """T_M and x of the echo decay of every case with an echo, in order of temperature
-    (T_M against T), with chi^2/nu; "model does not describe the data" without interval."""
-    entries = sorted((e for e in pool.entries if e.has("echo")), key=lambda e: e.params["T_K"])
+    """T_M and x of the echo decay of every case with an echo, by pulsed TLSs and in order
+    of temperature (T_M against T), with chi^2/nu; "model does not describe the data"
+    without interval."""
+    entries = sorted((e for e in pool.entries if e.has("echo")),
+                     key=lambda e: (e.pulsed, e.params["T_K"]))
     if not entries:
         return []
     lines = ["", "Echo decay |E(t)|/|E(t_0)| = A exp(-(t/T_M)^x), t = 2 tau (docs/echo.md):",
-             f"  {'file':<16} {'case':<22} {'T_K':>8} {'T_M':>24} {'x':>24} {'window':>17} "
-             f"{'chi2/dof':>8}"]
+             f"  {'file':<16} {'case':<22} {'pulses':<12} {'T_K':>8} {'T_M':>24} {'x':>24} "
+             f"{'window':>17} {'chi2/dof':>8}"]
     for e in entries:
         est = e.echo
         win = "—" if est.info["t_window"] is None else "{:.2g}..{:.2g}".format(
             *est.info["t_window"])
         x = est.info.get("x", analysis.Estimate(np.nan, np.nan))
         line = (f"  {os.path.basename(e.group)[:16]:<16} {e.case.label[:22]:<22} "
-                f"{e.params['T_K']:>8.3g} {_fmt(est):>24} {_fmt(x):>24} {win:>17} "
-                f"{est.info['chi2_dof']:8.2g}")
+                f"{e.pulsed[:12]:<12} {e.params['T_K']:>8.3g} {_fmt(est):>24} {_fmt(x):>24} "
+                f"{win:>17} {est.info['chi2_dof']:8.2g}")
         lines.append(line + (f"  {est.info['verdict']}" if est.info["verdict"] else ""))
     return lines
 

@@ -144,7 +144,7 @@ def fit_lines(ax, entries):
         ax.plot(t, amp * t ** -b.value, ":" if b.fails else "--", color="k", lw=1.2)
 
 
-def points(ax, x, estimates, color="k", **kw):
+def points(ax, x, estimates, color="k", marker="o", **kw):
     """analysis.Estimate values: filled with their percentile intervals as error bars, open
     without a bar where the estimate has none (failed fit, bound, no interval)."""
     bars = [e.error_bar for e in estimates]
@@ -154,9 +154,9 @@ def points(ax, x, estimates, color="k", **kw):
         lo = np.array([b[0] for b in bars if b is not None])
         hi = np.array([b[1] for b in bars if b is not None])
         ax.errorbar(x[ok], v[ok], [np.maximum(v[ok] - lo, 0), np.maximum(hi - v[ok], 0)],
-                    fmt="o", color=color, **kw)
+                    fmt=marker, color=color, **kw)
     if (~ok).any():                       # the label once, on the filled points if any
-        ax.plot(x[~ok], v[~ok], "o", mfc="none", color=color,
+        ax.plot(x[~ok], v[~ok], marker, mfc="none", ls="none", color=color,
                 **{k: a for k, a in kw.items() if k != "label" or not ok.any()})
 
 
@@ -625,7 +625,101 @@ def observable(pool, name):
                           "mean +- 1 standard error over realizations.")
 
 
-#: figure name -> builder, in the paper's order
+def echo_fit_text(est):
+    """'T_M = v [lo, hi], x = v [lo, hi] over t = a..b (chi^2/nu = c)' of
+    `analysis.echo_estimate`, or why there is no fit."""
+    if est.info["t_window"] is None:
+        return est.info["verdict"]
+    lo, hi = est.info["t_window"]
+    return (f"T_M = {est:.3g}, x = {est.info['x']:.3g} over t = {lo:.2g}..{hi:.2g} "
+            f"(chi^2/nu = {est.info['chi2_dof']:.2g})")
+
+
+#: Line styles (by pulsed TLSs) and markers of the echo figure.
+ECHO_STYLES, ECHO_MARKS = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
+
+
+def _echo_decays(a, entries, series, temps):
+    """Panel (a) of `echo`: each case's |E(t)| / |E(t_0)| and its fit; the fit notes."""
+    notes = []
+    for e in entries:
+        k, est = series.index(e.pulsed), e.echo
+        m_re, m_im = np.mean(e.rows("echo"), 0), np.mean(e.rows("echo_imag"), 0)
+        y = analysis.echo_amplitude(m_re, m_im)
+        color = f"C{temps.index(e.params['T_K']) % 10}"
+        keep = y >= analysis.FLOOR / 10
+        a.plot(e.t[keep], y[keep], ECHO_STYLES[k % 4], color=color, lw=0.9)
+        if np.isfinite(est.value):
+            x, A = est.info["x"].value, est.info["A"].value
+            t = e.t[est.info["window"]]
+            a.plot(t, A * np.exp(-(t / est.value) ** x), "o", color=color, ms=2,
+                   mfc="none" if est.fails else color)
+        notes.append(f"{e.pulsed}, T = {e.params['T_K']:.3g} K: " + echo_fit_text(est))
+    a.set(xscale="log", yscale="log", ylim=(analysis.FLOOR / 10, 2),
+          xlabel=r"$t = 2\tau$ [$\hbar/W$]", ylabel=r"$|E(t)|\,/\,|E(t_0)|$")
+    fit_to_data(a)
+    return notes
+
+
+def _echo_against_temperature(b, c, entries, series):
+    """Panels (b), (c) of `echo`: T_M and x against model.T_K per pulse selection, T = 0
+    as a horizontal line."""
+    for k, name in enumerate(series):
+        fam = [e for e in entries if e.pulsed == name and np.isfinite(e.echo.value)]
+        hot = [e for e in fam if e.params["T_K"] > 0]
+        kw = dict(color=("k", "0.5", "0.3", "0.7")[k % 4], marker=ECHO_MARKS[k % 4])
+        if hot:
+            for ax, pick in ((b, lambda est: est), (c, lambda est: est.info["x"])):
+                ests = [pick(e.echo) for e in hot]
+                points(ax, [e.params["T_K"] for e in hot], ests, label=name, **kw)
+        for e in fam:
+            if e.params["T_K"] == 0:
+                b.axhline(e.echo.value, color=kw["color"], ls=ECHO_STYLES[k % 4], lw=0.8)
+    b.set(xscale="log", yscale="log", xlabel=r"$T$ [K]", ylabel=r"$T_M$ [$\hbar/W$]")
+    c.set(xscale="log", xlabel=r"$T$ [K]", ylabel=r"$x$")
+    c.axhline(2, color="0.6", lw=0.6)
+    c.axhline(1, color="0.6", lw=0.6, ls="--")
+
+
+def echo(pool):
+    """Hahn (or CPMG) echo decay and the phase memory time against temperature (docs/echo.md
+    section 7): (a) |E(t)| / |E(t_0)| of every case with its fit A exp(-(t/T_M)^x), colour
+    by T, line style by the pulsed TLSs; (b) T_M and (c) x against model.T_K, one series per
+    pulse selection (T = 0 as a horizontal line in (b))."""
+    entries = need(sorted([e for e in pool.entries if e.has("echo")],
+                          key=lambda e: (e.pulsed, e.params["T_K"])), 1,
+                   "echo: no case stores the echo signal with at least 2 done realizations "
+                   "(run with observables.echo = true)")
+    series = sorted({e.pulsed for e in entries})
+    temps = sorted({e.params["T_K"] for e in entries})
+    fig, (a, b, c) = new_figure(3, DOUBLE, HEIGHT)
+    notes = _echo_decays(a, entries, series, temps)
+    _echo_against_temperature(b, c, entries, series)
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter
+    for ax, text in zip((a, b, c), "abc"):
+        letter(ax, text)
+    for ax in (b, c):                       # a decade or less: no crowded minor labels
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    legend_above(a, ncol=2, handles=[Line2D([], [], color="k", ls=ECHO_STYLES[k % 4])
+                                     for k in range(len(series))], labels=series)
+    a.add_artist(a.get_legend())            # keep it: a second legend replaces the first
+    a.legend([Line2D([], [], color=f"C{k % 10}") for k in range(len(temps))],
+             [f"{T:g} K" for T in temps], loc="lower left", ncol=1 + len(temps) // 4)
+    legend_above(b, ncol=2)
+    e0 = entries[0]
+    return captioned(
+        fig, f"Echo decay, {realizations(entries)}, {params_text(e0, 'N')} "
+             f"{e0.params['material']}. "
+             "(a) Echo amplitude |E(t)| / |E(t_0)| at t = 2 tau (lines; colour: temperature, "
+             "line style: the pi-pulsed TLSs, as the symbols of (b), (c)) and the fit "
+             "A exp(-(t/T_M)^x) on the points it uses (symbols; open: fails its chi^2 test).",
+        "(b) T_M and (c) x against T with 68 % bootstrap percentile intervals (open symbols: "
+        "no interval, the model does not describe the data); horizontal lines in (b): T = 0; "
+        "in (c) x = 2 (solid) and x = 1 (dashed).", "Fits: " + "; ".join(notes) + ".")
+
+
+#: figure name -> builder, in the paper's order, then the experiments'
 FIGURES = {"fig2": fig2, "fig4": fig4, "fig5": fig5, "fig6a": fig6a, "fig6b": fig6b,
            "fig7": fig7, "fig8": fig8, "fig9": fig9, "fig10": fig10, "fig11": fig11,
-           "fig12": fig12}
+           "fig12": fig12, "echo": echo}

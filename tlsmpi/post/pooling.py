@@ -10,8 +10,8 @@ from functools import cached_property
 import numpy as np
 
 from .. import randomstates
-from ..runfile.reader import Run
-from ..runfile.settings import differences, differing_keys
+from ..runfile.reader import Run, experiment
+from ..runfile.settings import differences, differing_keys, tomllib
 from . import analysis
 
 
@@ -25,13 +25,17 @@ class NotCombinable(ValueError):
 
 #: The keys in which files of one ensemble may differ (docs/post.md).
 SPLIT_KEYS = ("ensemble.realizations", "ensemble.first_realization")
+#: Files of the same cases that differ only in these sections are other experiments on the
+#: same disorder (docs/echo.md: pi pulses on the band or on all TLSs), kept side by side.
+EXPERIMENT_SECTIONS = ("initial.", "protocol.")
 
 
 def ensembles(runs):
     """The run files with every set of files of one ensemble joined into one run
     (`tlsmpi.runfile.reader.Run.joined`): files whose configurations differ only in
     `SPLIT_KEYS`.  NotCombinable names the files and the realizations two of them both
-    hold, or the keys in which two files with the same cases differ."""
+    hold, or the keys in which two files with the same cases differ (other than the
+    experiment's, `EXPERIMENT_SECTIONS`)."""
     groups = []
     for run in runs:
         for group in groups:
@@ -40,7 +44,8 @@ def ensembles(runs):
                 _check_disjoint(group, run)
                 group.append(run)
                 break
-            if [c.params for c in group[0].cases] == [c.params for c in run.cases]:
+            other = [k for k in keys if not k.startswith(EXPERIMENT_SECTIONS)]
+            if other and [c.params for c in group[0].cases] == [c.params for c in run.cases]:
                 why = differences(group[0].config, run.config, names=("first", "second"))
                 raise NotCombinable(
                     f"{group[0].path} and {run.path} hold the same cases but are not one "
@@ -109,6 +114,17 @@ class Entry:
                                       **self._boot())
 
     @cached_property
+    def experiment(self):
+        """The run's initial state and pulses in one line (`runfile.reader.experiment`)."""
+        return experiment(self.run.config)
+
+    @cached_property
+    def pulsed(self):
+        """'pi on band' / 'pi on all' / 'pi on sites': the TLSs the run's pi pulses act on
+        (its [protocol] select, docs/echo.md)."""
+        return f"pi on {tomllib.loads(self.run.config).get('protocol', {}).get('select', 'all')}"
+
+    @cached_property
     def couplings(self):
         J = self.case.disorder.get("J")
         return analysis.coupling_scales(J[self.case.done]) if J is not None else None
@@ -136,11 +152,12 @@ class Pool:
         self.notes = {}
 
     def duplicates(self):
-        """One line per parameter set found in several files (of different configurations:
-        files of one ensemble are joined first), naming the one the figures use."""
+        """One line per parameter set and experiment found in several files (of different
+        configurations: files of one ensemble are joined first), naming the one the
+        figures use."""
         seen = {}
         for e in self.entries:
-            seen.setdefault(tuple(sorted(e.params.items())), []).append(e)
+            seen.setdefault((tuple(sorted(e.params.items())), e.experiment), []).append(e)
         lines = []
         for same in (s for s in seen.values() if len(s) > 1):
             best = max(same, key=lambda e: e.case.n_done)
