@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics import observables as registry
-from ..physics.propagators import (coherence_decay, coherences, propagate_populations,
-                                   propagate_sequence, trace_factor)
+from ..physics.propagators import (coherences, propagate_populations, propagate_sequence,
+                                   pulsed_coherences, trace_factor)
 from .base import Engine, never, register
 from .subsystems import half_system_entropy, route_costs
 
@@ -152,15 +152,8 @@ class PulsedPairTables(PairTables):
         self.unitary = not np.any(real.Y)
         rho0 = real.initial_density_matrices()
         self.p_up = rho0[:, 0, 0].real
-        pulsed = protocol.select.mask(real)
-        k = np.arange(m + 1)
-        sign = np.where(pulsed[:, None], (-1.0) ** (m - k), 1.0)           # s_i^(k), (N, m+1)
-        flips = np.where(pulsed[:, None], (-1.0) ** k, 1.0)                # u_k^(q)
-        first = np.where(sign[:, 0] > 0, rho0[:, 0, 1], rho0[:, 1, 0])
-        phase = np.where(pulsed & (protocol.axis == "y") & (m % 2 == 1), -1.0, 1.0)
-        gc = coherence_decay(real.Y, real.f)
-        self.c = (phase * first)[:, None] * np.exp(1j * real.nu[:, None] * (sign @ D.T)
-                                                   - np.outer(gc, t))
+        self.c, sign, pulsed = pulsed_coherences(real, D, protocol)    # sign s_i^(k)
+        flips = np.where(pulsed[:, None], (-1.0) ** np.arange(m + 1), 1.0)   # u_k^(q)
         self.sign = sign
         self.tables = self.unitary and not closed_form
         self.zero_temperature = not (self.unitary or closed_form or np.any(real.f))
@@ -391,7 +384,7 @@ def compute(real, times, request, comm=None, checkpoint=never):
                 out.setdefault(name, np.empty((len(times),) + v.shape[1:], v.dtype))[idx] = v
     if "entropy" in request.observables:
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
-                                             checkpoint=checkpoint)
+                                             checkpoint=checkpoint, protocol=request.protocol)
     return {name: out[name] for name in ExactEngine().outputs(request)}
 
 
@@ -420,11 +413,6 @@ class ExactEngine(Engine):
                 raise ConfigError(f"model.flipflop = {p.flipflop}: flip-flop couplings break the "
                                   "exact factorization; set engine.name = \"liouvillian\" or "
                                   "flipflop = 0")
-            if "entropy" in request.observables and not request.protocol.free:
-                raise ConfigError(f'protocol.kind = "{request.protocol.kind}" with '
-                                  "observables.entropy: Engine 1 computes S_E for free "
-                                  'evolution only; set protocol.kind = "free" or disable the '
-                                  "entropy")
             if "entropy" in request.observables and p.N > MAX_N_ENTROPY:
                 raise ConfigError(f"model.N = {p.N} with observables.entropy: the exact engine "
                                   f"handles N <= {MAX_N_ENTROPY} for the entropy; lower N "

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..physics.basis import energies, product_amplitudes, subsystem_matrix
 from ..physics.measures import entropy_vn
-from ..physics.propagators import coherences, propagate_populations, trace_factor
+from ..physics.propagators import (coherences, propagate_populations, propagate_sequence,
+                                   pulsed_coherences, trace_factor)
 from .base import never
 
 #: Complex numbers per large temporary (64 MB); times are processed in chunks below it.
@@ -85,27 +86,61 @@ def _layout(n):
 
 
 class _Site:
-    """Per-site constants of one realization for the factorized route (time-first views
-    of propagators.trace_factor and propagators.propagate_populations)."""
+    """Per-site factors of one realization for the factorized route, time-first: the
+    coherences c_i(t) and, for the coherence patterns P of a subsystem A, the trace factor
+    1^T exp(M_j t) p_j of a site j outside A and the populations exp(M_k t) p_k of a site k
+    of A (`propagators.trace_factor`, `propagators.propagate_populations`), with w_j =
+    4 sum_{i in A} P_i J_ij."""
 
-    def __init__(self, real):
+    def __init__(self, real, t, A, patterns):
         self.p_up = real.initial_density_matrices()[:, 0, 0].real
         self.Y, self.f = real.Y, real.f
+        self.t, self.c = t, coherences(real, t)
+        self.omega = 4.0 * patterns @ real.J[A]            # (patterns, N)
 
-    def trace(self, j, omega, t):
-        """1^T exp(M_j t) p_j, shape (T, len(omega))."""
-        return trace_factor(omega, t, self.p_up[j], self.Y[j], self.f[j]).T
+    def trace(self, j, sl):
+        """1^T exp(M_j t) p_j for the times ``sl``, shape (T, patterns)."""
+        return trace_factor(self.omega[:, j], self.t[sl], self.p_up[j], self.Y[j],
+                            self.f[j]).T
 
-    def populations(self, k, omega, t):
-        """exp(M_k t) p_k, shape (2, T, len(omega))."""
-        return np.stack(
-            propagate_populations(omega, t, self.p_up[k], self.Y[k], self.f[k])
-        ).swapaxes(1, 2)
+    def populations(self, k, rows, sl):
+        """exp(M_k t) p_k for the patterns ``rows`` and times ``sl``, shape (2, T, rows)."""
+        return np.stack(propagate_populations(self.omega[rows, k], self.t[sl], self.p_up[k],
+                                              self.Y[k], self.f[k])).swapaxes(1, 2)
 
 
-def _rdm_chunks(real, t, A, checkpoint=never):
-    """Yield (slice of t, rho_A on those times), the factorized route (docs/design.md section 4);
-    ``checkpoint()`` is called before each chunk."""
+class _PulsedSite(_Site):
+    """`_Site` under the pi pulses of a protocol (docs/echo.md): the output times of one
+    segment, ``durations`` (T, m + 1); a pulsed coherent site i has the pattern s_i^(q) P_i
+    in interval q, so site j sees w_j^(q) = 4 sum_i s_i^(q) P_i J_ij there and is
+    propagated interval by interval, its populations swapped at its own pulses
+    (`propagators.propagate_sequence`)."""
+
+    def __init__(self, real, durations, protocol, A, patterns):
+        self.p_up = real.initial_density_matrices()[:, 0, 0].real
+        self.Y, self.f = real.Y, real.f
+        self.D = np.asarray(durations, dtype=float)
+        self.c, sign, self.pulsed = pulsed_coherences(real, self.D, protocol)
+        self.omegas = [4.0 * (patterns * sign[A, q]) @ real.J[A]
+                       for q in range(self.D.shape[1])]
+
+    def _sequence(self, k, rows, sl):
+        return propagate_sequence([w[rows, k] for w in self.omegas], self.D[sl],
+                                  self.p_up[k], self.Y[k], self.f[k], self.pulsed[k])
+
+    def trace(self, j, sl):
+        up, down = self._sequence(j, slice(None), sl)
+        return (up + down).T
+
+    def populations(self, k, rows, sl):
+        return np.stack(self._sequence(k, rows, sl)).swapaxes(1, 2)
+
+
+def _rdm_chunks(real, t, A, checkpoint=never, pulses=None):
+    """Yield (slice of t, rho_A on those times), the factorized route (docs/design.md
+    section 4); ``pulses`` = (durations (T, m + 1), protocol) for the output times of one
+    segment of a pulse protocol (`_PulsedSite`), None for free evolution; ``checkpoint()``
+    is called before each chunk."""
     A = np.asarray(A, dtype=int)
     N, n = real.N, len(A)
     if n == 0 or len(set(A.tolist())) != n or A.min() < 0 or A.max() >= N:
@@ -113,48 +148,60 @@ def _rdm_chunks(real, t, A, checkpoint=never):
     B = np.setdiff1d(np.arange(N), A)
     lay, D = _layout(n), 2**n
     P = lay.patterns
-    omega = 4.0 * P @ real.J[A]            # (patterns, N): w_j = 2 sum_{i in C} J_ij d_i
     incoherent = [np.flatnonzero(P[:, k] == 0) for k in range(n)]
-    site = _Site(real)
-    c = coherences(real, t)[A]             # rho0[up, down] e^{(i nu - Gc) t}: d = +2
+    site = _Site(real, t, A, P) if pulses is None else _PulsedSite(real, *pulses, A, P)
+    c = site.c[A]                          # rho0[up, down] e^{(i nu - Gc) t}: d = +2
     for sl in _chunks(len(t), _factorized_per_time(n, len(B), len(P))):
         checkpoint()
-        tc = t[sl]
-        outside = np.ones((len(tc), len(P)), dtype=complex)
+        T = len(t[sl])
+        outside = np.ones((T, len(P)), dtype=complex)
         for j in B:
-            outside *= site.trace(j, omega[:, j], tc)
-        W = np.empty((len(tc), len(P), n, 4), dtype=complex)   # codes 0, 3 of coherent and
+            outside *= site.trace(j, sl)
+        W = np.empty((T, len(P), n, 4), dtype=complex)   # codes 0, 3 of coherent and
         # 1, 2 of incoherent sites are never gathered
         for k, i in enumerate(A):
             inc = incoherent[k]
-            v = site.populations(i, omega[inc, i], tc)
-            W[:, inc, k, 0], W[:, inc, k, 3] = v
+            W[:, inc, k, 0], W[:, inc, k, 3] = site.populations(i, inc, sl)
             W[:, :, k, 1] = c[k, sl, None]
             W[:, :, k, 2] = c[k, sl, None].conj()
-        W = W.reshape(len(tc), -1)
+        W = W.reshape(T, -1)
         vals = np.take(outside, lay.pidx, axis=1)
         for k in range(n):
             vals *= np.take(W, lay.flat[k], axis=1)
-        rho = np.empty((len(tc), D, D), dtype=complex)
+        rho = np.empty((T, D, D), dtype=complex)
         rho[:, lay.cols, lay.rows] = vals.conj()
         rho[:, lay.rows, lay.cols] = vals
         yield sl, rho
 
 
-def subsystem_rdm(real, times, A):
+def _segments(t, protocol):
+    """(index array into t, the ``pulses`` argument of `_rdm_chunks`) per segment."""
+    if protocol is None or protocol.free:
+        return [(np.arange(len(t)), None)]
+    return [(idx, (D, protocol)) for idx, D in protocol.segments(t)]
+
+
+def subsystem_rdm(real, times, A, protocol=None):
     """rho_A(t), shape (T, 2^|A|, 2^|A|), for the TLSs ``A`` in the given order, with or
-    without dissipation (docs/design.md section 4).  Memory O(T 4^|A|): for the entropy alone
-    use `half_system_entropy`, which works chunk by chunk."""
+    without dissipation (docs/design.md section 4), under the pi pulses of ``protocol``
+    (None: free evolution).  Memory O(T 4^|A|): for the entropy alone use
+    `half_system_entropy`, which works chunk by chunk."""
     t = np.asarray(times, dtype=float)
-    return np.concatenate([rho for _, rho in _rdm_chunks(real, t, A)])
+    out = np.empty((len(t), 2**len(A), 2**len(A)), dtype=complex)
+    for idx, pulses in _segments(t, protocol):
+        for sl, rho in _rdm_chunks(real, t[idx], A, pulses=pulses):
+            out[idx[sl]] = rho
+    return out
 
 
-def _factorized_entropies(real, t, bubbles, checkpoint):
-    """S_E(t) of each bipartition, shape (T, n_bubbles), through rho_A."""
+def _factorized_entropies(real, t, bubbles, checkpoint, protocol=None):
+    """S_E(t) of each bipartition, shape (T, n_bubbles), through rho_A (under the pulses of
+    ``protocol``, segment by segment)."""
     S = np.empty((len(t), len(bubbles)))
-    for b, A in enumerate(bubbles):
-        for sl, rho in _rdm_chunks(real, t, A, checkpoint):
-            S[sl, b] = entropy_vn(rho)
+    for idx, pulses in _segments(t, protocol):
+        for b, A in enumerate(bubbles):
+            for sl, rho in _rdm_chunks(real, t[idx], A, checkpoint, pulses):
+                S[idx[sl], b] = entropy_vn(rho)
     return S
 
 
@@ -193,16 +240,23 @@ def route_costs(N, n, T, n_bubbles=1):
 
 
 def half_system_entropy(real, times, bubbles, route="auto", per_bipartition=False,
-                        checkpoint=never):
+                        checkpoint=never, protocol=None):
     """Mean of S_E(t) (Eq. 29) over the bipartitions ``bubbles`` (rows of TLS indices, e.g.
     ``real.bubbles()``), shape (T,); with ``per_bipartition`` the (T, n_bubbles) values.
 
     ``route``: "factorized" (any dynamics), "pure" (unitary only) or "auto" (the cheaper of
-    the two by `route_costs` when all Y = 0, else factorized).  ``checkpoint()``
-    (`tlsmpi.engines.Engine.checkpoint`) is called before each bipartition and time chunk.
+    the two by `route_costs` when all Y = 0, else factorized; always factorized under the
+    pi pulses of ``protocol``).  ``checkpoint()`` (`tlsmpi.engines.Engine.checkpoint`) is
+    called before each bipartition and time chunk.
     """
     t = np.asarray(times, dtype=float)
     bubbles = np.atleast_2d(np.asarray(bubbles, dtype=int))
+    if protocol is not None and not protocol.free:
+        if route == "pure":
+            raise ValueError("route = 'pure' is free evolution only: use 'factorized' "
+                             "under pulses")
+        S = _factorized_entropies(real, t, bubbles, checkpoint, protocol)
+        return S if per_bipartition else S.mean(axis=1)
     if route == "auto":
         route = "factorized"
         if not np.any(real.Y):

@@ -92,6 +92,26 @@ def coherences(real, t):
     return rho0[:, 0, 1, None] * np.exp(np.outer(1j * real.nu - gc, t))
 
 
+def pulsed_coherences(real, durations, protocol):
+    """The coherent factors of every TLS under the pi pulses of ``protocol`` (docs/echo.md):
+    (c, sign, pulsed) with c[i] = rho0_i[pattern of interval 0] exp(i nu_i sum_q s_i^(q)
+    dt_q - Gc_i t) (times (-1)^m for pulses about y), shape (N, T); the signs s_i^(q) =
+    (-1)^(m - q) of a pulsed site's coherence in interval q (1 for the others), shape
+    (N, m + 1); the mask of pulsed sites.  ``durations`` (T, m + 1) are the intervals
+    between the m pulses of each output time (`Protocol.segments`)."""
+    D = np.asarray(durations, dtype=float)
+    m = D.shape[1] - 1
+    rho0 = real.initial_density_matrices()
+    pulsed = protocol.select.mask(real)
+    sign = np.where(pulsed[:, None], (-1.0) ** (m - np.arange(m + 1)), 1.0)
+    first = np.where(sign[:, 0] > 0, rho0[:, 0, 1], rho0[:, 1, 0])
+    phase = np.where(pulsed & (protocol.axis == "y") & (m % 2 == 1), -1.0, 1.0)
+    gc = coherence_decay(real.Y, real.f)
+    c = (phase * first)[:, None] * np.exp(1j * real.nu[:, None] * (sign @ D.T)
+                                          - np.outer(gc, D.sum(1)))
+    return c, sign, pulsed
+
+
 def propagate_sequence(omegas, durations, p_up, Y, f, swap):
     """Populations of one TLS through intervals separated by pi pulses (docs/echo.md):
     v = exp(M_m dt_m) S ... S exp(M_0 dt_0) p with M_k = Q - i omegas[k] diag(1, -1) and S
