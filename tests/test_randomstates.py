@@ -176,6 +176,7 @@ def test_chunks_pool_to_the_one_piece_run_and_overlaps_are_refused(tmp_path):
         assert os.path.basename(bad) in lines[0] and "Traceback" not in res.stderr
 
 
+@pytest.mark.needs_mpi      # python -m tlsmpi.randomstates imports mpi4py
 def test_killed_or_failed_run_leaves_no_file(tmp_path):
     """A run killed while computing writes nothing at --out; a write that fails midway
     leaves only the .part file, never a partial file under the output name."""

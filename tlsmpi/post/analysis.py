@@ -529,12 +529,12 @@ def echo_amplitude(re, im):
     return a / a[0] if a[0] > 0 else np.full_like(a, np.nan)
 
 
-#: The echo fit uses the decay: points below ECHO_TOP x |E(t_0)| (and above FLOOR).
+#: The echo fit uses the decay: points below ECHO_TOP x ``|E(t_0)|`` (and above FLOOR).
 ECHO_TOP = 0.95
 
 
 def echo_influence(rows_re, rows_im):
-    """How much each realization moves ln(|E(t)| / |E(t_0)|), shape (R, T), times R: each
+    """How much each realization moves ``ln(|E(t)| / |E(t_0)|)``, shape (R, T), times R: each
     realization r moves ln|E(t)| by u_r(t) / R, u_r(t) = Re((z_r(t) - E(t)) / E(t)) (z = Re
     + i Im, E the mean), so the ratio to t_0 by (u_r(t) - u_r(t_0)) / R."""
     z = np.asarray(rows_re, dtype=float) + 1j * np.asarray(rows_im, dtype=float)
@@ -545,9 +545,9 @@ def echo_influence(rows_re, rows_im):
 
 
 def echo_errors(rows_re, rows_im):
-    """Standard errors of ln(|E(t)| / |E(t_0)|) over realizations, shape (T,), from
+    """Standard errors of ``ln(|E(t)| / |E(t_0)|)`` over realizations, shape (T,), from
     `echo_influence`: a spread of the amplitude between realizations (how many signal TLSs
-    each holds) moves |E(t)| and |E(t_0)| together and cancels; zero at t_0."""
+    each holds) moves ``|E(t)|`` and ``|E(t_0)|`` together and cancels; zero at t_0."""
     d = echo_influence(rows_re, rows_im)
     return d.std(0, ddof=1) / np.sqrt(len(d))
 

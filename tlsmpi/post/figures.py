@@ -640,7 +640,7 @@ ECHO_STYLES, ECHO_MARKS = ["-", "--", ":", "-."], ["o", "s", "^", "D"]
 
 
 def _echo_decays(a, entries, series, temps):
-    """Panel (a) of `echo`: each case's |E(t)| / |E(t_0)| and its fit; the fit notes."""
+    """Panel (a) of `echo`: each case's ``|E(t)| / |E(t_0)|`` and its fit; the fit notes."""
     notes = []
     for e in entries:
         k, est = series.index(e.pulsed), e.echo
@@ -683,7 +683,7 @@ def _echo_against_temperature(b, c, entries, series):
 
 def echo(pool):
     """Hahn (or CPMG) echo decay and the phase memory time against temperature (docs/echo.md
-    section 7): (a) |E(t)| / |E(t_0)| of every case with its fit A exp(-(t/T_M)^x), colour
+    section 7): (a) ``|E(t)| / |E(t_0)|`` of every case with its fit A exp(-(t/T_M)^x), colour
     by T, line style by the pulsed TLSs; (b) T_M and (c) x against model.T_K, one series per
     pulse selection (T = 0 as a horizontal line in (b))."""
     entries = need(sorted([e for e in pool.entries if e.has("echo")],
