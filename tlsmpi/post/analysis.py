@@ -556,7 +556,7 @@ def echo_estimate(t, rows_re, rows_im, n_boot=N_BOOT, seed=0):
     """Phase memory time T_M and exponent x of the echo decay ``|E(t)| / |E(t_0)|`` =
     A exp(-(t / T_M)^x), t = 2 tau the time of the echo (docs/echo.md), fitted in log space
     (`stretched_exp_fit`, errors `echo_errors`) on the decay: the points with t > 0,
-    ``FLOOR`` <= amplitude <= ``ECHO_TOP`` and a relative error in (0, 0.2) (|mean| is
+    ``FLOOR`` <= amplitude <= ``ECHO_TOP`` and a relative error in (0, 0.2) (``|mean|`` is
     biased near zero; the plateau before the decay, known to rounding, would fix A and
     weigh the early-time law, not T_M), which must fall by at least a factor e (with A
     free, a flat echo fits any T_M beyond the window); the rows of the real and imaginary
