@@ -80,7 +80,7 @@ class PairTables:
         omega),
         m = 2 p_up - 1, and X = e^{-i 4 J_ik t} e^{-i 4 sign J_jk t} by angle addition.
         """
-        N, Y = self.real.N, self.real.Y
+        Y = self.real.Y
         if self.tables:
             G = self.E[i] * (self.E[i + 1:] if sign > 0 else self.Ec[i + 1:])
             if self.unitary:                                           # c = m: Re X + i m Im X
@@ -93,9 +93,7 @@ class PairTables:
                 G = G * ((1 + c) / 2)[..., None] + self.decay * G.conj() * ((1 - c) / 2)[..., None]
         else:
             G = trace_factor(self._omega(i, sign), self.t, self.p_up, Y, self.real.f)
-        G[:, i] = 1.0
-        G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
-        return G.prod(axis=1)
+        return _product_outside(G, i)
 
     def rows(self, i):
         """rho_ij(t) for j = i+1..N-1, shape (N-i-1, T, 4, 4), basis |s_i s_j> with
@@ -158,6 +156,7 @@ class PulsedPairTables(PairTables):
         self.tables = self.unitary and not closed_form
         self.zero_temperature = not (self.unitary or closed_form or np.any(real.f))
         self.durations, self.pulsed = D, pulsed
+        self.intervals = self._interval_tables() if self.zero_temperature else None
         if self.tables:
             # populations constant between pulses: v_j = p_j[s0] e^{-i s0 4 J_ij c_ij(t)}
             # at s = s0 u_j^(m) (swapped if j was pulsed an odd number of times)
@@ -208,29 +207,25 @@ class PulsedPairTables(PairTables):
             return super()._double(i, sign)
         if self.zero_temperature:
             return self._double_zero_temperature(i, sign)
-        J, s = self.real.J, self.sign
-        up, down = self.sequence(self._alternating(
-            lambda q: 4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None])))
-        G = up + down
-        N = self.real.N
-        G[:, i] = 1.0
-        G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
-        return G.prod(axis=1)
+        up, down = self.sequence(self._alternating(self._pair_omega(i, sign)))
+        return _product_outside(up + down, i)
 
+    def _pair_omega(self, i, sign):
+        """q -> omega_k^(q) = 4 (s_i^(q) J_ik + sign s_j^(q) J_jk) for the rows j > i."""
+        J, s = self.real.J, self.sign
+        return lambda q: 4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None])
 
     def _interval_tables(self):
         """Per interval q: (E, E*, e^{-4 Y_k dt_q}) with E = e^{-i 4 J_ik dt_q}, shapes
-        (N, N, T), (N, N, T) and (N, T); intervals of one length share them; built once."""
-        if not hasattr(self, "_intervals"):
-            J, Y, D = self.real.J, self.real.Y, self.durations
-            keys = [D[:, q].tobytes() for q in range(D.shape[1])]
-            tables = {}
-            for q, key in enumerate(keys):
-                if key not in tables:
-                    E = np.exp(-4j * J[:, :, None] * D[:, q])
-                    tables[key] = (E, E.conj(), np.exp(-4 * np.outer(Y, D[:, q])))
-            self._intervals = [tables[key] for key in keys]
-        return self._intervals
+        (N, N, T), (N, N, T) and (N, T); intervals of one length share them."""
+        J, Y, D = self.real.J, self.real.Y, self.durations
+        keys = [D[:, q].tobytes() for q in range(D.shape[1])]
+        tables = {}
+        for q, key in enumerate(keys):
+            if key not in tables:
+                E = np.exp(-4j * J[:, :, None] * D[:, q])
+                tables[key] = (E, E.conj(), np.exp(-4 * np.outer(Y, D[:, q])))
+        return [tables[key] for key in keys]
 
     @staticmethod
     def _pick(mask, E, Ec):
@@ -256,7 +251,7 @@ class PulsedPairTables(PairTables):
         omega."""
         Y, pulsed = self.real.Y, self.pulsed
         v_up, v_down = self.p_up[:, None], 1 - self.p_up[:, None]
-        for q, (E, Ec, decay) in enumerate(self._interval_tables()):
+        for q, (E, Ec, decay) in enumerate(self.intervals):
             if q and pulsed.all():
                 v_up, v_down = v_down, v_up
             elif q and pulsed.any():
@@ -272,17 +267,22 @@ class PulsedPairTables(PairTables):
     def _double_zero_temperature(self, i, sign):
         """`_double` with dissipation at T = 0 (`_zero_temperature`): X = e^{-i 4 s_i J_ik
         dt} e^{-i 4 sign s_j J_jk dt} for the rows j > i."""
-        J, s, N = self.real.J, self.sign, self.real.N
+        s = self.sign
 
         def phases(q, E, Ec):
             Ei = E[i] if s[i, q] > 0 else Ec[i]
             return Ei * self._pick(sign * s[i + 1:, q] > 0, E[i + 1:], Ec[i + 1:])
-        v_up, v_down = self._zero_temperature(
-            phases, lambda q: 4 * (J[i][None, :] * s[i, q] + sign * J[i + 1:] * s[i + 1:, q, None]))
-        G = v_up + v_down
-        G[:, i] = 1.0
-        G[np.arange(N - i - 1), np.arange(i + 1, N)] = 1.0
-        return G.prod(axis=1)
+        v_up, v_down = self._zero_temperature(phases, self._pair_omega(i, sign))
+        return _product_outside(v_up + v_down, i)
+
+
+def _product_outside(G, i):
+    """prod_{k != i, j} G[j', k] for the rows j' = j - i - 1 of j > i (shape (N-i-1, N, T)):
+    the sites i and j of each row excluded."""
+    rows = G.shape[0]
+    G[:, i] = 1.0
+    G[np.arange(rows), np.arange(i + 1, i + 1 + rows)] = 1.0
+    return G.prod(axis=1)
 
 
 def pair_tables(real, times, protocol=None):

@@ -93,10 +93,13 @@ class _Site:
     4 sum_{i in A} P_i J_ij."""
 
     def __init__(self, real, t, A, patterns):
-        self.p_up = real.initial_density_matrices()[:, 0, 0].real
-        self.Y, self.f = real.Y, real.f
+        self._sites(real)
         self.t, self.c = t, coherences(real, t)
         self.omega = 4.0 * patterns @ real.J[A]            # (patterns, N)
+
+    def _sites(self, real):
+        self.p_up = real.initial_density_matrices()[:, 0, 0].real
+        self.Y, self.f = real.Y, real.f
 
     def trace(self, j, sl):
         """1^T exp(M_j t) p_j for the times ``sl``, shape (T, patterns)."""
@@ -117,8 +120,7 @@ class _PulsedSite(_Site):
     (`propagators.propagate_sequence`)."""
 
     def __init__(self, real, durations, protocol, A, patterns):
-        self.p_up = real.initial_density_matrices()[:, 0, 0].real
-        self.Y, self.f = real.Y, real.f
+        self._sites(real)
         self.D = np.asarray(durations, dtype=float)
         self.c, sign, self.pulsed = pulsed_coherences(real, self.D, protocol)
         self.omegas = [4.0 * (patterns * sign[A, q]) @ real.J[A]
