@@ -2,7 +2,6 @@
 (`run_item`), parts combined in part order (`combine_parts`), rows buffered (`record`),
 and the predicted costs the work queue deals by.  `compute_realization` is the MPI-free
 step that `tlsmpi.simulate` calls: the same numbers as any rank of the job."""
-import functools
 import logging
 import os
 import time
@@ -15,13 +14,6 @@ from .signals import JobState, inject_fault
 
 log = logging.getLogger("tlsmpi")
 
-@functools.cache
-def _threadpools():
-    """The BLAS/OpenMP thread pools of this process, found once (after the engines loaded
-    numpy and scipy)."""
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
-
 
 def one_blas_thread():
     """A context in which BLAS and OpenMP run on one thread.
@@ -29,8 +21,11 @@ def one_blas_thread():
     The engines compute inside it, in the job and in `tlsmpi.simulate`: the MPI ranks are
     the parallelism, and BLAS threads on top of them oversubscribe the cores
     (docs/performance.md, "One BLAS thread per rank"); the thread count of the machine is
-    then no input of a result either."""
-    return _threadpools().limit(limits=1)
+    then no input of a result either.  The thread pools are looked up on every call, so a
+    library loaded after the first item (an OpenMP runtime another import brings) is
+    limited too."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1)
 
 
 def run_item(engine, params, cfg, times, r, group_comm, rank, state, part=None):
