@@ -245,16 +245,35 @@ def test_three_items_of_every_kind_first_and_eta_per_kind():
     wall = 1.0 + 2.0 * kinds
     dealer = Dealer(costs, {0: 1, 1: 1}, settings=QueueSettings(min_chunk_seconds=0.0),
                     kinds=kinds)
-    first = [dealer.handle(w % 2, [], False, 0.0) for w in range(2)]
+    clock = [0.0, 0.0]                  # each worker reports when its item is computed
+
+    def report(w, k, stop=False):
+        clock[w] += wall[k]
+        return dealer.handle(w, [(k, wall[k])], stop, clock[w])
+
+    first = [dealer.handle(w, [], False, 0.0) for w in range(2)]
     for _ in range(2):
-        first += [dealer.handle(w, [(first[-2 + w][0], wall[first[-2 + w][0]])], False, 1.0)
-                  for w in range(2)]
+        first += [report(w, first[-2 + w][0]) for w in range(2)]
     assert [len(c) for c in first] == [1] * 6
     assert sorted(kinds[[c[0] for c in first]]) == [0, 0, 0, 1, 1, 1]
     for w in range(2):
-        assert dealer.handle(w, [(first[-2 + w][0], wall[first[-2 + w][0]])], w == 0, 3.0) == []
+        assert report(w, first[-2 + w][0], stop=w == 0) == []
     expected = 7 * ((np.sqrt(3) + 3 * 1) + (np.sqrt(3) + 3 * 3)) / 4 / 2
-    assert dealer.eta(3.0) == pytest.approx(expected, rel=16 * np.finfo(float).eps * 20)
+    assert dealer.eta(max(clock)) == pytest.approx(expected, rel=16 * np.finfo(float).eps * 20)
+
+
+def test_eta_counts_the_time_outside_the_engine_call():
+    """Items computed in 1 s whose chunks take 3 s from hand-out to report (writing rows,
+    messages): the ETA is 3 s per remaining item, not 1 s."""
+    costs = np.ones(40)
+    dealer = Dealer(costs, {0: 1}, settings=QueueSettings(min_chunk_seconds=0.0))
+    chunk, now = dealer.handle(0, [], False, 0.0), 0.0
+    while dealer.done < 20:
+        now += 3.0 * len(chunk)
+        chunk = dealer.handle(0, [(k, 1.0) for k in chunk], False, now)
+    left = 40 - dealer.done - len(chunk)
+    assert dealer.eta(now) == pytest.approx(3.0 * (left + len(chunk)),
+                                            rel=16 * np.finfo(float).eps * 40)
 
 
 def test_progress_rate_and_eta_come_from_one_estimate():

@@ -198,8 +198,9 @@ class Dealer:
         """Record a worker's completed items [(k, wall), ...] and stop flag; return its
         next chunk (a list of item indices, [] when nothing is left or a stop was agreed)."""
         g = self.group_sizes[worker]
-        self.in_flight.pop(worker, None)
+        scale = self._round_trip_scale(worker, completed, now)
         for k, wall in completed:
+            wall *= scale
             self.done += 1
             self.predicted_done += self.costs[k]
             if self.kinds is not None:
@@ -218,6 +219,17 @@ class Dealer:
         if chunk:
             self.in_flight[worker] = (chunk, now)
         return chunk
+
+    def _round_trip_scale(self, worker, completed, now):
+        """Factor (>= 1) from the items' compute seconds to the wall time their chunk
+        took from hand-out to this report (writing rows, checkpoints, messages, waiting
+        for the server): the ETA and the chunk sizes count what an item really costs the
+        job, not only its engine call.  Forgets the worker's chunk in flight."""
+        chunk = self.in_flight.pop(worker, None)
+        computed = sum(wall for _, wall in completed)
+        if chunk is None or computed <= 0:
+            return 1.0
+        return max(1.0, (now - chunk[1]) / computed)
 
     def untaken(self, widths=None):
         """Predicted cost of the items not handed out yet (of the given widths)."""
