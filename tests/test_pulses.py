@@ -52,8 +52,11 @@ def test_pulsed_pairs_and_sites_match_dense_lindblad(kw, protocol):
         tol = phase(TIMES[-1] * pair_rate(real) * real.N / 2 + real.N)
         for p, (i, j) in enumerate(itertools.combinations(range(real.N), 2)):
             assert np.abs(pairs[p] - dense.reduced(rho, [i, j], real.N)).max() < tol
+        rows = exact.coherence_rows(real, TIMES, protocol, [2, 0])      # the rows alone
         for i in range(real.N):
             assert np.abs(sites[i] - dense.reduced(rho, [i], real.N)[:, 0, 1]).max() < tol
+        for r, i in enumerate([2, 0]):
+            assert np.abs(rows[r] - dense.reduced(rho, [i], real.N)[:, 0, 1]).max() < tol
         # the echo signal (1/N) sum_{i in A} <S^-_i>, <S^-> = Tr(rho S^-), A rotated at t = 0
         request = Request(("echo",), initial=initial, protocol=protocol)
         echo = exact.compute(real, TIMES, request)
@@ -68,6 +71,33 @@ def test_free_protocol_is_the_free_code_path():
     real = sample(ModelParams(N=7, epsilon=1.0), 3, 0)
     t = np.logspace(-2, 2, 9)
     assert np.array_equal(exact.pair_rdms(real, t), exact.pair_rdms(real, t, Protocol()))
+
+
+@pytest.mark.parametrize("protocol", [None, *PROTOCOLS[:2], PROTOCOLS[-1]],
+                         ids=["free", "hahn", "cpmg4", "pulses"])
+def test_echo_alone_takes_the_rows_of_its_tlss_in_blocks(monkeypatch, protocol):
+    """The echo without pair or site observables comes from `coherence_rows` of the band's
+    TLSs alone, here 3 rows per block: the same signal as from the tables (the two
+    closed forms round differently: the phase bound of a product over N sites), and a
+    memory estimate that grows as N (block x N x T), not as N^2."""
+    real = sample(ModelParams(N=40, epsilon=1.0, T_K=300.0), 7, 0)
+    t = np.logspace(-2, 2, 7)
+    band = InitialState("thermal", angle=90.0, select=Selection(
+        "band", nu_min=float(np.quantile(real.nu, 0.2)), nu_max=float(np.quantile(real.nu, 0.5))))
+    real = band.apply(real)
+    protocol = protocol or Protocol()
+    assert band.select.mask(real).sum() > 3
+    echo = Request(("echo",), initial=band, protocol=protocol)
+    both = Request(("echo", "coherence"), initial=band, protocol=protocol)
+    monkeypatch.setattr(exact, "ROW_BLOCK_ELEMENTS", 3 * real.N * len(t))
+    got, want = exact.compute(real, t, echo), exact.compute(real, t, both)
+    tol = phase(t[-1] * pair_rate(real) * real.N / 2 + real.N)
+    for name in ("echo", "echo_imag"):
+        assert np.abs(got[name] - want[name]).max() < tol
+    engine, params = exact.ExactEngine(), ModelParams(N=4000)
+    big = engine.memory(params, t, echo)
+    assert big < 1e-2 * engine.memory(params, t, both)
+    assert big < 2 * 4000 / 400 * engine.memory(ModelParams(N=400), t, echo)
 
 
 def test_even_pulses_at_zero_time_are_the_identity_and_tables_equal_general_path():
@@ -157,6 +187,7 @@ def test_echo_of_one_tls_among_thermal_tlss_is_telegraph_noise(telegraph_realiza
     t = np.linspace(0.0, 40.0, 9)
     protocol = Protocol("hahn" if n == 1 else "cpmg", n_pulses=n, select=A_only)
     got = exact.site_coherences(real, t, protocol)[A]
+    row = exact.coherence_rows(real, t, protocol, [A])[0]     # the row of A alone
     a, b = rates(real.Y[B], real.f[B])
     omega = 4 * real.J[A, B]
     assert np.any(np.abs(omega) * t[-1] > 3) and np.any(a * t[-1] > 3)   # not trivial
@@ -175,6 +206,7 @@ def test_echo_of_one_tls_among_thermal_tlss_is_telegraph_noise(telegraph_realiza
     # a product of 199 factors whose exponents add up to t sum_j (|omega_j| + a_j + b_j)
     tol = phase(t[-1] * (np.abs(omega) + a + b).sum() + real.N)
     assert np.abs(got - want).max() < tol, np.abs(got - want).max()
+    assert np.abs(row - want).max() < tol, np.abs(row - want).max()
 
 
 @pytest.mark.parametrize("raw, words", [

@@ -1,23 +1,24 @@
-"""The echo study of docs/echo.md section 7: runs and the derived table.
+"""The echo study of docs/echo.md section 7: runs and the derived table, per Table I glass.
 
-    python tools/echo_study.py run OUTDIR [--jobs 2]     # the run files (not committed)
-    python tools/echo_study.py table OUTDIR [--csv docs/data/echo_sio2.csv]
+    python tools/echo_study.py run OUTDIR [--material BK7] [--jobs 2]   # run files (not committed)
+    python tools/echo_study.py table OUTDIR [--material BK7]   # docs/data/echo_bk7{,_sd}.csv
 
-`run` makes the run files of `RUNS` from run/echo_sio2.toml
-(SiO2, N = 400, Hahn echo of the TLSs with hbar nu = (0.9 .. 1.1) h 1 GHz): at each
-T the asymmetry window is eps <= max(2 k_B T, 0.55 h 1 GHz) (model.eps_max; it holds
-every TLS with hbar nu <= 4 k_B T and the whole band), and the realizations grow with
-the window so that every file holds about the same number of band TLSs.  A complete
-file is left alone (delete it to redo it), an interrupted one resumed.  `table` fits the
-echo of every run (`tlsmpi.post.analysis.echo_estimate`; files of one ensemble joined) and
-writes one CSV line per run, in the order of `RUNS`, and the spectral diffusion alone
-(`spectral_diffusion`) to the same name with _sd.
+`run` makes the run files of `RUNS` from run/echo_sio2.toml with ``model.material`` set
+to the glass (default SiO2; N = 400, Hahn echo of the TLSs with hbar nu = (0.9 .. 1.1)
+h 1 GHz): at each T the asymmetry window is eps <= max(2 k_B T, 0.55 h 1 GHz)
+(model.eps_max; it holds every TLS with hbar nu <= 4 k_B T and the whole band), and the
+realizations grow with the window so that every file holds about the same number of band
+TLSs.  A complete file is left alone (delete it to redo it), an interrupted one resumed.
+`table` fits the echo of every run (`tlsmpi.post.analysis.echo_estimate`; files of one
+ensemble joined) and writes one CSV line per run, in the order of `RUNS`, and the
+spectral diffusion alone (`spectral_diffusion`) to the same name with _sd.
 """
 import argparse
 import csv
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,10 +29,9 @@ from tlsmpi.runfile.reader import Run
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "run", "echo_sio2.toml")
 H_EV_S = 4.135667696e-15            # Planck constant, eV s
+HBAR_EV_S = 6.582119569e-16         # reduced Planck constant, eV s
 DRIVE_HZ = 1e9
 BAND = (0.9, 1.1)                   # the band of the A TLSs, in units of h DRIVE_HZ
-W_EV = MATERIALS["SiO2"]["W_meV"] * 1e-3
-HBAR_OVER_W_US = 6.582119569e-16 / W_EV * 1e6     # the time unit hbar/W in microseconds
 #: (T_K, T_K of the window, pi-pulsed TLSs, first realization) of every run file: the Hahn
 #: echo with the pi pulse on the band at 0 ... 1 K; at T = 0 with the windows of 0.3 and 1 K
 #: (the same disorder as those runs, no thermal flips: the instantaneous diffusion of the
@@ -43,56 +43,69 @@ RUNS = ([(T, T, "band", 0) for T in (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)]
         + [(T, T, "all", 0) for T in (0.01, 0.1, 1.0)])
 
 
-def drive():
-    """h DRIVE_HZ in units of W."""
-    return H_EV_S * DRIVE_HZ / W_EV
+@dataclass(frozen=True)
+class Study:
+    """The study of one Table I glass: its energy unit W sets the drive, the windows and
+    the time unit in units of W."""
+    material: str = "SiO2"
+
+    @property
+    def W_eV(self):
+        return MATERIALS[self.material]["W_meV"] * 1e-3
+
+    @property
+    def hbar_over_W_us(self):
+        """The time unit hbar/W in microseconds."""
+        return HBAR_EV_S / self.W_eV * 1e6
+
+    def drive(self):
+        """h DRIVE_HZ in units of W."""
+        return H_EV_S * DRIVE_HZ / self.W_eV
+
+    def window(self, T_K):
+        """eps_max at T_K: 2 k_B T, at least the band's eps (hbar nu <= 2 eps_max)."""
+        return max(2 * KB_EV * T_K / self.W_eV, BAND[1] * self.drive() / 2)
+
+    def realizations(self, T_w):
+        """48 per window of 100 mK, at least 24 and at most 96."""
+        return int(min(96, max(24, round(48 * self.window(T_w) / self.window(0.1)))))
+
+    def name(self, T_K, T_w, select, first):
+        w = "" if T_w == T_K else f"_w{1e3 * T_w:04.0f}mK"
+        part = f"_from{first}" if first else ""
+        return f"echo_{self.material.lower()}_T{1e3 * T_K:04.0f}mK{w}_{select}{part}.h5"
+
+    def settings(self, T_K, T_w, select, first):
+        """The --set values of one run file: the glass, temperature T_K, the window and
+        realizations of T_w, realizations from ``first`` on."""
+        lo, hi = (b * self.drive() for b in BAND)
+        # a band for pulses on all TLSs would be refused (a setting without effect)
+        p_lo, p_hi = (lo, hi) if select == "band" else (0.0, 0.0)
+        return [f'model.material="{self.material}"', f"model.T_K={T_K!r}",
+                f"model.eps_max={self.window(T_w)!r}",
+                f"ensemble.realizations={self.realizations(T_w)}",
+                f"ensemble.first_realization={first}",
+                f"initial.nu_min={lo!r}", f"initial.nu_max={hi!r}",
+                f"protocol.nu_min={p_lo!r}", f"protocol.nu_max={p_hi!r}",
+                f'protocol.select="{select}"']
 
 
-def window(T_K):
-    """eps_max at T_K: 2 k_B T, at least the band's eps (hbar nu <= 2 eps_max)."""
-    return max(2 * KB_EV * T_K / W_EV, BAND[1] * drive() / 2)
-
-
-def realizations(T_w):
-    """48 per 1.3e-4 W of window (100 mK), at least 24 and at most 96."""
-    return int(min(96, max(24, round(48 * window(T_w) / window(0.1)))))
-
-
-def name(T_K, T_w, select, first):
-    w = "" if T_w == T_K else f"_w{1e3 * T_w:04.0f}mK"
-    part = f"_from{first}" if first else ""
-    return f"echo_sio2_T{1e3 * T_K:04.0f}mK{w}_{select}{part}.h5"
-
-
-def settings(T_K, T_w, select, first):
-    """The --set values of one run file: temperature T_K, the window and realizations of
-    T_w, realizations from ``first`` on."""
-    lo, hi = (b * drive() for b in BAND)
-    # a band for pulses on all TLSs would be refused (a setting without effect)
-    p_lo, p_hi = (lo, hi) if select == "band" else (0.0, 0.0)
-    return [f"model.T_K={T_K!r}", f"model.eps_max={window(T_w)!r}",
-            f"ensemble.realizations={realizations(T_w)}", f"ensemble.first_realization={first}",
-            f"initial.nu_min={lo!r}", f"initial.nu_max={hi!r}",
-            f"protocol.nu_min={p_lo!r}", f"protocol.nu_max={p_hi!r}",
-            f'protocol.select="{select}"']
-
-
-def run(outdir, jobs):
+def run(study, outdir, jobs):
     os.makedirs(outdir, exist_ok=True)
-    def done(path):
-        return os.path.exists(path) and Run(path).complete
-    todo = [r for r in RUNS if not done(os.path.join(outdir, name(*r)))]
+
+    def path(r):
+        return os.path.join(outdir, study.name(*r))
+    todo = [r for r in RUNS if not (os.path.exists(path(r)) and Run(path(r)).complete)]
     running = []
     for r in todo:
         if len(running) >= jobs:
             running.pop(0).wait()
-        resume = ["--resume"] if os.path.exists(os.path.join(outdir, name(*r))) else []
-        args = [a for v in settings(*r) for a in ("--set", v)] + resume
-        log = open(os.path.join(outdir, name(*r)[:-3] + ".log"), "w")
+        resume = ["--resume"] if os.path.exists(path(r)) else []
+        args = [a for v in study.settings(*r) for a in ("--set", v)] + resume
+        log = open(path(r)[:-3] + ".log", "w")
         running.append(subprocess.Popen(
-            [sys.executable, "-m", "tlsmpi.run", CONFIG, *args, "--out",
-             os.path.join(outdir, name(*r))], stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, OMP_NUM_THREADS="1")))
+            [sys.executable, "-m", "tlsmpi.run", CONFIG, *args, "--out", path(r)],
+            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1")))
     for p in running:
         p.wait()
 
@@ -102,7 +115,7 @@ FIELDS = ["file", "material", "select", "T_K", "eps_max", "N", "realizations", "
           "t_to", "T_M_us", "verdict"]
 
 
-def row(r, n_boot, seed):
+def row(study, r, n_boot, seed):
     """One CSV row of a run (files of one ensemble joined): the echo fit and what it holds."""
     case = r.cases[0]
     p = case.params
@@ -111,7 +124,7 @@ def row(r, n_boot, seed):
     est = analysis.echo_estimate(r.times, case.values("echo"), case.values("echo_imag"),
                                  n_boot=n_boot, seed=seed)
     nu = case.disorder["nu"][case.done]
-    lo, hi = (b * drive() for b in BAND)
+    lo, hi = (b * study.drive() for b in BAND)
     band = int(((nu >= lo) & (nu <= hi)).sum())
     x = est.info.get("x", analysis.Estimate(np.nan, np.nan))
     window = est.info["t_window"] or (np.nan, np.nan)
@@ -123,7 +136,7 @@ def row(r, n_boot, seed):
                 x_lo=x.interval[0], x_hi=x.interval[1],
                 chi2_dof=est.info.get("chi2_dof", np.nan),
                 chi2_max=est.info.get("chi2_max", np.nan), t_from=window[0], t_to=window[1],
-                T_M_us=est.value * HBAR_OVER_W_US, verdict=est.info["verdict"])
+                T_M_us=est.value * study.hbar_over_W_us, verdict=est.info["verdict"])
 
 
 def spectral_diffusion(hot, cold, n_boot, seed):
@@ -175,13 +188,13 @@ def write(out, fields, rows):
     print(open(out).read(), end="")
 
 
-def table(outdir, out, n_boot, seed):
+def table(study, outdir, out, n_boot, seed):
     """The fits of every run (``out``) and the spectral diffusion alone at the
     temperatures with a T = 0 run of the same window (``out`` with _sd)."""
     def path(r):
-        return os.path.join(outdir, name(*r))
+        return os.path.join(outdir, study.name(*r))
     runs = pooling.ensembles([Run(path(r)) for r in RUNS if os.path.exists(path(r))])
-    write(out, FIELDS, [row(r, n_boot, seed) for r in runs])
+    write(out, FIELDS, [row(study, r, n_boot, seed) for r in runs])
     by_path = {p: r for r in runs for p in r.path.split(" + ")}
     sd = []
     for T_K, T_w, _, _ in RUNS:
@@ -193,7 +206,8 @@ def table(outdir, out, n_boot, seed):
                            T_M_lo=T_M.interval[0], T_M_hi=T_M.interval[1], x=x.value,
                            x_lo=x.interval[0], x_hi=x.interval[1], chi2_dof=f["chi2_dof"],
                            chi2_max=f["chi2_max"], t_from=f["window"][0],
-                           t_to=f["window"][1], T_M_us=T_M.value * HBAR_OVER_W_US))
+                           t_to=f["window"][1],
+                           T_M_us=T_M.value * study.hbar_over_W_us))
     write(out.replace(".csv", "_sd.csv"), SD_FIELDS, sd)
 
 
@@ -202,13 +216,17 @@ def main(argv=None):
     parser.add_argument("what", choices=["run", "table"])
     parser.add_argument("outdir")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--csv", default=os.path.join(ROOT, "docs", "data", "echo_sio2.csv"))
+    parser.add_argument("--material", default="SiO2", choices=sorted(MATERIALS))
+    parser.add_argument("--csv", help="default docs/data/echo_MATERIAL.csv (lower case)")
     parser.add_argument("--boot", type=int, default=analysis.N_BOOT)
     args = parser.parse_args(argv)
+    study = Study(args.material)
     if args.what == "run":
-        run(args.outdir, args.jobs)
+        run(study, args.outdir, args.jobs)
     else:
-        table(args.outdir, args.csv, args.boot, 0)
+        csv_path = args.csv or os.path.join(ROOT, "docs", "data",
+                                            f"echo_{args.material.lower()}.csv")
+        table(study, args.outdir, csv_path, args.boot, 0)
 
 
 if __name__ == "__main__":

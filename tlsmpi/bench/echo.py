@@ -4,20 +4,21 @@ the same size on the same realization (docs/performance.md, "Echoes").
     python -m tlsmpi.bench echo [--N 200] [--times 100] [--repeat 2] [--epsilon 0 1]
                                 [--pairs free hahn ...]
 
-For each epsilon it times C(t) of Eq. (28) (all pairs) and the single-site coherences
-(the echo signal) for free evolution, a Hahn echo (pulses on all TLSs), a Hahn echo on
-half of them, CPMG-4 and CPMG-16, and prints each against free evolution and CPMG-16
-against Hahn, measured in the same process; ``--pairs`` limits the C(t) timings to
-the protocols named (the others print nan; name "free" too for the ratios).  Times are
-CPU seconds of this process (time.process_time; set OMP_NUM_THREADS=1), which a shared
-machine's load disturbs less than wall time.
+For each epsilon it times C(t) of Eq. (28) (all pairs), the single-site coherences from
+the pair tables ("sites") and from the rows alone ("rows", `coherence_rows`: the echo
+signal's path, here for a band of every tenth TLS) for free evolution, a Hahn echo
+(pulses on all TLSs), a Hahn echo on half of them, CPMG-4 and CPMG-16, and prints each
+against free evolution and CPMG-16 against Hahn, measured in the same process;
+``--pairs`` limits the C(t) timings to the protocols named (the others print nan; name
+"free" too for the ratios).  Times are CPU seconds of this process (time.process_time;
+set OMP_NUM_THREADS=1), which a shared machine's load disturbs less than wall time.
 """
 import argparse
 import time
 
 import numpy as np
 
-from ..engines.exact import average_concurrence, site_coherences
+from ..engines.exact import average_concurrence, coherence_rows, site_coherences
 from ..physics.model import ModelParams, sample
 from ..physics.pulses import Protocol, Selection
 
@@ -49,16 +50,20 @@ def main(argv=None):
     for eps in args.epsilon:
         real = sample(ModelParams(N=args.N, epsilon=eps), 1, 0)
         print(f"epsilon = {eps}")
-        print(f"  {'protocol':<20} {'C(t)':>9} {'/free':>7} {'sites':>9} {'/free':>7}")
+        print(f"  {'protocol':<20} {'C(t)':>9} {'/free':>7} {'sites':>9} {'/free':>7} "
+              f"{'rows':>9} {'/free':>7}")
         seconds = {}
+        band = np.arange(0, args.N, 10)
         for name, p in protocols.items():
             pairs = args.pairs is None or name in args.pairs
             seconds[name] = (
                 _best(lambda: average_concurrence(real, t, protocol=p), args.repeat)
-                if pairs else np.nan, _best(lambda: site_coherences(real, t, p), args.repeat))
+                if pairs else np.nan, _best(lambda: site_coherences(real, t, p), args.repeat),
+                _best(lambda: coherence_rows(real, t, p, band), args.repeat))
             free = seconds["free"]
-            print(f"  {name:<20} {seconds[name][0]:9.3f} {seconds[name][0] / free[0]:7.2f} "
-                  f"{seconds[name][1]:9.4f} {seconds[name][1] / free[1]:7.2f}", flush=True)
+            print(f"  {name:<20} " + " ".join(
+                f"{s:9.4f} {s / f:7.2f}" for s, f in zip(seconds[name], free)), flush=True)
         ratio = [a / b for a, b in zip(seconds["cpmg-16"], seconds["hahn"])]
-        print(f"  cpmg-16 / hahn: C(t) {ratio[0]:.2f}, sites {ratio[1]:.2f}")
+        print(f"  cpmg-16 / hahn: C(t) {ratio[0]:.2f}, sites {ratio[1]:.2f}, "
+              f"rows {ratio[2]:.2f}")
     return 0

@@ -326,6 +326,52 @@ def site_coherences(real, times, protocol=None):
     return out
 
 
+#: Largest rows x N x T of one block of `coherence_rows` (complex elements per array).
+ROW_BLOCK_ELEMENTS = 2**21
+
+
+def row_block(N, T):
+    """Rows of one block of `coherence_rows` for N TLSs and T output times."""
+    return max(1, ROW_BLOCK_ELEMENTS // (N * T))
+
+
+def coherence_rows(real, times, protocol=None, sites=None, checkpoint=never):
+    """rho_i[up, down](t) of the TLSs ``sites`` alone (index array; all by default) under
+    the pulses of ``protocol``, shape (len(sites), T): c_i prod_{k != i} 1^T exp(M_k t)
+    p_k, the coherence of site i seen by every other site (docs/design.md section 4 with
+    A = {i}; under pulses docs/echo.md), in the closed form (`trace_factor`,
+    `propagate_sequence`) for `row_block` rows at a time.  Memory O(block N T) and time
+    O(|sites| N T) per interval, instead of the O(N^2 T) tables of `site_coherences`:
+    the echo of a band of TLSs at large N.  ``checkpoint()`` is called between blocks."""
+    t = np.asarray(times, dtype=float)
+    sites = np.arange(real.N) if sites is None else np.asarray(sites, dtype=int)
+    rho0 = real.initial_density_matrices()
+    p_up, J = rho0[:, 0, 0].real, real.J
+    segments = ([(np.arange(len(t)), None)] if protocol is None or protocol.free
+                else protocol.segments(t))
+    out = np.empty((len(sites), len(t)), dtype=complex)
+    step = row_block(real.N, len(t))
+    for idx, D in segments:
+        if D is None:
+            c = coherences(real, t)
+        else:
+            c, sign, pulsed = pulsed_coherences(real, D, protocol)
+        for start in range(0, len(sites), step):
+            checkpoint()
+            rows = sites[start:start + step]
+            if D is None:
+                F = trace_factor(4 * J[rows], t, p_up, real.Y, real.f)
+            else:   # s_i^(q) = (-1)^(m - q): two omega arrays, each passed as one object
+                m, omegas = D.shape[1] - 1, {}
+                for q in range(m + 1):
+                    omegas.setdefault((m - q) % 2, 4 * J[rows] * sign[rows, None, q])
+                F = sum(propagate_sequence([omegas[(m - q) % 2] for q in range(m + 1)], D,
+                                           p_up, real.Y, real.f, pulsed))
+            F[np.arange(len(rows)), rows] = 1.0
+            out[start:start + len(rows), idx] = c[rows] * F.prod(axis=1)
+    return out
+
+
 def pair_observables(real, times, request, checkpoint=never, tables=None):
     """The pair observables of ``request`` (`tlsmpi.physics.observables`), e.g. C(t) =
     (1/N) sum_{i<j} C_ij(t) of Eq. (28), accumulated row by row of `PairTables` (memory
@@ -345,13 +391,27 @@ def average_concurrence(real, times, checkpoint=never, protocol=None):
     return compute(real, times, request, checkpoint=checkpoint)["concurrence"]
 
 
-def echo_rows(real, request, tables):
+def echo_rows(real, request, tables=None, times=None, checkpoint=never):
     """{"echo", "echo_imag"}: the real and imaginary parts of the echo signal (1/N)
-    sum_{i in A} <S^-_i>(t), A the TLSs of [initial]'s selection (docs/echo.md)."""
+    sum_{i in A} <S^-_i>(t), A the TLSs of [initial]'s selection (docs/echo.md), from the
+    ``tables`` of the pair observables or, without them, from the rows of A alone
+    (`coherence_rows` at ``times``)."""
     A = request.initial.select.mask(real)
-    values = registry.echo_site_values(site_rdms(tables)[:, A])
+    if tables is None:
+        rows = coherence_rows(real, times, request.protocol, np.flatnonzero(A), checkpoint)
+        values = registry.echo_site_values(_coherence_matrices(rows.T))
+    else:
+        values = registry.echo_site_values(site_rdms(tables)[:, A])
     signal = values.sum(1) / real.N
     return {"echo": signal.real, "echo_imag": signal.imag}
+
+
+def _coherence_matrices(coherence):
+    """2x2 matrices with only the off-diagonal elements ``coherence`` (..., ) -> (..., 2, 2):
+    what a site observable of the coherence alone reads."""
+    rho = np.zeros(coherence.shape + (2, 2), dtype=complex)
+    rho[..., 0, 1], rho[..., 1, 0] = coherence, coherence.conj()
+    return rho
 
 
 def _site_and_pair(real, times, request, checkpoint, tables):
@@ -374,7 +434,9 @@ def compute(real, times, request, comm=None, checkpoint=never):
         raise ValueError("model.flipflop > 0 breaks the factorization of Engine 1: "
                          "use engine.name = 'liouvillian' (N <= 11) or set model.flipflop = 0")
     out = {}
-    if request.wants("site") or request.wants("pair") or "echo" in request.observables:
+    if _echo_alone(request):
+        out.update(echo_rows(real, request, times=times, checkpoint=checkpoint))
+    elif request.wants("site") or request.wants("pair") or "echo" in request.observables:
         segments = pair_tables(real, times, request.protocol)
         if len(segments) == 1:
             out = _site_and_pair(real, times, request, checkpoint, segments[0][1])
@@ -386,6 +448,28 @@ def compute(real, times, request, comm=None, checkpoint=never):
         out["entropy"] = half_system_entropy(real, times, real.bubbles(request.bipartitions),
                                              checkpoint=checkpoint, protocol=request.protocol)
     return {name: out[name] for name in ExactEngine().outputs(request)}
+
+
+def _echo_alone(request):
+    """True if the echo is the only observable of the tables (`coherence_rows` path)."""
+    return "echo" in request.observables and not (request.wants("site")
+                                                  or request.wants("pair"))
+
+
+def _rows(request, N, draw):
+    """Rows of `coherence_rows` for the echo: the TLSs of [initial]'s selection (the
+    realization drawn only for a band)."""
+    select = request.initial.select
+    if select.kind == "band":
+        return int(select.mask(draw()).sum())
+    return N if select.kind == "all" else len(select.sites)
+
+
+def _intervals(request, times):
+    """Intervals between pulses summed over the output times (T for free evolution)."""
+    if request.protocol.free:
+        return len(times)
+    return sum(D.size for _, D in request.protocol.segments(times))
 
 
 #: Largest N for the entropy (rho_A of N/2 sites: 2^(N/2) x 2^(N/2) per time).
@@ -422,19 +506,30 @@ class ExactEngine(Engine):
         """The O(N^2 T) complex tables of `PairTables` (v, E, Ec, excl and one row's
         doubly coherent factors: about 8 arrays of N^2 T complex numbers), one more for
         the site observables (`site_rdms`' trace factors); under pulses two more and two
-        per distinct interval length of a segment (`PulsedPairTables`)."""
+        per distinct interval length of a segment (`PulsedPairTables`).  The echo alone
+        takes blocks of `coherence_rows` instead: about 8 arrays of block x N x T, and four
+        per distinct interval length (`propagate_sequence` keeps two exponentials per
+        omega and interval)."""
         N, T = params.N, len(times)
+        lengths = 0 if request.protocol.free else max(
+            len({D[:, q].tobytes() for q in range(D.shape[1])})
+            for _, D in request.protocol.segments(times))
+        if _echo_alone(request):
+            return (8 + 4 * lengths) * 16.0 * min(N, row_block(N, T)) * N * T + 16.0 * N * T * 16
         tables = 8 + (1 if request.wants("site") else 0)
-        if not request.protocol.free:
-            tables += 2 + 2 * max(len({D[:, q].tobytes() for q in range(D.shape[1])})
-                                  for _, D in request.protocol.segments(times))
+        if lengths:
+            tables += 2 + 2 * lengths
         return tables * 16.0 * N * N * T + 2 * 16.0 * N * T * 16
 
     def cost(self, params, times, request, draw):
         """O(N^3 T) pair core plus O(N^2 T) tables (within a factor 2 of the measured
         seconds for N = 8..64, docs/performance.md; twice as much with dissipation), plus
-        the entropy's own cost model (`tlsmpi.engines.subsystems.route_costs`)."""
+        the entropy's own cost model (`tlsmpi.engines.subsystems.route_costs`).  The echo
+        alone: 6e-8 s per row, TLS and interval of every output time (`coherence_rows`,
+        measured at N = 400), the rows those of the realization's selection."""
         N, T = params.N, len(times)
+        if _echo_alone(request):
+            return 6e-8 * _rows(request, N, draw) * N * _intervals(request, times) + 1e-3
         seconds = T * (1.5e-6 * N**2 + 1.1e-8 * N**3) * (2.0 if params.epsilon else 1.0) + 1e-3
         if "entropy" in request.observables:
             n_bubbles = request.bipartitions or N
