@@ -79,6 +79,22 @@ def test_fit_recovers_a_b_and_skips_empty_sizes():
     assert 0 < fit["b_err"] < 1e-2
 
 
+def test_a_fit_that_fails_its_chi2_test_presents_no_error():
+    """Fig. 12's line through data that bend away from it (errors 1e-4 relative) is
+    reported as not describing the data, without errors; the exact law with errors of
+    its size passes and gives them."""
+    from tlsmpi.post.pooling import random_state_fit, random_state_text
+    N = np.arange(2, 8)
+    bent = np.exp(-0.13 * 2 ** (1.01 * N + 0.02 * (N - 4.5) ** 2))
+    exact = np.exp(-0.13 * 2 ** (1.01 * N))
+    for mean, fails in ((bent, True), (exact, False)):
+        fit = random_state_fit(dict(N=N, mean=mean, sem=1e-4 * mean, nonzero=[100] * 6))
+        text = random_state_text(fit)
+        assert fit["fails"] is fails
+        assert ("does not describe the data" in text) is fails
+        assert ("+-" in text) is not fails
+
+
 @pytest.mark.mpi
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="no mpirun")
 def test_mpi_reduction_matches_serial(tmp_path):

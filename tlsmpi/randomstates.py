@@ -308,8 +308,9 @@ def main(argv=None):
         fit = fit_scaling(res["N"], res["mean"], res["sem"], res["nonzero"])
         for N, m, s, nz in zip(res["N"], res["mean"], res["sem"], res["nonzero"]):
             print(f"N = {N:2d}: <C> = {m:.6g} ± {s:.2g} ({nz} entangled pairs)")
-        print(f"fit over N = {fit['N_used']}: a = {fit['a']:.4g} ± {fit['a_err']:.2g}, "
-              f"b = {fit['b']:.4g} ± {fit['b_err']:.2g} -> {args.out}")
+        print(f"fit over N = {fit['N_used']}: a = {fit['a']:.4g}, b = {fit['b']:.4g}, "
+              f"chi2/dof {fit['chi2_dof']:.3g} (its chi^2 test and errors: python -m "
+              f"tlsmpi.post fig12 {args.out}) -> {args.out}")
     return 0
 
 

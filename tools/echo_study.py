@@ -2,6 +2,7 @@
 
     python tools/echo_study.py run OUTDIR [--material BK7] [--jobs 2]   # run files (not committed)
     python tools/echo_study.py table OUTDIR [--material BK7]   # docs/data/echo_bk7{,_sd}.csv
+    python tools/echo_study.py run OUTDIR --band 0.975 1.025 --N 1600 --runs narrow
 
 `run` makes the run files of `RUNS` from run/echo_sio2.toml with ``model.material`` set
 to the glass (default SiO2; N = 400, Hahn echo of the TLSs with hbar nu = (0.9 .. 1.1)
@@ -9,6 +10,8 @@ h 1 GHz): at each T the asymmetry window is eps <= max(2 k_B T, 0.55 h 1 GHz)
 (model.eps_max; it holds every TLS with hbar nu <= 4 k_B T and the whole band), and the
 realizations grow with the window so that every file holds about the same number of band
 TLSs.  A complete file is left alone (delete it to redo it), an interrupted one resumed.
+`--band` and `--N` choose a narrower band of signal TLSs and more TLSs per realization
+(the `NARROW` runs: T <= 0.3 K, where the band's own instantaneous diffusion dominates).
 `table` fits the echo of every run (`tlsmpi.post.analysis.echo_estimate`; files of one
 ensemble joined) and writes one CSV line per run, in the order of `RUNS`, and the
 spectral diffusion alone (`spectral_diffusion`) to the same name with _sd.
@@ -41,13 +44,21 @@ BAND = (0.9, 1.1)                   # the band of the A TLSs, in units of h DRIV
 RUNS = ([(T, T, "band", 0) for T in (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)]
         + [(0.0, W, "band", 0) for W in (0.3, 1.0)]
         + [(T, T, "all", 0) for T in (0.01, 0.1, 1.0)])
+#: The runs of a narrower band: the pi pulse on the band at 0 ... 0.3 K and the T = 0
+#: reference at the 0.3 K window.
+NARROW = ([(T, T, "band", 0) for T in (0.0, 0.01, 0.1, 0.3)] + [(0.0, 0.3, "band", 0)])
+SETS = {"all": RUNS, "narrow": NARROW}
 
 
 @dataclass(frozen=True)
 class Study:
     """The study of one Table I glass: its energy unit W sets the drive, the windows and
-    the time unit in units of W."""
+    the time unit in units of W; ``band`` the signal TLSs (units of h DRIVE_HZ), ``N``
+    the TLSs per realization, ``runs`` the (T_K, T_w, select, first) of its files."""
     material: str = "SiO2"
+    band: tuple = BAND
+    N: int = 400
+    runs: tuple = tuple(RUNS)
 
     @property
     def W_eV(self):
@@ -64,7 +75,7 @@ class Study:
 
     def window(self, T_K):
         """eps_max at T_K: 2 k_B T, at least the band's eps (hbar nu <= 2 eps_max)."""
-        return max(2 * KB_EV * T_K / self.W_eV, BAND[1] * self.drive() / 2)
+        return max(2 * KB_EV * T_K / self.W_eV, self.band[1] * self.drive() / 2)
 
     def realizations(self, T_w):
         """48 per window of 100 mK, at least 24 and at most 96."""
@@ -73,15 +84,18 @@ class Study:
     def name(self, T_K, T_w, select, first):
         w = "" if T_w == T_K else f"_w{1e3 * T_w:04.0f}mK"
         part = f"_from{first}" if first else ""
-        return f"echo_{self.material.lower()}_T{1e3 * T_K:04.0f}mK{w}_{select}{part}.h5"
+        study = "" if (self.band, self.N) == (BAND, 400) else (
+            f"_b{self.band[1] - self.band[0]:.3g}_N{self.N}")
+        return (f"echo_{self.material.lower()}{study}_T{1e3 * T_K:04.0f}mK{w}_{select}{part}"
+                ".h5")
 
     def settings(self, T_K, T_w, select, first):
         """The --set values of one run file: the glass, temperature T_K, the window and
         realizations of T_w, realizations from ``first`` on."""
-        lo, hi = (b * self.drive() for b in BAND)
+        lo, hi = (b * self.drive() for b in self.band)
         # a band for pulses on all TLSs would be refused (a setting without effect)
         p_lo, p_hi = (lo, hi) if select == "band" else (0.0, 0.0)
-        return [f'model.material="{self.material}"', f"model.T_K={T_K!r}",
+        return [f'model.material="{self.material}"', f"model.N={self.N}", f"model.T_K={T_K!r}",
                 f"model.eps_max={self.window(T_w)!r}",
                 f"ensemble.realizations={self.realizations(T_w)}",
                 f"ensemble.first_realization={first}",
@@ -95,7 +109,7 @@ def run(study, outdir, jobs):
 
     def path(r):
         return os.path.join(outdir, study.name(*r))
-    todo = [r for r in RUNS if not (os.path.exists(path(r)) and Run(path(r)).complete)]
+    todo = [r for r in study.runs if not (os.path.exists(path(r)) and Run(path(r)).complete)]
     running = []
     for r in todo:
         if len(running) >= jobs:
@@ -124,7 +138,7 @@ def row(study, r, n_boot, seed):
     est = analysis.echo_estimate(r.times, case.values("echo"), case.values("echo_imag"),
                                  n_boot=n_boot, seed=seed)
     nu = case.disorder["nu"][case.done]
-    lo, hi = (b * study.drive() for b in BAND)
+    lo, hi = (b * study.drive() for b in study.band)
     band = int(((nu >= lo) & (nu <= hi)).sum())
     x = est.info.get("x", analysis.Estimate(np.nan, np.nan))
     window = est.info["t_window"] or (np.nan, np.nan)
@@ -193,11 +207,11 @@ def table(study, outdir, out, n_boot, seed):
     temperatures with a T = 0 run of the same window (``out`` with _sd)."""
     def path(r):
         return os.path.join(outdir, study.name(*r))
-    runs = pooling.ensembles([Run(path(r)) for r in RUNS if os.path.exists(path(r))])
+    runs = pooling.ensembles([Run(path(r)) for r in study.runs if os.path.exists(path(r))])
     write(out, FIELDS, [row(study, r, n_boot, seed) for r in runs])
     by_path = {p: r for r in runs for p in r.path.split(" + ")}
     sd = []
-    for T_K, T_w, _, _ in RUNS:
+    for T_K, T_w, _, _ in study.runs:
         hot, cold = path((T_w, T_w, "band", 0)), path((0.0, T_w, "band", 0))
         if T_K == 0 and T_w > 0 and hot in by_path and cold in by_path:
             f = spectral_diffusion(by_path[hot], by_path[cold], n_boot, seed)
@@ -217,15 +231,19 @@ def main(argv=None):
     parser.add_argument("outdir")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--material", default="SiO2", choices=sorted(MATERIALS))
-    parser.add_argument("--csv", help="default docs/data/echo_MATERIAL.csv (lower case)")
+    parser.add_argument("--band", type=float, nargs=2, default=BAND, metavar=("LO", "HI"),
+                        help="signal TLSs: LO <= hbar nu / (h 1 GHz) <= HI (default 0.9 1.1)")
+    parser.add_argument("--N", type=int, default=400, help="TLSs per realization")
+    parser.add_argument("--runs", choices=sorted(SETS), default="all")
+    parser.add_argument("--csv", help="default docs/data/ + the first file's study name")
     parser.add_argument("--boot", type=int, default=analysis.N_BOOT)
     args = parser.parse_args(argv)
-    study = Study(args.material)
+    study = Study(args.material, tuple(args.band), args.N, tuple(SETS[args.runs]))
     if args.what == "run":
         run(study, args.outdir, args.jobs)
     else:
-        csv_path = args.csv or os.path.join(ROOT, "docs", "data",
-                                            f"echo_{args.material.lower()}.csv")
+        stem = study.name(*study.runs[0]).split("_T")[0]
+        csv_path = args.csv or os.path.join(ROOT, "docs", "data", f"{stem}.csv")
         table(study, args.outdir, csv_path, args.boot, 0)
 
 

@@ -201,9 +201,7 @@ def analysis_lines(pool):
     for data in pool.randomstates:
         fit = pooling.random_state_fit(data)
         out.append(f"  random states (Fig. 12, {data['states']} states per N in "
-                   f"{len(data['paths'])} file(s)): a = {fit['a']:.4g} ± "
-                   f"{fit['a_err']:.2g}, b = {fit['b']:.4g} ± {fit['b_err']:.2g} (fit covariance) "
-                   f"over N = {fit['N_used']}, chi2/dof {fit['chi2_dof']:.2g}")
+                   f"{len(data['paths'])} file(s)): {pooling.random_state_text(fit, 4)}")
     for name, m in phase_diagram.materials().items():
         out.append(f"  Eq. (24) {name}: Dbar/W = {m['dbar_over_w']:.2g}, W/(hbar/tau) = "
                    f"{m['w_over_hbar_tau']:.3g}, hbar Y/J ~ {m['ratio']:.2g} "

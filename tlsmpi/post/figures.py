@@ -28,7 +28,8 @@ from ..physics import phase_diagram
 from . import analysis
 from .. import randomstates
 from .pooling import (NoData, alpha, beta_extrapolation, collapse, open_betas,
-                      open_family, random_state_fit, stretched_pairs, volume_law)
+                      open_family, random_state_fit, random_state_text, stretched_pairs,
+                      volume_law)
 
 log = logging.getLogger(__name__)
 
@@ -602,9 +603,7 @@ def fig12(pool):
              f"{chunks(data)}: "
              "log2(-ln <C>) against N (error bars: standard errors; open: fewer than "
              f"{randomstates.MIN_NONZERO} entangled pairs, not fitted).",
-        f"Dashed: <C> ~ exp(-a 2^(b N)), a = {fit['a']:.3f} +- {fit['a_err']:.3f}, "
-        f"b = {fit['b']:.3f} +- {fit['b_err']:.3f} (fit covariance) over N = "
-        f"{min(fit['N_used'])}..{max(fit['N_used'])}, chi^2/nu = {fit['chi2_dof']:.2g}.")
+        f"Dashed: the least-squares line <C> ~ exp(-a 2^(b N)), {random_state_text(fit)}.")
 
 
 def observable(pool, name):

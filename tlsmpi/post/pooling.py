@@ -253,4 +253,24 @@ def open_betas(pool):
 
 
 def random_state_fit(data):
-    return randomstates.fit_scaling(data["N"], data["mean"], data["sem"], data["nonzero"])
+    """`randomstates.fit_scaling` of pooled random states (Eq. C7) with the chi^2 test of
+    every fit (`analysis.chi2_limit`): also ``dof``, ``chi2_max`` and ``fails`` (then
+    the model does not describe the data and no error may be presented)."""
+    fit = randomstates.fit_scaling(data["N"], data["mean"], data["sem"], data["nonzero"])
+    dof = len(fit["N_used"]) - 2
+    limit = analysis.chi2_limit(dof)
+    return {**fit, "dof": dof, "chi2_max": limit, "fails": bool(fit["chi2_dof"] > limit)}
+
+
+def random_state_text(fit, digits=3):
+    """'a = .., b = .. over N = lo..hi, ...' of `random_state_fit`: with the covariance
+    errors when the fit passes its chi^2 test, without them and saying so when not."""
+    over = f"over N = {min(fit['N_used'])}..{max(fit['N_used'])}"
+    chi2 = f"chi^2/nu = {fit['chi2_dof']:.2g}"
+    if fit["fails"]:
+        return (f"a = {fit['a']:.{digits}f}, b = {fit['b']:.{digits}f} {over}: the model "
+                f"does not describe the data ({chi2} > {fit['chi2_max']:.2g}), so no error "
+                "is given")
+    return (f"a = {fit['a']:.{digits}f} +- {fit['a_err']:.{digits}f}, b = {fit['b']:.{digits}f}"
+            f" +- {fit['b_err']:.{digits}f} (fit covariance) {over}, {chi2} (limit "
+            f"{fit['chi2_max']:.2g})")
