@@ -94,3 +94,26 @@ def test_paired_with_fewer_realizations(ed_file, tmp_path, capsys):
     ][-1]
     d = C[1.0][:4] - C[0.0][:4]
     assert numbers(line)[-4] == pytest.approx(d.mean(1).mean(), rel=1e-2, abs=1e-14)
+
+
+class _Case:
+    """The part of a run file's case that `flipflop.case_row` reads."""
+    observables, N = ("concurrence",), 4
+
+    def __init__(self, C):
+        self.C = C
+
+    def values(self, name):
+        return self.C
+
+
+def test_beta_of_a_curve_that_is_no_power_law_has_no_error():
+    """beta follows the chi^2 rule of every fit: a decay that bends (exp(-t)) fails and
+    shows no error; a power law t^-2 onto a plateau with the same noise passes."""
+    t = np.logspace(-2, 4, 90)
+    rng = np.random.default_rng(0)
+    for curve, fails in ((np.exp(-t) + 1e-4, True), (0.1 * t ** -2.0 + 1e-4, False)):
+        peaked = np.where(t < 0.05, 10 * t, np.minimum(curve, 0.5))   # a peak, then decay
+        C = peaked * (1 + 1e-2 * rng.standard_normal((200, len(t))))
+        beta = flipflop.case_row(t, _Case(C))["beta"]
+        assert beta.fails is fails, beta.info["chi2_dof"]

@@ -5,7 +5,8 @@
 Reads run files (any engine) and groups their cases by (epsilon, N).  Per case: the
 peak C_max and its time (Sec. IV C), the plateau C(inf) and the power-law exponent beta
 of `tlsmpi.post.analysis` (rules in docs/post.md), S_E at the last time over N, each with
-a bootstrap error over realizations.  Where a case without flip-flop (flipflop = 0) of
+a bootstrap error over realizations (beta without one when its fit fails its chi^2
+test).  Where a case without flip-flop (flipflop = 0) of
 the same (epsilon, N, seed, time grid) exists, the flip-flop cases are also compared with it
 realization by realization (same disorder, same initial state): the mean over times and
 realizations of C_ff(t) - C_0(t), and the largest |mean difference| over times with the
@@ -19,7 +20,7 @@ import sys
 import numpy as np
 
 from ..physics.statistics import sem
-from .analysis import bootstrap, decay_window, peak, plateau_value, power_law_exponent
+from .analysis import beta_estimate, bootstrap, peak, plateau_value
 from ..runfile.reader import Run
 
 
@@ -43,15 +44,15 @@ def load(paths):
 
 
 def case_row(t, case):
-    """Estimates of one case: {"C_max", "t_peak", "C_inf", "beta", "S_inf"} -> (value, err)."""
+    """Estimates of one case: {"C_max", "t_peak", "C_inf", "S_inf"} -> (value, err) and
+    "beta" -> `analysis.Estimate` (with its chi^2 test, `beta_estimate`)."""
     C = case.values("concurrence")
-    window = decay_window(t, C.mean(0))
     out = {}
     for name, est in (("C_max", lambda c: peak(t, c)[1]), ("t_peak", lambda c: peak(t, c)[0]),
-                      ("C_inf", plateau_value),
-                      ("beta", lambda c: power_law_exponent(t, c, window) if window else np.nan)):
+                      ("C_inf", plateau_value)):
         value, err, _ = bootstrap([C], est)
         out[name] = (value, err)
+    out["beta"] = beta_estimate(t, C)
     if "entropy" in case.observables:
         S = case.values("entropy")[:, -1] / case.N
         out["S_inf"] = (S.mean(), sem(S))
@@ -98,6 +99,9 @@ def table(entries):
         def fmt(name, spec):
             if name not in r:
                 return ""
+            if name == "beta":       # a failed fit gives no error (docs/post.md)
+                b = r[name]
+                return f"{b.value:{spec}} (fails)" if b.fails else f"{b.value:{spec}} ± {b.err:.1g}"
             v, e = r[name]
             return f"{v:{spec}} ± {e:.1g}"
         line = (f"{key[0]:>5g} {key[1]:>3} {form:>12} {case.n_done:>4} {fmt('C_max', '.4f'):>16} "
