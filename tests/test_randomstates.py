@@ -82,7 +82,8 @@ def test_fit_recovers_a_b_and_skips_empty_sizes():
 def test_a_fit_that_fails_its_chi2_test_presents_no_error():
     """Fig. 12's line through data that bend away from it (errors 1e-4 relative) is
     reported as not describing the data, without errors; the exact law with errors of
-    its size passes and gives them."""
+    its size passes and gives them; the window is the widest that ends at the largest N
+    and passes."""
     from tlsmpi.post.pooling import random_state_fit, random_state_text
     N = np.arange(2, 8)
     bent = np.exp(-0.13 * 2 ** (1.01 * N + 0.02 * (N - 4.5) ** 2))
@@ -93,6 +94,13 @@ def test_a_fit_that_fails_its_chi2_test_presents_no_error():
         assert fit["fails"] is fails
         assert ("does not describe the data" in text) is fails
         assert ("+-" in text) is not fails
+    # the law from N = 4 on, the small sizes off it: the widest passing window ending at
+    # N = 7 is 4..7, and the text names the failure of 2..7
+    small = np.where(N < 4, exact ** 1.05, exact)
+    fit = random_state_fit(dict(N=N, mean=small, sem=1e-4 * small, nonzero=[100] * 6))
+    assert fit["N_used"] == [4, 5, 6, 7] and not fit["fails"]
+    assert fit["all_sizes"]["fails"] and fit["b"] == pytest.approx(1.01, rel=1e-9)
+    assert "over N = 2..7 chi^2/nu" in random_state_text(fit)
 
 
 @pytest.mark.mpi

@@ -2,11 +2,11 @@
 the same size on the same realization (docs/performance.md, "Echoes").
 
     python -m tlsmpi.bench echo [--N 200] [--times 100] [--repeat 2] [--epsilon 0 1]
-                                [--pairs free hahn ...]
+                                [--pairs free hahn ...] [--rows-every 10]
 
 For each epsilon it times C(t) of Eq. (28) (all pairs), the single-site coherences from
 the pair tables ("sites") and from the rows alone ("rows", `coherence_rows`: the echo
-signal's path, here for a band of every tenth TLS) for free evolution, a Hahn echo
+signal's path, for a band of every ``--rows-every``-th TLS) for free evolution, a Hahn echo
 (pulses on all TLSs), a Hahn echo on half of them, CPMG-4 and CPMG-16, and prints each
 against free evolution and CPMG-16 against Hahn, measured in the same process;
 ``--pairs`` limits the C(t) timings to the protocols named (the others print nan; name
@@ -39,6 +39,8 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--epsilon", type=float, nargs="+", default=[0.0, 1.0])
     parser.add_argument("--pairs", nargs="+", default=None)
+    parser.add_argument("--rows-every", type=int, default=10,
+                        help="the rows timed: every K-th TLS (1: all)")
     args = parser.parse_args(argv)
     t = np.logspace(-2, 3, args.times)
     half = Selection("sites", sites=tuple(range(0, args.N, 2)))
@@ -53,7 +55,7 @@ def main(argv=None):
         print(f"  {'protocol':<20} {'C(t)':>9} {'/free':>7} {'sites':>9} {'/free':>7} "
               f"{'rows':>9} {'/free':>7}")
         seconds = {}
-        band = np.arange(0, args.N, 10)
+        band = np.arange(0, args.N, args.rows_every)
         for name, p in protocols.items():
             pairs = args.pairs is None or name in args.pairs
             seconds[name] = (

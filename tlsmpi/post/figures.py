@@ -594,15 +594,15 @@ def fig12(pool):
     ax.errorbar(N[used], y[used], dy[used], fmt="o", color="C0")
     if (~used).any():
         ax.errorbar(N[~used], y[~used], dy[~used], fmt="o", mfc="none", color="C0")
-    x = np.linspace(data["N"].min(), data["N"].max(), 10)
+    x = np.linspace(min(fit["N_used"]), max(fit["N_used"]), 10)     # over its window only
     ax.plot(x, np.log2(fit["a"]) + fit["b"] * x, "k--")
     ax.set(xlabel="$N$", ylabel=r"$\log_2(-\ln\langle C\rangle)$")
     ax.xaxis.get_major_locator().set_params(integer=True)
     return captioned(
         fig, f"Fig. 12. Average concurrence of Haar-random states, {data['states']} states per N"
              f"{chunks(data)}: "
-             "log2(-ln <C>) against N (error bars: standard errors; open: fewer than "
-             f"{randomstates.MIN_NONZERO} entangled pairs, not fitted).",
+             "log2(-ln <C>) against N (error bars: standard errors; open: not in the fit, "
+             f"outside its window or fewer than {randomstates.MIN_NONZERO} entangled pairs).",
         f"Dashed: the least-squares line <C> ~ exp(-a 2^(b N)), {random_state_text(fit)}.")
 
 

@@ -253,24 +253,52 @@ def open_betas(pool):
 
 
 def random_state_fit(data):
-    """`randomstates.fit_scaling` of pooled random states (Eq. C7) with the chi^2 test of
-    every fit (`analysis.chi2_limit`): also ``dof``, ``chi2_max`` and ``fails`` (then
-    the model does not describe the data and no error may be presented)."""
-    fit = randomstates.fit_scaling(data["N"], data["mean"], data["sem"], data["nonzero"])
-    dof = len(fit["N_used"]) - 2
-    limit = analysis.chi2_limit(dof)
-    return {**fit, "dof": dof, "chi2_max": limit, "fails": bool(fit["chi2_dof"] > limit)}
+    """The fit of Eq. (C7) to pooled random states (`randomstates.fit_scaling`) with the
+    chi^2 test of every fit (`analysis.chi2_limit`): ``dof``, ``chi2_max``, ``fails``.
+
+    The window is the widest range of usable sizes that ends at the largest and passes
+    the test, at least three sizes (one degree of freedom), as for alpha (Fig. 6a): the
+    law is asymptotic in N and the small sizes bend away from it.  Without such a window,
+    all usable sizes (the fit then fails: the model does not describe the data and no
+    error may be presented).  ``all_sizes``: the fit over all usable sizes."""
+    N = np.asarray(data["N"])
+    columns = [np.asarray(data[k]) for k in ("mean", "sem", "nonzero")]
+
+    def tested(keep):
+        fit = randomstates.fit_scaling(N[keep], *(c[keep] for c in columns))
+        dof = len(fit["N_used"]) - 2
+        limit = analysis.chi2_limit(dof)
+        return {**fit, "dof": dof, "chi2_max": limit, "fails": bool(fit["chi2_dof"] > limit)}
+    full = tested(np.ones(len(N), dtype=bool))
+    used = full["N_used"]
+    for k in range(len(used) - 2):
+        fit = tested(np.isin(N, used[k:]))
+        if not fit["fails"]:
+            return {**fit, "all_sizes": full}
+    return {**full, "all_sizes": full}
 
 
 def random_state_text(fit, digits=3):
     """'a = .., b = .. over N = lo..hi, ...' of `random_state_fit`: with the covariance
-    errors when the fit passes its chi^2 test, without them and saying so when not."""
+    errors (two significant digits) when the fit passes its chi^2 test, without them and
+    saying so when not (then ``digits`` decimals)."""
     over = f"over N = {min(fit['N_used'])}..{max(fit['N_used'])}"
+    full = fit.get("all_sizes", fit)
+    if full["N_used"] != fit["N_used"]:
+        over += (f" (the widest window ending at the largest N that passes its chi^2 test; "
+                 f"over N = {min(full['N_used'])}..{max(full['N_used'])} chi^2/nu = "
+                 f"{full['chi2_dof']:.2g} > {full['chi2_max']:.2g})")
     chi2 = f"chi^2/nu = {fit['chi2_dof']:.2g}"
     if fit["fails"]:
         return (f"a = {fit['a']:.{digits}f}, b = {fit['b']:.{digits}f} {over}: the model "
                 f"does not describe the data ({chi2} > {fit['chi2_max']:.2g}), so no error "
                 "is given")
-    return (f"a = {fit['a']:.{digits}f} +- {fit['a_err']:.{digits}f}, b = {fit['b']:.{digits}f}"
-            f" +- {fit['b_err']:.{digits}f} (fit covariance) {over}, {chi2} (limit "
+    return (f"a = {_with_error(fit['a'], fit['a_err'])}, b = "
+            f"{_with_error(fit['b'], fit['b_err'])} (fit covariance) {over}, {chi2} (limit "
             f"{fit['chi2_max']:.2g})")
+
+
+def _with_error(value, err):
+    """'value +- err' with two significant digits of the error."""
+    d = max(0, 1 - int(np.floor(np.log10(err)))) if err > 0 and np.isfinite(err) else 3
+    return f"{value:.{d}f} +- {err:.{d}f}"
