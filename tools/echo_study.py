@@ -186,6 +186,8 @@ def spectral_diffusion(hot, cold, n_boot, seed):
     A, T_M, x = analysis.estimates(v, reps)
     quality = analysis.fit_quality(np.log(y[window]) - (np.log(v[0]) - (tw / v[1]) ** v[2]),
                                    sw, 3)
+    if quality["fails"]:        # the model does not describe the data: no interval
+        T_M, x = (analysis.Estimate(e.value, np.nan, dict(quality)) for e in (T_M, x))
     return dict(T_M=T_M, x=x, window=(tw[0], tw[-1]), realizations=len(both), **quality)
 
 
