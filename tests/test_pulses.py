@@ -98,6 +98,11 @@ def test_echo_alone_takes_the_rows_of_its_tlss_in_blocks(monkeypatch, protocol):
     big = engine.memory(params, t, echo)
     assert big < 1e-2 * engine.memory(params, t, both)
     assert big < 2 * 4000 / 400 * engine.memory(ModelParams(N=400), t, echo)
+    # the entropy's cost is counted beside the echo rows
+    small = ModelParams(N=8)
+    with_entropy = Request(("echo", "entropy"), initial=band, protocol=protocol)
+    assert engine.cost(small, t, with_entropy, lambda: real) > engine.cost(
+        small, t, echo, lambda: real) + 1e-5
 
 
 def test_even_pulses_at_zero_time_are_the_identity_and_tables_equal_general_path():

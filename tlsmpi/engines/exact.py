@@ -529,8 +529,10 @@ class ExactEngine(Engine):
         measured at N = 400), the rows those of the realization's selection."""
         N, T = params.N, len(times)
         if _echo_alone(request):
-            return 6e-8 * _rows(request, N, draw) * N * _intervals(request, times) + 1e-3
-        seconds = T * (1.5e-6 * N**2 + 1.1e-8 * N**3) * (2.0 if params.epsilon else 1.0) + 1e-3
+            seconds = 6e-8 * _rows(request, N, draw) * N * _intervals(request, times) + 1e-3
+        else:
+            seconds = (T * (1.5e-6 * N**2 + 1.1e-8 * N**3) * (2.0 if params.epsilon else 1.0)
+                       + 1e-3)
         if "entropy" in request.observables:
             n_bubbles = request.bipartitions or N
             routes = route_costs(N, N // 2, T, n_bubbles)
