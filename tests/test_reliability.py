@@ -2,6 +2,7 @@
 import hashlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,11 @@ def bad_cli_cases(d):
     foreign = d / "foreign.h5"
     with h5py.File(foreign, "w") as f:
         f["x"] = np.arange(3)
+    other_code = d / "other_code.h5"             # a file written by another commit
+    shutil.copyfile(d / "old.h5", other_code)
+    with h5py.File(other_code, "r+") as f:
+        f.attrs["git_commit"] = "0123456789abcdef0123456789abcdef01234567"
+        f.attrs["tlsmpi_version"] = "0.0.1"
     return {
         "missing config": ([d / "nope.toml"], "does not exist"),
         "config is a directory": ([d], "cannot be read"),
@@ -87,6 +93,9 @@ def bad_cli_cases(d):
             "another configuration (3 key(s) differ: ensemble.realizations: "
             "file 3, given 24; model.N: file 5, given 6; time.n_times: file 5, given 71)",
         ),
+        "resume with other code": (
+            ["--out", other_code, "--resume", *TINY],
+            "was written by tlsmpi 0.0.1 at commit 0123456789abcdef0123456789abcdef01234567"),
         "resume other seed": (
             ["--out", d / "old.h5", "--resume", *TINY, "--set", "ensemble.seed=9"],
             "seed",

@@ -21,6 +21,20 @@ def summed(terms, scale=1.0, k=4):
     return k * EPS * terms * scale
 
 
+def mean_concurrence(N, k=64):
+    """C = (1/N) sum_{i<j} C_ij (Eq. 28) of pair states known to rounding: each C_ij to a
+    few eps of ||rho|| = 1 absolutely (`measures.concurrence`), not relative to C (a
+    small C is a difference of singular values of size 1), N(N-1)/2 of them over N."""
+    return rounding((N - 1) / 2, k)
+
+
+def entropy_of(dim, k=64):
+    """-sum p ln p of a dim x dim state known to rounding: each eigenvalue to k eps,
+    moved through |d(p ln p)/dp| = |ln p| + 1 <= ln(1/(k eps)) + 1 for p >= k eps (below,
+    |p ln p| itself is smaller)."""
+    return dim * k * EPS * (1 + np.log(1 / (k * EPS)))
+
+
 def phase(argument, scale=1.0, k=16):
     """exp(z) with |Im z| <= ``argument`` (e.g. t |nu| summed over the factors of a
     product): the argument is rounded to eps |z|, which becomes an absolute error of the

@@ -100,6 +100,7 @@ def check_resumable(path, cfg, repair):
     if run.attrs.get("seed") != cfg.seed:
         raise ConfigError(f"--resume: {path} was written with seed {run.attrs.get('seed')}, "
                           f"not {cfg.seed}; use the same seed or another --out")
+    check_same_code(path, run.attrs)
     had = len(run.cases[0].status)
     known = configuration.defaults(cfg.engine)    # keys added since the file was written
     keys = configuration.differing_keys(run.config, cfg.to_toml(), known)
@@ -118,6 +119,28 @@ def check_resumable(path, cfg, repair):
         raise ConfigError(f"--resume: {DamagedRun(path, run.problems)}")
     names = [c.name for c in run.cases]
     return sorted({(names.index(c), r) for c, r, _, _ in run.problems}), had if grows else None
+
+
+def check_same_code(path, attrs):
+    """Refuse to resume (or grow) a run file with other code than the one that wrote it:
+    the file records one tlsmpi version and commit (docs/output.md), so its rows must
+    all come from them.  Without a commit (not a checkout) the versions are compared; a
+    commit with uncommitted changes ("-dirty") cannot be told from another such state."""
+    from .provenance import git_commit
+    from .. import __version__
+    theirs = (str(attrs.get("tlsmpi_version", "")), str(attrs.get("git_commit", "")))
+    ours = (__version__, git_commit())
+    same = theirs[1] == ours[1] if theirs[1] and ours[1] else theirs[0] == ours[0]
+    if not same:
+        def code(v):
+            return f"tlsmpi {v[0]}" + (f" at commit {v[1]}" if v[1] else "")
+        checkout = (f" (e.g. git worktree add ../tlsmpi-{theirs[1][:12]} "
+                    f"{theirs[1].removesuffix('-dirty')}, and run from there)"
+                    if theirs[1] else "")
+        raise ConfigError(f"--resume: {path} was written by {code(theirs)}, this is "
+                          f"{code(ours)}: its rows would come from two codes; finish it with "
+                          f"the code that started it{checkout}, or start anew with another "
+                          "--out")
 
 
 class RunFileError(RuntimeError):
