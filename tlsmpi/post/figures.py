@@ -108,11 +108,15 @@ def legend_above(ax, ncol=3, handles=None, labels=None):
 
 def curves(ax, entries, label, obs="concurrence", scale=lambda e: 1.0, tscale=lambda e: 1.0,
            style=lambda k, e: {}):
-    """Mean +- standard error of ``obs`` for each entry on log-t axes (y / scale, t * tscale)."""
+    """Mean +- standard error of ``obs`` for each entry on log-t axes (y / scale, t * tscale);
+    colours of the default cycle, or of a sequential map beyond its 10 (never repeated)."""
+    n = len(entries)
+    colors = ([f"C{k}" for k in range(n)] if n <= 10
+              else pyplot().cm.viridis(np.linspace(0.0, 0.9, n)))
     for k, e in enumerate(entries):
         m, s = e.mean_sem(obs)
         t, y, dy = e.t * tscale(e), m / scale(e), s / scale(e)
-        kw = {"color": f"C{k % 10}", **style(k, e)}
+        kw = {"color": colors[k], **style(k, e)}
         line, = ax.plot(t, y, label=label(e), **kw)
         ax.fill_between(t, y - dy, y + dy, color=line.get_color(), alpha=0.25, lw=0)
     ax.set_xscale("log")
@@ -537,10 +541,15 @@ def fig10(pool):
         b = None
     else:
         fig, (a, b) = new_figure(2, DOUBLE)
-    fits = decay_panel(a, betas[eps_max][0], lambda e: rf"$N={e.params['N']}$")
+    fam = betas[eps_max][0]
+    shown = subset(fam, 8)
+    fits = decay_panel(a, fam, lambda e: rf"$N={e.params['N']}$", shown)
     letter(a, "(a)")
+    hidden = [f"N={e.params['N']}" for e in fam if e not in shown]
     text = [head, f"(a) Average concurrence C(t) at epsilon = {eps_max:g}; {BAND}",
-            "Dashed: power-law fits C(inf) + a t^-beta.", fits]
+            "Dashed: power-law fits C(inf) + a t^-beta.", fits,
+            f"Not drawn in (a), to keep it readable: {', '.join(hidden)} (in (b) and the fits "
+            "above)." if hidden else ""]
     if b is None:
         text.append(skip_panel("fig10", "panel (b), beta against 1/N",
                                "no epsilon has a power-law window"))
