@@ -607,12 +607,23 @@ def fig12(pool):
     ax.plot(x, np.log2(fit["a"]) + fit["b"] * x, "k--")
     ax.set(xlabel="$N$", ylabel=r"$\log_2(-\ln\langle C\rangle)$")
     ax.xaxis.get_major_locator().set_params(integer=True)
+    residual = y - (np.log2(fit["a"]) + fit["b"] * N)
+    sub = inset(ax, corners=[(0.25, 0.62, 0.3, 0.32)])          # upper left, above the data
+    sub.axhline(0.0, color="k", ls="--", lw=0.8)
+    sub.errorbar(N[used], residual[used], dy[used], fmt="o", color="C0", ms=3)
+    sub.errorbar(N[~used], residual[~used], dy[~used], fmt="o", mfc="none", color="C0", ms=3)
+    sub.set_xlabel("$N$", labelpad=0)
+    sub.set_ylabel("residual", labelpad=1)
+    sub.xaxis.get_major_locator().set_params(integer=True)
+    worst = np.argmax(np.abs(residual))
     return captioned(
         fig, f"Fig. 12. Average concurrence of Haar-random states, {data['states']} states per N"
              f"{chunks(data)}: "
              "log2(-ln <C>) against N (error bars: standard errors; open: not in the fit, "
              f"outside its window or fewer than {randomstates.MIN_NONZERO} entangled pairs).",
-        f"Dashed: the least-squares line <C> ~ exp(-a 2^(b N)), {random_state_text(fit)}.")
+        f"Dashed: the least-squares line <C> ~ exp(-a 2^(b N)), {random_state_text(fit)}.",
+        f"Inset: residuals from the line, log2(-ln <C>) - log2 a - b N, with the same errors "
+        f"(largest {residual[worst]:.3g} +- {dy[worst]:.1g} at N = {N[worst]}).")
 
 
 def observable(pool, name):
