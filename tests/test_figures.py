@@ -39,7 +39,8 @@ N = 16
 Dbar = [0.01, 0.1, 0.3]
 """
 FITTED = {"fig4", "fig5", "fig6a", "fig7", "fig9", "fig10", "fig12", "echo"}  # with fits
-PANELS = {"fig4": 2, "fig5": 2, "fig7": 2, "fig10": 2, "fig12": 2, "echo": 3}    # axes with the insets
+#: axes of each figure, insets included
+PANELS = {"fig4": 2, "fig5": 2, "fig7": 2, "fig10": 2, "fig12": 2, "echo": 3}
 CAPTIONS = {"echo": "Echo decay,"}                   # the others: "Fig. N."
 
 
