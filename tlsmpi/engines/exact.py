@@ -341,7 +341,7 @@ def coherence_rows(real, times, protocol=None, sites=None, checkpoint=never):
     p_k, the coherence of site i seen by every other site (docs/design.md section 4 with
     A = {i}; under pulses docs/echo.md), in the closed form (`trace_factor`,
     `propagate_sequence`) for `row_block` rows at a time.  Memory O(block N T) and time
-    O(|sites| N T) per interval, instead of the O(N^2 T) tables of `site_coherences`:
+    O(len(sites) N T) per interval, instead of the O(N^2 T) tables of `site_coherences`:
     the echo of a band of TLSs at large N.  ``checkpoint()`` is called between blocks."""
     t = np.asarray(times, dtype=float)
     sites = np.arange(real.N) if sites is None else np.asarray(sites, dtype=int)
