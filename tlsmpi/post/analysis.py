@@ -330,6 +330,14 @@ def beta_estimate(t, rows, n_boot=N_BOOT, seed=0):
     return est
 
 
+def tail_windows(candidates, shortest=3):
+    """The ranges of ``candidates`` that end at the last one, widest first, at least
+    ``shortest`` long (all of them when there are fewer): the windows of an asymptotic law
+    in N (alpha, Fig. 6a; the random states, Fig. 12), tried until one passes."""
+    shortest = min(shortest, len(candidates))
+    return [candidates[i:] for i in range(len(candidates) - shortest + 1)]
+
+
 def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
     """alpha of C(inf) ~ exp(-alpha N) (Fig. 6a): weighted fit of ln C(inf) against N.
 
@@ -354,8 +362,7 @@ def alpha_estimate(N, rows_list, groups=None, n_boot=N_BOOT, seed=0, n_min=0):
         sig = np.array([plats[k].err / plats[k].value for k in use])
         p0, p1 = linear_fit(x, y, sig)
         return fit_quality(y - (p0 + p1 * x), sig, 2)
-    shortest = min(3, len(cand))
-    windows = [cand[i:] for i in range(len(cand) - shortest + 1)]     # widest first
+    windows = tail_windows(cand)
     chi2s = [line(w)["chi2_dof"] for w in windows]
     good = [w for w, c in zip(windows, chi2s) if c <= CHI2_MAX]
     use = good[0] if good else windows[int(np.nanargmin(chi2s))] if np.any(np.isfinite(chi2s)) \

@@ -270,9 +270,8 @@ def random_state_fit(data):
         limit = analysis.chi2_limit(dof)
         return {**fit, "dof": dof, "chi2_max": limit, "fails": bool(fit["chi2_dof"] > limit)}
     full = tested(np.ones(len(N), dtype=bool))
-    used = full["N_used"]
-    for k in range(len(used) - 2):
-        fit = tested(np.isin(N, used[k:]))
+    for window in analysis.tail_windows(full["N_used"]):
+        fit = tested(np.isin(N, window))
         if not fit["fails"]:
             return {**fit, "all_sizes": full}
     return {**full, "all_sizes": full}
